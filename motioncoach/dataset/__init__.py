@@ -1,0 +1,15 @@
+"""The training dataset: MS-Swift rows and their train/validation split."""
+
+from motioncoach.dataset.rows import DATASET_FILE, DatasetFile, build_dataset, read_jsonl
+from motioncoach.dataset.split import SPLITS_DIR, SplitSummary, load_split, split_dataset
+
+__all__ = [
+    "DATASET_FILE",
+    "DatasetFile",
+    "SPLITS_DIR",
+    "SplitSummary",
+    "build_dataset",
+    "load_split",
+    "read_jsonl",
+    "split_dataset",
+]

@@ -1,0 +1,122 @@
+"""Joint angles measured from detected keypoints, in pixel space so the image's aspect counts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from motioncoach.records import PoseSample
+
+# joint -> (proximal keypoint, vertex, distal keypoint). The distal limb is the one a correction
+# moves: the shin for a knee, the thigh for a hip, the forearm for an elbow, the upper arm for a
+# shoulder.
+JOINTS: dict[str, tuple[str, str, str]] = {
+    f"{side}_{joint}": (f"{side}_{a}", f"{side}_{joint}", f"{side}_{b}")
+    for side in ("left", "right")
+    for joint, (a, b) in {
+        "knee": ("hip", "ankle"),
+        "hip": ("shoulder", "knee"),
+        "elbow": ("shoulder", "wrist"),
+        "shoulder": ("hip", "elbow"),
+    }.items()
+}
+TRUNK_LEAN = "trunk_lean"
+
+
+@dataclass(frozen=True)
+class Angle:
+    """One measured angle: the joint, its value in degrees, and the points it was measured from."""
+
+    joint: str
+    degrees: float
+    vertex: str
+    distal: str
+    proximal: str | None  # None for the trunk lean, measured against the vertical
+
+    @property
+    def kind(self) -> str:
+        """'knee', 'hip', 'elbow', 'shoulder' or 'trunk_lean'."""
+        return self.joint.split("_", 1)[1] if self.proximal else self.joint
+
+    @property
+    def side(self) -> str:
+        return self.vertex.split("_", 1)[0]
+
+
+def to_pixels(sample: PoseSample, name: str) -> tuple[float, float]:
+    kp = next(k for k in sample.keypoints if k.name == name)
+    return kp.x * sample.width, kp.y * sample.height
+
+
+def angle_between(u: tuple[float, float], v: tuple[float, float]) -> float | None:
+    """Unsigned angle in degrees between two vectors; None when either has no length."""
+    nu, nv = math.hypot(*u), math.hypot(*v)
+    if nu < 1e-6 or nv < 1e-6:
+        return None
+    cos = (u[0] * v[0] + u[1] * v[1]) / (nu * nv)
+    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+
+
+def _sub(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return a[0] - b[0], a[1] - b[1]
+
+
+def measure(sample: PoseSample, min_conf: float = 0.3) -> dict[str, Angle]:
+    """Every angle whose keypoints are all confident: the eight limb joints and the trunk lean."""
+    seen = sample.confident(min_conf)
+    angles: dict[str, Angle] = {}
+    for joint, (proximal, vertex, distal) in JOINTS.items():
+        if not {proximal, vertex, distal} <= seen.keys():
+            continue
+        at = to_pixels(sample, vertex)
+        degrees = angle_between(_sub(to_pixels(sample, proximal), at), _sub(to_pixels(sample, distal), at))
+        if degrees is not None:
+            angles[joint] = Angle(joint, degrees, vertex, distal, proximal)
+    # Trunk lean: the hip-to-shoulder line against straight up, on the more confident side.
+    sides = [s for s in ("left", "right") if {f"{s}_hip", f"{s}_shoulder"} <= seen.keys()]
+    if sides:
+        side = max(sides, key=lambda s: seen[f"{s}_hip"].conf + seen[f"{s}_shoulder"].conf)
+        hip, shoulder = f"{side}_hip", f"{side}_shoulder"
+        up = (0.0, -1.0)  # image y grows downwards
+        degrees = angle_between(_sub(to_pixels(sample, shoulder), to_pixels(sample, hip)), up)
+        if degrees is not None:
+            angles[TRUNK_LEAN] = Angle(TRUNK_LEAN, degrees, hip, shoulder, None)
+    return angles
+
+
+def symmetry(angles: dict[str, Angle]) -> dict[str, float]:
+    """Left/right difference in degrees for each joint kind measured on both sides."""
+    return {
+        kind: abs(angles[f"left_{kind}"].degrees - angles[f"right_{kind}"].degrees)
+        for kind in ("knee", "hip", "elbow", "shoulder")
+        if f"left_{kind}" in angles and f"right_{kind}" in angles
+    }
+
+
+def rotate_limb(sample: PoseSample, angle: Angle, target_degrees: float) -> tuple[float, float]:
+    """Where the distal keypoint would be, normalized, if the angle were target_degrees.
+
+    The limb keeps its length and turns about the vertex; the arrow is shortened, not bent, when
+    the turned limb would leave the image.
+    """
+    at = to_pixels(sample, angle.vertex)
+    limb = _sub(to_pixels(sample, angle.distal), at)
+    reference = _sub(to_pixels(sample, angle.proximal), at) if angle.proximal else (0.0, -1.0)
+    # Turning the limb away from the reference opens the angle; the cross product says which way.
+    cross = reference[0] * limb[1] - reference[1] * limb[0]
+    turn = math.radians(target_degrees - angle.degrees) * (1 if cross >= 0 else -1)
+    cos, sin = math.cos(turn), math.sin(turn)
+    turned = (limb[0] * cos - limb[1] * sin, limb[0] * sin + limb[1] * cos)
+    start = (at[0] / sample.width, at[1] / sample.height)
+    step = (turned[0] / sample.width, turned[1] / sample.height)
+    scale = 1.0
+    for origin, delta in zip(start, step, strict=True):
+        if delta > 0:
+            scale = min(scale, (1 - origin) / delta)
+        elif delta < 0:
+            scale = min(scale, -origin / delta)
+    scale = max(scale, 0.0)
+    return (
+        min(1.0, max(0.0, start[0] + step[0] * scale)),
+        min(1.0, max(0.0, start[1] + step[1] * scale)),
+    )

@@ -1,0 +1,62 @@
+"""What the labeling step produces for each kept image: a label, or the reason there is none."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal, Protocol
+
+from pydantic import BaseModel
+
+from motioncoach.errors import LabelError
+from motioncoach.labels.schema import CoachingLabel
+from motioncoach.records import PoseSample
+
+
+class Labeler(Protocol):
+    """Writes one coaching label for one kept pose, or raises LabelError saying why not."""
+
+    name: str
+    model_id: str
+
+    def label(self, sample: PoseSample) -> CoachingLabel: ...
+
+
+class LabelOutcome(BaseModel):
+    """One image's labeling result; exactly one of label and reason is set."""
+
+    sample: PoseSample
+    labeler: str
+    model_id: str
+    status: Literal["labeled", "failed"]
+    label: CoachingLabel | None = None
+    reason: str | None = None
+
+
+class LabelReport(BaseModel):
+    outcomes: list[LabelOutcome]
+
+    @property
+    def labeled(self) -> list[LabelOutcome]:
+        return [o for o in self.outcomes if o.status == "labeled"]
+
+    @property
+    def failed(self) -> list[LabelOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def label_samples(
+    samples: Sequence[PoseSample],
+    labeler: Labeler,
+    progress: Callable[[int, int], None] | None = None,
+) -> LabelReport:
+    """Label every sample; an image that cannot be labeled is recorded with its reason."""
+    outcomes = []
+    for done, sample in enumerate(samples, start=1):
+        meta = {"sample": sample, "labeler": labeler.name, "model_id": labeler.model_id}
+        try:
+            outcomes.append(LabelOutcome(**meta, status="labeled", label=labeler.label(sample)))
+        except LabelError as exc:
+            outcomes.append(LabelOutcome(**meta, status="failed", reason=str(exc)))
+        if progress:
+            progress(done, len(samples))
+    return LabelReport(outcomes=outcomes)

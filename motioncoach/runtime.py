@@ -1,0 +1,31 @@
+"""Process-wide settings the local path needs, applied from code so users never have to."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+OFFLINE_DEFAULTS = {
+    # Ultralytics otherwise pip-installs missing packages at run time.
+    "YOLO_AUTOINSTALL": "False",
+    # The tiny model and datasets are local; without these, HF libraries try the Hub first.
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def apply_local_defaults() -> None:
+    """Set the offline defaults, leaving anything the user set alone."""
+    for name, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    config_dir = Path.home() / ".cache" / "motioncoach" / "ultralytics"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
+
+
+def resolve_dir(path: str | Path) -> Path:
+    """An absolute directory path, created if needed: flows may run in another working directory."""
+    resolved = Path(path).expanduser().resolve()
+    resolved.mkdir(parents=True, exist_ok=True)
+    return resolved

@@ -1,0 +1,93 @@
+"""MS-Swift rows and a split without leakage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from motioncoach.config import SplitConfig
+from motioncoach.dataset import build_dataset, read_jsonl, split_dataset
+from motioncoach.dataset.rows import write_jsonl
+from motioncoach.dataset.split import image_key
+from motioncoach.errors import MotionCoachError
+from motioncoach.hashing import file_sha256
+from motioncoach.labels import RulesLabeler
+from motioncoach.labels.outcomes import label_samples
+from motioncoach.records import KEYPOINT_NAMES, Keypoint, PoseSample
+
+LEGS = {"left_hip": (0.5, 0.3), "left_knee": (0.5, 0.55), "left_ankle": (0.62, 0.8)}
+
+
+def _sample(path, activity="squat") -> PoseSample:
+    keypoints = tuple(
+        Keypoint(name=n, x=LEGS[n][0], y=LEGS[n][1], conf=0.9) if n in LEGS else Keypoint(name=n, x=0, y=0, conf=0.1)
+        for n in KEYPOINT_NAMES
+    )
+    return PoseSample(
+        sha256=file_sha256(path), source_path=path, activity=activity, width=64, height=48, box_conf=0.9,
+        keypoints=keypoints,
+    )
+
+
+def _photo(path, seed):
+    pixels = np.random.default_rng(seed).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_rows_are_swift_conversations_with_content_addressed_images(tmp_path):
+    photo = _photo(tmp_path / "squat.png", 1)
+    report = label_samples([_sample(photo)], RulesLabeler())
+    dataset = build_dataset(report.labeled, tmp_path / "data")
+    [row] = read_jsonl(dataset.path)
+    assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+    user = row["messages"][1]["content"]
+    assert user.startswith("<image>Activity: squat\n")
+    assert "left_knee: [0.500, 0.550]" in user and "nose" not in user
+    assert json.loads(row["messages"][2]["content"])["feedback_points"][0]["coaching_script"]
+    assert row["images"] == [f"images/{file_sha256(photo)}.png"]
+    assert (tmp_path / "data" / row["images"][0]).read_bytes() == photo.read_bytes()
+    assert dataset.sha256 == file_sha256(dataset.path) and dataset.rows == 1
+
+
+def _rows(n_images: int, copies: int = 1) -> list[dict]:
+    return [
+        {"messages": [{"role": "user", "content": f"{i}-{c}"}], "images": [f"images/{i:064x}.jpg"]}
+        for i in range(n_images)
+        for c in range(copies)
+    ]
+
+
+def test_identical_images_never_straddle_the_split(tmp_path):
+    write_jsonl(_rows(200, copies=3), tmp_path / "all.jsonl")
+    summary = split_dataset(tmp_path / "all.jsonl", SplitConfig(), tmp_path / "splits")
+    train = {image_key(r) for r in read_jsonl(summary.train.path)}
+    val = {image_key(r) for r in read_jsonl(summary.val.path)}
+    assert not train & val
+    assert len(train) + len(val) == 200
+    assert 10 <= len(val) <= 30  # about 10% of the images
+    assert summary.train.rows + summary.val.rows == 600
+
+
+def test_split_is_stable_when_images_are_added(tmp_path):
+    write_jsonl(_rows(100), tmp_path / "a.jsonl")
+    write_jsonl(_rows(150), tmp_path / "b.jsonl")
+    before = split_dataset(tmp_path / "a.jsonl", SplitConfig(), tmp_path / "s1")
+    after = split_dataset(tmp_path / "b.jsonl", SplitConfig(), tmp_path / "s2")
+    val_before = {image_key(r) for r in read_jsonl(before.val.path)}
+    val_after = {image_key(r) for r in read_jsonl(after.val.path)}
+    assert val_before <= val_after
+    again = split_dataset(tmp_path / "a.jsonl", SplitConfig(), tmp_path / "s3")
+    assert again.val.sha256 == before.val.sha256
+
+
+def test_two_images_give_one_validation_row_and_one_image_is_refused(tmp_path):
+    write_jsonl(_rows(2), tmp_path / "two.jsonl")
+    summary = split_dataset(tmp_path / "two.jsonl", SplitConfig(), tmp_path / "s")
+    assert (summary.train.rows, summary.val.rows) == (1, 1)
+    write_jsonl(_rows(1, copies=2), tmp_path / "one.jsonl")
+    with pytest.raises(MotionCoachError, match="holds 1 distinct image.*needs at least 2"):
+        split_dataset(tmp_path / "one.jsonl", SplitConfig(), tmp_path / "s")
