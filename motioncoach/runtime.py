@@ -13,11 +13,17 @@ OFFLINE_DEFAULTS = {
     "HF_DATASETS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }
+# Prefect settings the CLI needs from any working directory (pyproject.toml sets them for the repo root).
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "motioncoach",
+}
 
 
 def apply_local_defaults() -> None:
     """Set the offline defaults, leaving anything the user set alone."""
-    for name, value in OFFLINE_DEFAULTS.items():
+    for name, value in {**OFFLINE_DEFAULTS, **PREFECT_DEFAULTS}.items():
         os.environ.setdefault(name, value)
     config_dir = Path.home() / ".cache" / "motioncoach" / "ultralytics"
     config_dir.mkdir(parents=True, exist_ok=True)

@@ -16,11 +16,18 @@ from motioncoach.records import KEYPOINT_NAMES, Keypoint, PoseSample
 def pose(points: dict[str, tuple[float, float]], activity: str = "squat", width: int = 200, height: int = 100):
     """A sample with the given confident keypoints (normalized) and the rest undetected."""
     keypoints = tuple(
-        Keypoint(name=n, x=points[n][0], y=points[n][1], conf=0.9) if n in points else Keypoint(name=n, x=0, y=0, conf=0)
+        Keypoint(name=n, x=points[n][0], y=points[n][1], conf=0.9)
+        if n in points
+        else Keypoint(name=n, x=0, y=0, conf=0)
         for n in KEYPOINT_NAMES
     )
     return PoseSample(
-        sha256="0" * 64, source_path="/x.jpg", activity=activity, width=width, height=height, box_conf=0.9,
+        sha256="0" * 64,
+        source_path="/x.jpg",
+        activity=activity,
+        width=width,
+        height=height,
+        box_conf=0.9,
         keypoints=keypoints,
     )
 
@@ -41,9 +48,12 @@ def test_knee_angle_is_measured_in_pixels_not_normalized_units():
 def test_trunk_lean_and_symmetry():
     sample = pose(
         {
-            "left_shoulder": (0.6, 0.2), "left_hip": (0.5, 0.6),  # 20 px across, 40 px up
-            "right_shoulder": (0.6, 0.2), "right_hip": (0.5, 0.6),
-            "left_knee": (0.5, 0.9), "right_knee": (0.6, 0.9),
+            "left_shoulder": (0.6, 0.2),
+            "left_hip": (0.5, 0.6),  # 20 px across, 40 px up
+            "right_shoulder": (0.6, 0.2),
+            "right_hip": (0.5, 0.6),
+            "left_knee": (0.5, 0.9),
+            "right_knee": (0.6, 0.9),
         }
     )
     angles = measure(sample)
@@ -63,8 +73,12 @@ def test_rules_label_corrects_the_joint_furthest_out_of_range():
     # A squat with a straight left knee (180) and a well-bent right knee (90).
     sample = pose(
         {
-            "left_hip": (0.40, 0.4), "left_knee": (0.40, 0.6), "left_ankle": (0.40, 0.8),
-            "right_hip": (0.60, 0.4), "right_knee": (0.60, 0.6), "right_ankle": (0.70, 0.6),
+            "left_hip": (0.40, 0.4),
+            "left_knee": (0.40, 0.6),
+            "left_ankle": (0.40, 0.8),
+            "right_hip": (0.60, 0.4),
+            "right_knee": (0.60, 0.6),
+            "right_ankle": (0.70, 0.6),
         }
     )
     label = RulesLabeler().label(sample)
@@ -101,8 +115,12 @@ def _label_json(**changes) -> dict:
         "visuals": {"overlay_type": "ANGLE_CORRECTION", "focus_point": {"x": 0.5, "y": 0.5}, "vectors": vectors},
     }
     label = {
-        "status": "success", "error_message": None, "positive_note": "Good.", "progress_score": 70,
-        "improvement_delta": None, "feedback_points": [point],
+        "status": "success",
+        "error_message": None,
+        "positive_note": "Good.",
+        "progress_score": 70,
+        "improvement_delta": None,
+        "feedback_points": [point],
     }
     for path, value in changes.items():
         target = label

@@ -21,6 +21,9 @@ JOINTS: dict[str, tuple[str, str, str]] = {
     }.items()
 }
 TRUNK_LEAN = "trunk_lean"
+UP = (0.0, -1.0)  # image y grows downwards
+# Lines that should be level, measured against the horizontal: (name, left end, right end).
+LEVEL_LINES = (("shoulder_tilt", "left_shoulder", "right_shoulder"), ("head_tilt", "left_ear", "right_ear"))
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,12 @@ class Angle:
     degrees: float
     vertex: str
     distal: str
-    proximal: str | None  # None for the trunk lean, measured against the vertical
+    proximal: str | None  # None when measured against a fixed direction instead of a third point
+    reference: tuple[float, float] = UP
 
     @property
     def kind(self) -> str:
-        """'knee', 'hip', 'elbow', 'shoulder' or 'trunk_lean'."""
+        """'knee', 'hip', 'elbow', 'shoulder', 'trunk_lean', 'shoulder_tilt' or 'head_tilt'."""
         return self.joint.split("_", 1)[1] if self.proximal else self.joint
 
     @property
@@ -77,10 +81,21 @@ def measure(sample: PoseSample, min_conf: float = 0.3) -> dict[str, Angle]:
     if sides:
         side = max(sides, key=lambda s: seen[f"{s}_hip"].conf + seen[f"{s}_shoulder"].conf)
         hip, shoulder = f"{side}_hip", f"{side}_shoulder"
-        up = (0.0, -1.0)  # image y grows downwards
-        degrees = angle_between(_sub(to_pixels(sample, shoulder), to_pixels(sample, hip)), up)
+        degrees = angle_between(_sub(to_pixels(sample, shoulder), to_pixels(sample, hip)), UP)
         if degrees is not None:
             angles[TRUNK_LEAN] = Angle(TRUNK_LEAN, degrees, hip, shoulder, None)
+    # Shoulder and head tilt: the left-right line against the horizontal it runs along, which
+    # also reads upper-body portraits where no limb joint is visible.
+    for name, left, right in LEVEL_LINES:
+        if {left, right} <= seen.keys():
+            # Measured from the higher end: that is the one a correction lowers.
+            if to_pixels(sample, right)[1] < to_pixels(sample, left)[1]:
+                left, right = right, left
+            line = _sub(to_pixels(sample, right), to_pixels(sample, left))
+            horizontal = (1.0 if line[0] >= 0 else -1.0, 0.0)
+            degrees = angle_between(line, horizontal)
+            if degrees is not None:
+                angles[name] = Angle(name, degrees, left, right, None, horizontal)
     return angles
 
 
@@ -101,7 +116,7 @@ def rotate_limb(sample: PoseSample, angle: Angle, target_degrees: float) -> tupl
     """
     at = to_pixels(sample, angle.vertex)
     limb = _sub(to_pixels(sample, angle.distal), at)
-    reference = _sub(to_pixels(sample, angle.proximal), at) if angle.proximal else (0.0, -1.0)
+    reference = _sub(to_pixels(sample, angle.proximal), at) if angle.proximal else angle.reference
     # Turning the limb away from the reference opens the angle; the cross product says which way.
     cross = reference[0] * limb[1] - reference[1] * limb[0]
     turn = math.radians(target_degrees - angle.degrees) * (1 if cross >= 0 else -1)

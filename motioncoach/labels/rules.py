@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from motioncoach.errors import LabelError
 from motioncoach.labels.geometry import Angle, measure, rotate_limb, symmetry
 from motioncoach.labels.schema import CoachingLabel, FeedbackPoint, Point, Vector, Visuals
-from motioncoach.labels.targets import Range, targets_for
+from motioncoach.labels.targets import IDEAL_AT_LOW, Range, targets_for
 from motioncoach.records import PoseSample
 
 MAX_FEEDBACK_POINTS = 3
@@ -29,6 +29,14 @@ _MOVES = {
         "Lean your torso further forward from the {SIDE} hip",
         "Lift your chest, stacking your {SIDE} shoulder over your {SIDE} hip",
     ),
+    "shoulder_tilt": ("Raise your {SIDE} shoulder a little", "Drop your {SIDE} shoulder to level your shoulders"),
+    "head_tilt": ("Tilt your head towards your {SIDE} ear", "Lower your {SIDE} ear to level your head"),
+}
+# How the script names what it measured.
+_MEASURED = {
+    "trunk_lean": "your torso leans",
+    "shoulder_tilt": "your shoulder line tilts",
+    "head_tilt": "your head tilts",
 }
 
 
@@ -46,20 +54,23 @@ class Assessment:
         return max(low - self.angle.degrees, self.angle.degrees - high, 0.0)
 
     @property
-    def off_centre(self) -> float:
-        """Distance from the middle of the range, in half-widths: inside the range it is <= 1."""
+    def ideal(self) -> float:
         low, high = self.target
-        half = max((high - low) / 2, 1.0)
-        return abs(self.angle.degrees - (low + high) / 2) / half
+        return low if self.angle.kind in IDEAL_AT_LOW else (low + high) / 2
+
+    @property
+    def off_centre(self) -> float:
+        """Distance from the ideal, in half-widths of the range: inside the range it is <= 2."""
+        low, high = self.target
+        return abs(self.angle.degrees - self.ideal) / max((high - low) / 2, 1.0)
 
     @property
     def goal(self) -> float:
-        """The angle to aim for: the nearest edge when outside, a step towards the middle inside."""
+        """The angle to aim for: the nearest edge when outside, a step towards the ideal inside."""
         low, high = self.target
         if self.error:
             return min(max(self.angle.degrees, low), high)
-        middle = (low + high) / 2
-        return self.angle.degrees + (middle - self.angle.degrees) / 2
+        return self.angle.degrees + (self.ideal - self.angle.degrees) / 2
 
 
 class RulesLabeler:
@@ -104,7 +115,8 @@ def _positive_note(worst_first: list[Assessment], diffs: dict[str, float]) -> st
 
 
 def _describe(angle: Angle) -> str:
-    return "torso" if angle.kind == "trunk_lean" else f"{angle.side.upper()} {angle.kind}"
+    names = {"trunk_lean": "torso", "shoulder_tilt": "shoulder line", "head_tilt": "head position"}
+    return names.get(angle.kind, f"{angle.side.upper()} {angle.kind}")
 
 
 def _feedback(
@@ -112,10 +124,10 @@ def _feedback(
 ) -> FeedbackPoint:
     angle = assessment.angle
     opening, closing = _MOVES[angle.kind]
-    # For the trunk lean a larger angle means leaning further, so "opening" is leaning more.
+    # For leans and tilts a larger angle means leaning further, so "opening" is leaning more.
     move = opening if assessment.goal > angle.degrees else closing
     low, high = assessment.target
-    what = "your torso leans" if angle.kind == "trunk_lean" else "it is at"
+    what = _MEASURED.get(angle.kind, "it is at")
     script = (
         f"{move.format(SIDE=angle.side.upper())}: {what} {angle.degrees:.0f}°, "
         f"aim for {low:.0f}-{high:.0f}°."

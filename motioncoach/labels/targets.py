@@ -14,7 +14,11 @@ GENERIC: dict[str, Range] = {
     "elbow": (60, 180),
     "shoulder": (0, 150),
     "trunk_lean": (0, 20),
+    "shoulder_tilt": (0, 5),
+    "head_tilt": (0, 8),
 }
+# Kinds whose ideal is the low edge of the range (upright, level) rather than its middle.
+IDEAL_AT_LOW = frozenset({"trunk_lean", "shoulder_tilt", "head_tilt"})
 
 # Matched against the activity name, lowercased, first keyword found wins. Only the kinds that
 # differ from GENERIC are listed.

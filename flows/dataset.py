@@ -1,0 +1,33 @@
+"""build-dataset: download, filter, label, split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from motioncoach.config import LabelConfig, PoseFilterConfig, Profile, SourceConfig, SplitConfig
+from motioncoach.dataset import SplitSummary
+from motioncoach.runtime import apply_local_defaults, resolve_dir
+from tasks.dataset import split, write_dataset
+from tasks.labels import label_images
+from tasks.pose import filter_images
+from tasks.sources import find_images
+from tasks.storage import persist_in
+
+
+@flow(name="build-dataset", description="Find images, keep single-person poses, label them, split 90/10.")
+def build_dataset(
+    source: str = "samples",
+    labeler: str = "rules",
+    data_dir: Path = Path("./data"),
+    max_samples: int = 2500,
+    profile: Profile = Profile.local,
+) -> SplitSummary:
+    apply_local_defaults()
+    data = resolve_dir(data_dir)
+    images = persist_in(data, find_images)(SourceConfig(source=source, max_samples=max_samples), data)
+    poses = persist_in(data, filter_images)(images, PoseFilterConfig(), data)
+    labels = persist_in(data, label_images)(poses.kept, LabelConfig(labeler=labeler), data)
+    dataset = persist_in(data, write_dataset)(labels, data)
+    return persist_in(data, split)(dataset, SplitConfig(), data)

@@ -1,0 +1,36 @@
+"""Turn labels into MS-Swift rows, then split them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+
+from motioncoach.config import SplitConfig
+from motioncoach.dataset import SPLITS_DIR, DatasetFile, SplitSummary, build_dataset, split_dataset
+from motioncoach.labels.outcomes import LabelReport
+from tasks import reporting
+from tasks.storage import CONTENT
+
+
+@task(name="write-dataset", cache_policy=CONTENT)
+def write_dataset(labels: LabelReport, data_dir: Path) -> DatasetFile:
+    """Write pose_dataset.jsonl, one conversation per labeled image."""
+    dataset = build_dataset(labels.labeled, Path(data_dir))
+    get_run_logger().info("%d rows in %s", dataset.rows, dataset.path)
+    return dataset
+
+
+@task(name="split-dataset", cache_policy=CONTENT)
+def split(dataset: DatasetFile, config: SplitConfig, data_dir: Path) -> SplitSummary:
+    """Split 90/10 by image so that no picture is on both sides."""
+    summary = split_dataset(dataset.path, config, Path(data_dir) / SPLITS_DIR)
+    reporting.table(
+        "split-sizes",
+        [
+            {"split": "train", "rows": summary.train.rows, "file": str(summary.train.path)},
+            {"split": "val", "rows": summary.val.rows, "file": str(summary.val.path)},
+        ],
+        f"Train/validation split of {dataset.rows} rows",
+    )
+    return summary

@@ -1,0 +1,60 @@
+"""Keep the images that show exactly one well-detected person."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import get_run_logger, task
+
+from motioncoach.config import PoseFilterConfig
+from motioncoach.pose import PoseFilterReport, filter_poses
+from motioncoach.records import ImageRecord
+from tasks import reporting
+from tasks.storage import CONTENT
+
+YOLO_CACHE_FILE = "yolo_cache.json"
+
+
+@task(name="filter-poses", cache_policy=CONTENT)
+def filter_images(records: list[ImageRecord], config: PoseFilterConfig, data_dir: Path) -> PoseFilterReport:
+    """Run YOLO pose on every image not already in the YOLO cache; keep single-person poses."""
+    cache_path = Path(data_dir) / YOLO_CACHE_FILE
+    report = filter_poses(records, config, cache_path, progress=reporting.progress("pose-filter", "YOLO pose"))
+    get_run_logger().info(
+        "kept %d of %d images (%d run through YOLO, %d from the cache)",
+        len(report.kept),
+        len(records),
+        report.newly_processed,
+        report.from_cache,
+    )
+    _publish(report, cache_path)
+    return report
+
+
+def _publish(report: PoseFilterReport, cache_path: Path) -> None:
+    counts = report.counts_by_activity()
+    reporting.table(
+        "pose-filter-by-activity",
+        [{"activity": a, **c} for a, c in sorted(counts.items())],
+        "Images kept and rejected by the pose filter, per activity",
+    )
+    outcomes = [
+        {"image": str(s.source_path), "activity": s.activity, "outcome": "kept", "reason": ""} for s in report.kept
+    ] + [
+        {"image": str(r.source_path), "activity": r.activity, "outcome": "rejected", "reason": r.reason}
+        for r in report.rejected
+    ]
+    reporting.table_or_link("pose-filter-outcomes", outcomes, cache_path, "Every image's pose-filter outcome")
+    entries = json.loads(cache_path.read_text())["entries"] if cache_path.exists() else {}
+    cache_rows = [
+        {
+            "key": key,
+            "source_path": e.get("source_path"),
+            "outcome": e.get("outcome"),
+            "reason": e.get("reason") or "",
+            "persons": e.get("persons"),
+        }
+        for key, e in entries.items()
+    ]
+    reporting.table_or_link("yolo-cache", cache_rows, cache_path, f"The YOLO cache ({cache_path})")

@@ -1,0 +1,53 @@
+"""Train the LoRA adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from motioncoach.config import Profile
+from motioncoach.dataset import SplitSummary, load_split
+from motioncoach.errors import ConfigurationError
+from motioncoach.training.session import TrainedAdapter, local_config, train
+from tasks import reporting
+from tasks.storage import CONTENT
+
+
+@task(name="find-split", cache_policy=NO_CACHE)
+def find_split(data_dir: Path) -> SplitSummary:
+    """The split written by build-dataset, hashed, or a clear error if there is none."""
+    return load_split(data_dir)
+
+
+@task(name="train-adapter", cache_policy=CONTENT)
+def train_adapter(splits: SplitSummary, profile: Profile, data_dir: Path) -> TrainedAdapter:
+    """LoRA SFT with MS-Swift; the best checkpoint by eval_loss is kept."""
+    if profile != Profile.local:
+        raise ConfigurationError(f"--profile {profile.value} is not available in this version; use --profile local.")
+    logger = get_run_logger()
+    config = local_config(data_dir)
+    total = config.max_steps or 0
+    step_progress = reporting.progress("training", "Training steps")
+
+    def on_log(record: dict) -> None:
+        if "global_step" in record or "step" in record:
+            step = int(record.get("global_step", record.get("step", 0)))
+            step_progress(min(step, total), total)
+        logger.info("train %s", {k: v for k, v in record.items() if k in ("step", "loss", "eval_loss", "lr")})
+
+    trained = train(splits, config, data_dir, on_log=on_log)
+    reporting.table(
+        "training-loss",
+        [{"step": h.get("step"), "loss": h.get("loss"), "eval_loss": h.get("eval_loss")} for h in trained.history],
+        f"Loss and eval_loss per step; plot at {trained.loss_plot}",
+    )
+    reporting.link("training-loss-plot", trained.loss_plot, "Loss curve of the training run")
+    logger.info(
+        "best checkpoint %s (eval_loss %s); sample output %r",
+        trained.checkpoint,
+        trained.eval_loss,
+        trained.sample_output[:200],
+    )
+    return trained

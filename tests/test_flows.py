@@ -1,0 +1,81 @@
+"""The flows on a real Prefect server: outputs on disk, and reruns served from the cache."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from flows.dataset import build_dataset
+from flows.pipeline import pipeline
+from motioncoach.dataset import read_jsonl
+from motioncoach.hashing import file_sha256
+
+DATASET_TASKS = ("filter-poses", "label-poses", "write-dataset", "split-dataset")
+
+
+def _dataset_images(data_dir) -> set[str]:
+    return {row["images"][0] for row in read_jsonl(data_dir / "pose_dataset.jsonl")}
+
+
+def _samples(data_dir, *names):
+    folder = data_dir / "raw" / "samples"
+    return {f"images/{file_sha256(p)}{p.suffix}" for p in folder.rglob("*") if p.stem in names}
+
+
+def test_dataset_flow_keeps_single_person_photos_and_reruns_from_cache(tmp_path, task_states):
+    data = tmp_path / "data"
+    state = build_dataset(data_dir=data, return_state=True)
+    assert state.is_completed()
+    assert _dataset_images(data) == _samples(data, "astronaut", "grace_hopper")
+    assert not _dataset_images(data) & _samples(data, "bus", "zidane", "coffee", "chelsea")
+    cache = json.loads((data / "yolo_cache.json").read_text())["entries"]
+    assert len(cache) == 6
+    first = task_states(state.state_details.flow_run_id)
+    assert all(first[name] == "Completed" for name in DATASET_TASKS)
+
+    again = build_dataset(data_dir=data, return_state=True)
+    assert {name: task_states(again.state_details.flow_run_id)[name] for name in DATASET_TASKS} == {
+        name: "Cached" for name in DATASET_TASKS
+    }
+
+
+def test_a_new_image_is_the_only_one_run_through_yolo(tmp_path, prefect_server):
+    data = tmp_path / "data"
+    folder = tmp_path / "photos"
+    shutil.copytree(_assembled(tmp_path), folder)
+    first = build_dataset(source=str(folder), data_dir=data)
+    assert first.train.rows + first.val.rows == 2
+    extra = folder / "standing" / "astronaut_mirrored.png"
+    from PIL import Image, ImageOps
+
+    ImageOps.mirror(Image.open(folder / "standing" / "astronaut.png")).save(extra)
+    before = json.loads((data / "yolo_cache.json").read_text())["entries"]
+    second = build_dataset(source=str(folder), data_dir=data)
+    after = json.loads((data / "yolo_cache.json").read_text())["entries"]
+    assert set(after) - set(before) == {k for k in after if k.startswith(file_sha256(extra))}
+    assert {k: after[k] for k in before} == before
+    assert second.train.rows + second.val.rows == 3
+
+
+def _assembled(tmp_path):
+    from motioncoach.sources.samples import assemble_samples
+
+    return assemble_samples(tmp_path / "assembled")
+
+
+@pytest.mark.slow
+def test_pipeline_trains_and_places_an_adapter(tmp_path, task_states):
+    data, adapter = tmp_path / "data", tmp_path / "adapter"
+    state = pipeline(data_dir=data, adapter_dir=adapter, return_state=True)
+    assert state.is_completed()
+    assert (adapter / "adapter_config.json").is_file()
+    assert (adapter / "adapter_model.safetensors").stat().st_size > 0
+    weights = file_sha256(adapter / "adapter_model.safetensors")
+
+    again = pipeline(data_dir=data, adapter_dir=adapter, return_state=True)
+    states = task_states(again.state_details.flow_run_id)
+    assert states["train-adapter"] == "Cached"
+    assert all(states[name] == "Cached" for name in DATASET_TASKS)
+    assert file_sha256(adapter / "adapter_model.safetensors") == weights
