@@ -101,3 +101,7 @@ def train(
 def main() -> None:
     apply_local_defaults()  # before Prefect is imported: it reads its settings once
     app()
+
+
+if __name__ == "__main__":
+    main()
