@@ -6,57 +6,116 @@ that server, where the runs show up in the UI.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from motioncoach.config import Profile
+from motioncoach.config import LabelConfig, Profile
 from motioncoach.errors import MotionCoachError
 from motioncoach.runtime import apply_local_defaults
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Distil a coaching dataset and fine-tune Qwen3-VL.")
 
+
+class Labeler(StrEnum):
+    rules = "rules"
+    gemini = "gemini"
+    openrouter = "openrouter"
+    consensus = "consensus"
+
+
 ProfileOption = Annotated[Profile, typer.Option(help="Where heavy steps run: local (this machine) or modal.")]
 SourceOption = Annotated[
     str, typer.Option(help="'samples' (offline photos), 'kaggle', or a folder with one sub-folder per activity.")
 ]
-LabelerOption = Annotated[str, typer.Option(help="Who writes the coaching labels: 'rules' (offline).")]
+LabelerOption = Annotated[
+    Labeler, typer.Option(help="Who writes the labels: rules (offline), gemini, openrouter, or consensus (both).")
+]
 DataDirOption = Annotated[Path, typer.Option(help="Where images, caches, labels and the dataset live.")]
 AdapterDirOption = Annotated[Path, typer.Option(help="Where the trained LoRA adapter is placed.")]
 MaxSamplesOption = Annotated[int, typer.Option(min=1, help="Images to use, spread evenly over activities.")]
+# Teacher flags, shared by `run` and `dataset`.
+ConcurrencyOption = Annotated[int, typer.Option(min=1, help="Teacher requests in flight at once.")]
+RpmOption = Annotated[int | None, typer.Option(min=1, help="Requests per minute per teacher.")]
+FailureRateOption = Annotated[
+    float, typer.Option(min=0, max=1, help="Fail labeling when more than this share of images failed.")
+]
+DailyBudgetOption = Annotated[int | None, typer.Option(min=1, help="Requests per teacher per UTC day.")]
+MaxCostOption = Annotated[
+    float | None, typer.Option(min=0, help="Stop before this run's teacher spend (USD) exceeds it.")
+]
+BatchOption = Annotated[bool, typer.Option(help="Gemini Batch API: half price, results collected on a later run.")]
+KeepDisagreementsOption = Annotated[
+    bool, typer.Option(help="Consensus: also train on labels the teachers disagree on.")
+]
+GeminiModelOption = Annotated[str, typer.Option(help="Gemini model id.")]
+OpenRouterModelOption = Annotated[str, typer.Option(help="OpenRouter model id (a vision model).")]
 
 
-def _run(flow_call) -> None:
+def _fail(exc: MotionCoachError) -> typer.Exit:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+def _label_config(labeler: Labeler, **options) -> LabelConfig:
+    """Validate the labeling flags and check the labeler's API key before Prefect starts."""
+    from motioncoach.teachers.keys import check_keys
+
+    config = LabelConfig(labeler=labeler.value, **options)
+    check_keys(config.labeler)
+    return config
+
+
+def _run(flow_call: Callable[[], object]) -> None:
     try:
         flow_call()
     except MotionCoachError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+        raise _fail(exc) from None
 
 
 @app.command()
 def run(
     profile: ProfileOption = Profile.local,
     source: SourceOption = "samples",
-    labeler: LabelerOption = "rules",
+    labeler: LabelerOption = Labeler.rules,
     data_dir: DataDirOption = Path("./data"),
     adapter_dir: AdapterDirOption = Path("./lora-adapter"),
     max_samples: MaxSamplesOption = 2500,
     skip_train: Annotated[bool, typer.Option(help="Stop after the dataset is split.")] = False,
+    concurrency: ConcurrencyOption = 16,
+    rpm: RpmOption = None,
+    max_failure_rate: FailureRateOption = 0.2,
+    daily_budget: DailyBudgetOption = None,
+    max_cost: MaxCostOption = None,
+    batch: BatchOption = False,
+    keep_disagreements: KeepDisagreementsOption = False,
+    gemini_model: GeminiModelOption = "gemini-3-flash-preview",
+    openrouter_model: OpenRouterModelOption = "google/gemma-3-27b-it:free",
 ) -> None:
     """The whole pipeline: dataset, then training, then the adapter."""
+    try:
+        labeling = _label_config(
+            labeler, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate, daily_budget=daily_budget,
+            max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements, gemini_model=gemini_model,
+            openrouter_model=openrouter_model,
+        )  # fmt: skip
+    except MotionCoachError as exc:
+        raise _fail(exc) from None
     from flows.pipeline import pipeline
 
     _run(
         lambda: pipeline(
             source=source,
-            labeler=labeler,
+            labeler=labeling.labeler,
             data_dir=data_dir,
             adapter_dir=adapter_dir,
             max_samples=max_samples,
             skip_train=skip_train,
             profile=profile,
+            labeling=labeling,
         )
     )
 
@@ -65,16 +124,38 @@ def run(
 def dataset(
     profile: ProfileOption = Profile.local,
     source: SourceOption = "samples",
-    labeler: LabelerOption = "rules",
+    labeler: LabelerOption = Labeler.rules,
     data_dir: DataDirOption = Path("./data"),
     max_samples: MaxSamplesOption = 2500,
+    concurrency: ConcurrencyOption = 16,
+    rpm: RpmOption = None,
+    max_failure_rate: FailureRateOption = 0.2,
+    daily_budget: DailyBudgetOption = None,
+    max_cost: MaxCostOption = None,
+    batch: BatchOption = False,
+    keep_disagreements: KeepDisagreementsOption = False,
+    gemini_model: GeminiModelOption = "gemini-3-flash-preview",
+    openrouter_model: OpenRouterModelOption = "google/gemma-3-27b-it:free",
 ) -> None:
     """Download, filter, label and split: writes pose_dataset.jsonl and splits/."""
+    try:
+        labeling = _label_config(
+            labeler, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate, daily_budget=daily_budget,
+            max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements, gemini_model=gemini_model,
+            openrouter_model=openrouter_model,
+        )  # fmt: skip
+    except MotionCoachError as exc:
+        raise _fail(exc) from None
     from flows.dataset import build_dataset
 
     _run(
         lambda: build_dataset(
-            source=source, labeler=labeler, data_dir=data_dir, max_samples=max_samples, profile=profile
+            source=source,
+            labeler=labeling.labeler,
+            data_dir=data_dir,
+            max_samples=max_samples,
+            profile=profile,
+            labeling=labeling,
         )
     )
 
@@ -91,8 +172,7 @@ def train(
     try:
         load_split(data_dir)  # fail at once, before any Prefect start-up
     except MotionCoachError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+        raise _fail(exc) from None
     from flows.finetune import finetune
 
     _run(lambda: finetune(data_dir=data_dir, adapter_dir=adapter_dir, profile=profile))

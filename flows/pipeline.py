@@ -8,20 +8,23 @@ from prefect import flow
 
 from flows.dataset import build_dataset
 from flows.finetune import finetune
-from motioncoach.config import Profile
+from motioncoach.config import LabelConfig, LabelerName, Profile
 
 
 @flow(name="motioncoach-pipeline", description="The whole pipeline: dataset, LoRA training, adapter.")
 def pipeline(
     source: str = "samples",
-    labeler: str = "rules",
+    labeler: LabelerName = "rules",
     data_dir: Path = Path("./data"),
     adapter_dir: Path = Path("./lora-adapter"),
     max_samples: int = 2500,
     skip_train: bool = False,
     profile: Profile = Profile.local,
+    labeling: LabelConfig | None = None,
 ) -> Path | None:
-    build_dataset(source=source, labeler=labeler, data_dir=data_dir, max_samples=max_samples, profile=profile)
+    build_dataset(
+        source=source, labeler=labeler, data_dir=data_dir, max_samples=max_samples, profile=profile, labeling=labeling
+    )
     if skip_train:
         return None
     return finetune(data_dir=data_dir, adapter_dir=adapter_dir, profile=profile)

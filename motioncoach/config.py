@@ -11,6 +11,7 @@ import hashlib
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,10 +85,53 @@ class PoseFilterConfig(StepConfig):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-class LabelConfig(StepConfig):
-    """Which teacher writes the coaching labels."""
+# USD per million (input, output) tokens. Models ending in ':free' cost nothing.
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gemini-3-flash-preview": (0.50, 3.00),
+    "gemini-2.5-flash": (0.30, 2.50),
+    "gemini-2.5-flash-lite": (0.10, 0.40),
+}
 
-    labeler: str = Field("rules", description="'rules' (offline, geometric), 'gemini', 'openrouter' or 'consensus'.")
+
+LabelerName = Literal["rules", "gemini", "openrouter", "consensus"]
+
+
+class LabelConfig(StepConfig):
+    """Who writes the coaching labels, and how hard and how expensively they may be asked."""
+
+    labeler: LabelerName = Field(
+        "rules", description="'rules' (offline, geometric), 'gemini', 'openrouter', or 'consensus' (both teachers)."
+    )
+    gemini_model: str = Field("gemini-3-flash-preview", description="Gemini model id.")
+    gemini_thinking_level: str = Field("low", description="Gemini thinking level.")
+    openrouter_model: str = Field("google/gemma-3-27b-it:free", description="OpenRouter model id (vision).")
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature; None keeps the default.")
+    concurrency: int = Field(16, ge=1, le=512, description="Teacher requests in flight at once.")
+    rpm: int | None = Field(None, gt=0, description="Requests per minute per teacher; None for no limit.")
+    max_attempts: int = Field(6, ge=1, description="Tries per request on 429, 5xx and timeouts.")
+    invalid_retries: int = Field(2, ge=0, description="New requests after an unusable answer.")
+    backoff_initial_s: float = Field(1.0, gt=0, description="First retry delay; doubles each try, with jitter.")
+    backoff_max_s: float = Field(60.0, gt=0, description="Longest retry delay, unless Retry-After asks for more.")
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout.")
+    max_failure_rate: float = Field(
+        0.2, ge=0, le=1, description="Fail the labeling step when more than this share of images failed."
+    )
+    daily_budget: int | None = Field(
+        None, gt=0, description="Requests per teacher per UTC day (OpenRouter free tier: 50, or 1000)."
+    )
+    max_cost: float | None = Field(None, ge=0, description="Stop before this run's spend in USD would exceed it.")
+    batch: bool = Field(False, description="Use Gemini's Batch API (half price; results on a later run).")
+    agreement_score_tolerance: int = Field(15, ge=0, le=100, description="Consensus: progress_score difference.")
+    agreement_angle_degrees: float = Field(30.0, gt=0, le=180, description="Consensus: Target vector directions.")
+    keep_disagreements: bool = Field(False, description="Consensus: train on labels the teachers disagree on.")
+    prices: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES), description="USD per million input and output tokens."
+    )
+
+
+def with_labeler(labeling: LabelConfig | None, labeler: str) -> LabelConfig:
+    """The labeling settings with the labeler chosen by the top-level flag or parameter."""
+    return LabelConfig.model_validate({**(labeling or LabelConfig()).model_dump(), "labeler": labeler})
 
 
 class SplitConfig(StepConfig):

@@ -5,24 +5,47 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from motioncoach.config import LabelConfig
 from motioncoach.labels.outcomes import LabelReport, label_samples
-from motioncoach.labels.select import labeler_for
+from motioncoach.labels.policy import check_failure_rate
+from motioncoach.labels.rules import RulesLabeler
 from motioncoach.labels.store import write_label_log
 from motioncoach.records import PoseSample
+from motioncoach.teachers.keys import check_keys
+from motioncoach.teachers.labeling import label_with_teachers
+from motioncoach.teachers.pricing import TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, cost_usd
+from motioncoach.teachers.store import STORE_FILE
 from tasks import reporting
 from tasks.storage import LABELS
 
 SAMPLE_ROWS = 20
 
 
+@task(name="preflight", cache_policy=NO_CACHE)
+def preflight(config: LabelConfig) -> None:
+    """Fail within seconds, naming the variable, when the labeler's API key is missing."""
+    check_keys(config.labeler)
+
+
 @task(name="label-poses", cache_policy=LABELS)
 def label_images(samples: list[PoseSample], config: LabelConfig, data_dir: Path) -> LabelReport:
-    """Label each kept pose with the configured labeler; failures are recorded with their reason."""
-    report = label_samples(samples, labeler_for(config), progress=reporting.progress("labeling", "Labeling"))
+    """Label each kept pose; labels are saved as they arrive and failures recorded with their reason."""
+    progress = reporting.progress("labeling", f"Labeling with {config.labeler}")
+    if config.labeler == "rules":
+        report = label_samples(samples, RulesLabeler(), progress=progress)
+    else:
+        report = label_with_teachers(samples, config, Path(data_dir), progress=progress)
     log_path = write_label_log(report, Path(data_dir))
-    get_run_logger().info("%d labeled, %d failed (%s)", len(report.labeled), len(report.failed), log_path)
+    counts = {s: len(report.having(s)) for s in ("labeled", "failed", "deferred", "disagreed")}
+    get_run_logger().info("labels: %s (%s)", counts, log_path)
+    _publish(report, config)
+    check_failure_rate(report, config.max_failure_rate, str(Path(data_dir) / STORE_FILE))
+    return report
+
+
+def _publish(report: LabelReport, config: LabelConfig) -> None:
     reporting.table(
         "sample-labels",
         [
@@ -37,10 +60,27 @@ def label_images(samples: list[PoseSample], config: LabelConfig, data_dir: Path)
         ],
         f"The first {SAMPLE_ROWS} labels written by {config.labeler}",
     )
-    if report.failed:
+    problems = report.failed + report.having("disagreed")
+    if problems:
         reporting.table(
             "label-failures",
-            [{"image": str(o.sample.source_path), "reason": o.reason} for o in report.failed],
-            "Images that could not be labeled, with the reason",
+            [{"image": str(o.sample.source_path), "status": o.status, "reason": o.reason} for o in problems],
+            "Images without a usable label (failed, or teachers disagree), with the reason: for review",
         )
-    return report
+    if report.usage:
+        remaining = len(report.having("deferred"))
+        rows = []
+        for usage in report.usage:
+            per_image = (
+                usage["cost_usd"] / max(1, usage["requests"])
+                if usage["requests"]
+                else cost_usd(
+                    usage["model_id"], TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, config.prices, config.batch
+                )
+            )
+            rows.append(
+                {**usage, "remaining_images": remaining, "estimated_remaining_usd": round(per_image * remaining, 4)}
+            )
+        reporting.table(
+            "labeling-cost", rows, "Teacher requests, tokens and spend this run, and the estimate for what remains"
+        )

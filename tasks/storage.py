@@ -14,8 +14,11 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 from prefect.utilities.hashing import hash_objects
 
-from motioncoach.dataset.prompt import prompt_version
+from motioncoach.config import LabelConfig
 from motioncoach.labels.schema import SCHEMA_VERSION
+from motioncoach.prompts import prompt_version
+from motioncoach.teachers.keys import LABELER_TEACHERS
+from motioncoach.teachers.store import STORE_FILE, LabelStore, today
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,9 +36,28 @@ def persist_in(data_dir: Path, task: Task[P, R]) -> Task[P, R]:
 
 
 def _label_contract(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
-    # The prompt file and the label schema change what a teacher answers without changing the
-    # task's inputs or source.
-    return hash_objects({"prompt": prompt_version(), "schema": SCHEMA_VERSION})
+    """The prompt templates, the label schema, and what the label store already holds.
+
+    The store's state is part of the key so that a run left unfinished (a spent budget, a failed
+    rerun) is continued rather than answered from the cache; a Batch API run is never cached,
+    since its results arrive between runs.
+    """
+    config: LabelConfig = parameters["config"]
+    teachers = LABELER_TEACHERS[config.labeler]
+    if config.batch and teachers:
+        return None
+    key = {"prompt": prompt_version(), "schema": SCHEMA_VERSION}
+    if teachers:
+        store_path = Path(parameters["data_dir"]) / STORE_FILE
+        if store_path.exists():
+            store = LabelStore(store_path)
+            try:
+                key["store"] = store.digest([s.sha256 for s in parameters["samples"]], teachers)
+            finally:
+                store.close()
+        if config.daily_budget:
+            key["day"] = today()  # a new day brings a new budget
+    return hash_objects(key)
 
 
 # Keyed on the task's inputs (content hashes and configs, never run ids) and its source.

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from functools import cache
-from importlib.resources import files
-
-from motioncoach.hashing import text_sha256
+from motioncoach.prompts import prompt_version, system_prompt
 from motioncoach.records import PoseSample
 
-
-@cache
-def system_prompt() -> str:
-    return files("motioncoach.prompts").joinpath("coach_system.txt").read_text().strip()
-
-
-def prompt_version() -> str:
-    """Short hash of the system prompt: labels and adapters record which one they came from."""
-    return text_sha256(system_prompt())[:12]
+__all__ = ["keypoint_lines", "prompt_version", "system_prompt", "user_prompt"]
 
 
 def keypoint_lines(sample: PoseSample, min_conf: float = 0.3) -> str:

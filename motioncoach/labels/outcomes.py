@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from motioncoach.errors import LabelError
 from motioncoach.labels.schema import CoachingLabel
@@ -22,26 +22,36 @@ class Labeler(Protocol):
 
 
 class LabelOutcome(BaseModel):
-    """One image's labeling result; exactly one of label and reason is set."""
+    """One image's labeling result.
+
+    labeled: label set, used for training. failed: reason set. deferred: left for a later run
+    (budget spent, batch still running). disagreed: the consensus teachers disagree (label set,
+    reason says how); excluded from training unless asked for.
+    """
 
     sample: PoseSample
     labeler: str
     model_id: str
-    status: Literal["labeled", "failed"]
+    status: Literal["labeled", "failed", "deferred", "disagreed"]
     label: CoachingLabel | None = None
     reason: str | None = None
+    agreement: dict | None = None
 
 
 class LabelReport(BaseModel):
     outcomes: list[LabelOutcome]
+    usage: list[dict] = Field(default_factory=list, description="Per teacher: requests, tokens, cost, stop reason.")
+
+    def having(self, status: str) -> list[LabelOutcome]:
+        return [o for o in self.outcomes if o.status == status]
 
     @property
     def labeled(self) -> list[LabelOutcome]:
-        return [o for o in self.outcomes if o.status == "labeled"]
+        return self.having("labeled")
 
     @property
     def failed(self) -> list[LabelOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
+        return self.having("failed")
 
 
 def label_samples(

@@ -1,0 +1,65 @@
+"""What every paid teacher speaks: one request in, one answer or a classified error out."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TeacherRequest(BaseModel):
+    """Everything a teacher needs to label one image. Pure data: no client, no key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sha256: str = Field(description="Content hash of the image; the request's identity.")
+    image_jpeg: bytes = Field(description="The image, downscaled to at most 768 px, JPEG-encoded.")
+    system: str = Field(description="System instruction: the MotionCoach coaching instructions.")
+    prompt: str = Field(description="User text: activity, keypoints and measured angles.")
+    response_schema: dict = Field(description="JSON schema the answer must follow.")
+
+
+class TeacherAnswer(BaseModel):
+    """The raw text a teacher answered with, and what it cost."""
+
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class TeacherError(Exception):
+    """A request failed. The message never holds a key or a header."""
+
+
+class TransientError(TeacherError):
+    """Worth retrying: 429, 5xx, timeouts, dropped connections."""
+
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class PermanentError(TeacherError):
+    """Retrying cannot help: a bad key (401/403), a bad request (400), an unknown model (404)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class Teacher(Protocol):
+    """An asynchronous labeling client for one model."""
+
+    name: str  # "gemini" or "openrouter"
+    model_id: str
+
+    def generation_params(self) -> dict:
+        """The parameters that change answers (temperature, thinking level): part of the label key."""
+        ...
+
+    async def ask(self, request: TeacherRequest) -> TeacherAnswer:
+        """Send one request; raise TransientError or PermanentError on failure."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,123 @@
+"""Labeling with the paid teachers: one of them, or both for consensus."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from motioncoach.config import LabelConfig
+from motioncoach.labels.outcomes import LabelOutcome, LabelReport
+from motioncoach.records import PoseSample
+from motioncoach.teachers.base import Teacher
+from motioncoach.teachers.consensus import compare
+from motioncoach.teachers.engine import TeacherEngine, TeacherRun
+from motioncoach.teachers.keys import LABELER_TEACHERS, api_key
+from motioncoach.teachers.store import LabelStore
+
+
+def build_teacher(name: str, config: LabelConfig) -> Teacher:
+    """A client for one teacher, its key read from the environment."""
+    if name == "gemini":
+        from motioncoach.teachers.gemini import GeminiTeacher
+
+        return GeminiTeacher(
+            model_id=config.gemini_model,
+            api_key=api_key("gemini"),
+            thinking_level=config.gemini_thinking_level,
+            temperature=config.temperature,
+            timeout_s=config.timeout_s,
+        )
+    from motioncoach.teachers.openrouter import OpenRouterTeacher
+
+    return OpenRouterTeacher(
+        model_id=config.openrouter_model,
+        api_key=api_key("openrouter"),
+        temperature=0.2 if config.temperature is None else config.temperature,
+        timeout_s=config.timeout_s,
+    )
+
+
+def label_with_teachers(
+    samples: Sequence[PoseSample],
+    config: LabelConfig,
+    data_dir: Path,
+    progress: Callable[[int, int], None] | None = None,
+    teachers: list[Teacher] | None = None,
+) -> LabelReport:
+    """Label every sample with the configured teacher(s), reusing every label already in the store."""
+    teachers = teachers or [build_teacher(name, config) for name in LABELER_TEACHERS[config.labeler]]
+    store = LabelStore.in_data_dir(data_dir)
+    try:
+        runs = asyncio.run(_run_all(samples, teachers, store, config, progress))
+    finally:
+        store.close()
+    if len(runs) == 1:
+        outcomes = [_single(sample, runs[0]) for sample in samples]
+    else:
+        outcomes = [_consensus(sample, runs[0], runs[1], config) for sample in samples]
+    usage = [
+        {
+            "teacher": run.teacher,
+            "model_id": run.model_id,
+            "requests": run.requests,
+            "from_store": run.from_store,
+            "input_tokens": run.input_tokens,
+            "output_tokens": run.output_tokens,
+            "cost_usd": round(run.cost_usd, 6),
+            "stop_reason": run.stop_reason,
+        }
+        for run in runs
+    ]
+    return LabelReport(outcomes=outcomes, usage=usage)
+
+
+async def _run_all(samples, teachers, store, config, progress) -> list[TeacherRun]:
+    done = [0] * len(teachers)
+
+    def tracker(index: int):
+        def report(count: int, total: int) -> None:
+            done[index] = count
+            if progress:
+                progress(sum(done), total * len(teachers))
+
+        return report
+
+    try:
+        engines = [TeacherEngine(teacher, store, config) for teacher in teachers]
+        if config.batch:
+            from motioncoach.teachers.batch import run_batch
+
+            return [await run_batch(engine, samples) for engine in engines]
+        return list(await asyncio.gather(*(e.label_all(samples, tracker(i)) for i, e in enumerate(engines))))
+    finally:
+        for teacher in teachers:
+            await teacher.aclose()
+
+
+def _single(sample: PoseSample, run: TeacherRun) -> LabelOutcome:
+    meta = {"sample": sample, "labeler": run.teacher, "model_id": run.model_id}
+    if sample.sha256 in run.labeled:
+        return LabelOutcome(**meta, status="labeled", label=run.labeled[sample.sha256])
+    if sample.sha256 in run.failed:
+        return LabelOutcome(**meta, status="failed", reason=run.failed[sample.sha256])
+    return LabelOutcome(**meta, status="deferred", reason=run.stop_reason or "left for a later run")
+
+
+def _consensus(sample: PoseSample, first: TeacherRun, second: TeacherRun, config: LabelConfig) -> LabelOutcome:
+    meta = {"sample": sample, "labeler": "consensus", "model_id": f"{first.model_id}+{second.model_id}"}
+    for run in (first, second):
+        if sample.sha256 in run.failed:
+            return LabelOutcome(**meta, status="failed", reason=f"{run.teacher}: {run.failed[sample.sha256]}")
+    if sample.sha256 not in first.labeled or sample.sha256 not in second.labeled:
+        reason = first.stop_reason or second.stop_reason or "left for a later run"
+        return LabelOutcome(**meta, status="deferred", reason=reason)
+    label = first.labeled[sample.sha256]
+    agreement = compare(
+        label, second.labeled[sample.sha256], sample, config.agreement_score_tolerance, config.agreement_angle_degrees
+    )
+    if agreement.agree or config.keep_disagreements:
+        return LabelOutcome(**meta, status="labeled", label=label, agreement=agreement.model_dump())
+    return LabelOutcome(
+        **meta, status="disagreed", label=label, reason="; ".join(agreement.reasons), agreement=agreement.model_dump()
+    )

@@ -1,0 +1,93 @@
+"""Building a teacher request: the downscaled image, the grounded prompt, the answer schema."""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from motioncoach.dataset.prompt import keypoint_lines
+from motioncoach.labels.geometry import measure
+from motioncoach.labels.schema import CoachingLabel
+from motioncoach.prompts import system_prompt, teacher_template
+from motioncoach.records import PoseSample
+from motioncoach.teachers.base import TeacherRequest
+
+MAX_SIDE = 768
+JPEG_QUALITY = 90
+
+
+def encode_image(path: Path, max_side: int = MAX_SIDE) -> bytes:
+    """Upright, RGB, at most max_side pixels on its longer side, JPEG: the same bytes every time."""
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image).convert("RGB")
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=False, progressive=False, subsampling=2)
+    return buffer.getvalue()
+
+
+def angle_lines(sample: PoseSample) -> str:
+    angles = measure(sample)
+    if not angles:
+        return "(none measurable)"
+    return "\n".join(f"{name}: {angle.degrees:.1f}" for name, angle in sorted(angles.items()))
+
+
+def teacher_prompt(sample: PoseSample) -> str:
+    return teacher_template().format(
+        activity=sample.activity,
+        width=sample.width,
+        height=sample.height,
+        keypoints=keypoint_lines(sample),
+        angles=angle_lines(sample),
+    )
+
+
+def build_request(sample: PoseSample) -> TeacherRequest:
+    """Pure: the same sample always gives the same request."""
+    return TeacherRequest(
+        sha256=sample.sha256,
+        image_jpeg=encode_image(sample.source_path),
+        system=system_prompt(),
+        prompt=teacher_prompt(sample),
+        response_schema=label_json_schema(),
+    )
+
+
+@cache
+def label_json_schema() -> dict:
+    """The label schema as plain JSON schema: references inlined, titles dropped.
+
+    Structured-output endpoints accept different subsets of JSON schema; a self-contained schema
+    without $defs is the subset both Gemini and OpenRouter's providers take.
+    """
+    schema = CoachingLabel.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[1]])
+            return {k: inline(v) for k, v in node.items() if k not in ("title", "default", "description")}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    inlined = inline(schema)
+    return _close_objects(inlined)
+
+
+def _close_objects(node):
+    """additionalProperties false and every property required, as strict structured output wants."""
+    if isinstance(node, dict):
+        node = {k: _close_objects(v) for k, v in node.items()}
+        if node.get("type") == "object" and "properties" in node:
+            node["additionalProperties"] = False
+            node["required"] = list(node["properties"])
+        return node
+    if isinstance(node, list):
+        return [_close_objects(v) for v in node]
+    return node
