@@ -7,6 +7,7 @@ answers go through the same validation and into the same store as synchronous on
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from motioncoach.errors import ConfigurationError
@@ -17,6 +18,8 @@ from motioncoach.teachers.pricing import cost_usd
 from motioncoach.teachers.request import build_request
 from motioncoach.teachers.validate import InvalidAnswer, parse_answer
 
+log = logging.getLogger(__name__)
+
 
 async def run_batch(engine: TeacherEngine, samples: Sequence[PoseSample]) -> TeacherRun:
     """Collect finished jobs, then submit one job for every image that has neither label nor job."""
@@ -26,7 +29,12 @@ async def run_batch(engine: TeacherEngine, samples: Sequence[PoseSample]) -> Tea
     by_sha = {s.sha256: s for s in samples}
     waiting: set[str] = set()
     for job_name, shas in store.open_batches(teacher.name, teacher.model_id):
-        results = await teacher.collect_batch(job_name)
+        try:
+            results = await teacher.collect_batch(job_name)
+        except TeacherError as exc:  # the whole job failed, expired or was cancelled: submit its images again
+            log.warning("Gemini batch job %s ended without results (%s); resubmitting its images", job_name, exc)
+            store.close_batch(job_name, "failed")
+            continue
         if results is None:
             waiting.update(shas)
             continue

@@ -1,0 +1,208 @@
+"""Run `swift sft` as a subprocess: stream its output, report progress, resume, summarise."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from motioncoach.config import TrainConfig
+from motioncoach.errors import TrainingError
+from motioncoach.training.checkpoints import (
+    checkpoint_step,
+    find_best_checkpoint,
+    list_checkpoints,
+    read_history,
+    record_step,
+)
+from motioncoach.training.swift_command import swift_env, swift_launcher, swift_sft_args
+
+logger = logging.getLogger(__name__)
+
+_TQDM_LINE = re.compile(r"\d+%\|.*\|")
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD", re.IGNORECASE)
+_POLL_SECONDS = 0.5
+_TAIL_LINES = 60
+MIN_DATASETS = "4.7"
+
+
+class TrainResult(BaseModel):
+    """What a finished `swift sft` run left behind."""
+
+    output_dir: Path = Field(description="The run directory holding checkpoint-N/ and logging.jsonl.")
+    best_checkpoint: Path = Field(description="Checkpoint with the lowest eval_loss (the latest if none).")
+    best_eval_loss: float | None = Field(description="eval_loss of best_checkpoint, when it was evaluated.")
+    last_checkpoint: Path = Field(description="The most recent checkpoint.")
+    history: list[dict] = Field(description="Per step: {step, loss?, eval_loss?}.")
+
+
+def run_sft(
+    config: TrainConfig,
+    *,
+    dataset: Path,
+    val_dataset: Path,
+    image_root: Path,
+    output_dir: Path,
+    on_log: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train with `swift sft`; an output_dir holding checkpoints is resumed from its latest one.
+
+    Use a fresh output_dir for a new dataset or recipe: resuming continues the old run's state.
+    """
+    _check_dependencies()
+    output_dir = Path(output_dir).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resume = latest_resumable_checkpoint(output_dir)
+    if resume is not None:
+        logger.info("resuming from %s", resume)
+    cmd = swift_launcher(config) + swift_sft_args(
+        config, dataset=dataset, val_dataset=val_dataset, output_dir=output_dir, resume_from_checkpoint=resume
+    )
+    # Unbuffered so lines arrive as they are printed, not in 8 KiB blocks.
+    env = os.environ | swift_env(config, image_root) | {"PYTHONUNBUFFERED": "1"}
+    logger.info("running %s", " ".join(cmd))
+
+    jsonl = _JsonlFollower(output_dir / "logging.jsonl")
+    tail: deque[str] = deque(maxlen=_TAIL_LINES)
+    started = time.monotonic()
+    # cwd is the run dir, so relative image paths can only resolve through ROOT_IMAGE_DIR.
+    proc = subprocess.Popen(
+        cmd,
+        cwd=output_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,  # its own process group, so torchrun's workers stop with it
+    )
+    reader = threading.Thread(target=_pump, args=(proc, tail), daemon=True)
+    reader.start()
+    try:
+        while proc.poll() is None:
+            jsonl.emit(on_log)
+            time.sleep(_POLL_SECONDS)
+        reader.join()
+        jsonl.emit(on_log)
+    except BaseException:
+        _stop(proc)
+        raise
+    if proc.returncode != 0:
+        raise TrainingError(
+            f"swift sft exited with code {proc.returncode} after {time.monotonic() - started:.0f} s; "
+            f"last lines:\n{''.join(tail)}"
+        )
+    logger.info("swift sft finished in %.1f s", time.monotonic() - started)
+    return summarize_run(output_dir)
+
+
+def summarize_run(output_dir: Path) -> TrainResult:
+    """Collect the checkpoints and loss history of a finished run."""
+    checkpoints = list_checkpoints(output_dir)
+    if not checkpoints:
+        raise TrainingError(f"swift sft succeeded but wrote no checkpoint under {output_dir}")
+    history = read_history(output_dir)
+    best = find_best_checkpoint(output_dir)
+    step = checkpoint_step(best)
+    best_eval_loss = next((p["eval_loss"] for p in history if p["step"] == step and "eval_loss" in p), None)
+    return TrainResult(
+        output_dir=output_dir,
+        best_checkpoint=best,
+        best_eval_loss=best_eval_loss,
+        last_checkpoint=checkpoints[-1],
+        history=history,
+    )
+
+
+def latest_resumable_checkpoint(output_dir: Path) -> Path | None:
+    """The newest checkpoint that was written completely (trainer_state.json is saved last)."""
+    complete = [c for c in list_checkpoints(output_dir) if (c / "trainer_state.json").exists()]
+    return complete[-1] if complete else None
+
+
+def _check_dependencies() -> None:
+    """Fail fast on a datasets too old for ms-swift 4.6, instead of a traceback a minute in."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.version import Version
+
+    try:
+        installed = version("datasets")
+    except PackageNotFoundError:
+        installed = None
+    # ms-swift 4.6 declares datasets>=4.0 but imports datasets.features.Json, added in 4.7.
+    if installed is None or Version(installed) < Version(MIN_DATASETS):
+        raise TrainingError(
+            f"ms-swift needs datasets>={MIN_DATASETS} (it imports datasets.features.Json); found "
+            f"{installed or 'none'}. Add 'datasets>={MIN_DATASETS},<4.8.5' to the project dependencies "
+            "(it requires huggingface-hub<2) and sync."
+        )
+
+
+class _JsonlFollower:
+    """Reads the lines appended to swift's logging.jsonl since this run started."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        # A resumed run appends to the old file; report only what this run writes.
+        self.offset = path.stat().st_size if path.exists() else 0
+
+    def emit(self, on_log: Callable[[dict], None] | None) -> None:
+        """Pass each new complete step record to on_log (with a `step` key added)."""
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits for next time
+        self.offset += len(complete)
+        for line in complete.decode("utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            step = record_step(record) if isinstance(record, dict) else None
+            if step is not None and on_log is not None:
+                on_log({**record, "step": step})
+
+
+def _pump(proc: subprocess.Popen, tail: deque[str]) -> None:
+    """Forward the subprocess output to our logger and keep its last lines, secrets blanked."""
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = _redact(raw)
+        tail.append(line)
+        text = line.rstrip()
+        if text:
+            # Progress bars redraw many times a second; keep them out of INFO.
+            logger.log(logging.DEBUG if _TQDM_LINE.search(text) else logging.INFO, "swift: %s", text)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate the swift process group we started, then kill it if it lingers."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _redact(text: str) -> str:
+    """Blank out values of secret-looking environment variables that may appear in output."""
+    for name, value in os.environ.items():
+        if _SECRET_NAME.search(name) and len(value) >= 8:
+            text = text.replace(value, "***")
+    return text

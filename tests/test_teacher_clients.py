@@ -1,0 +1,263 @@
+"""The real google-genai and openai SDKs against fake teachers: answers, errors, timeouts, concurrency, batches."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import random
+import time
+import traceback
+
+import pytest
+from PIL import Image
+from pydantic import ValidationError
+
+from motioncoach.labels import CoachingLabel, grounding_problems
+from motioncoach.records import KEYPOINT_NAMES, Keypoint, PoseSample
+from motioncoach.teachers.base import PermanentError, TeacherAnswer, TeacherRequest, TransientError
+from motioncoach.teachers.gemini import GeminiTeacher
+from motioncoach.teachers.openrouter import OpenRouterTeacher
+from tests.fakes import GeminiFake, OpenRouterFake, grounded_label, parse_keypoints
+
+KEY = "sk-test-4f1c9a0b7e2d4c6a"
+KEYPOINTS = {"left_knee": (0.512, 0.733), "right_knee": (0.401, 0.702), "left_hip": (0.5, 0.5)}
+PROMPT = "Activity: squat\nKeypoints (x, y, normalized):\n" + "".join(
+    f"{name}: [{x:.3f}, {y:.3f}]\n" for name, (x, y) in KEYPOINTS.items()
+)
+
+
+def make_request(n: int = 0) -> TeacherRequest:
+    """A request with a real little JPEG of seeded noise: distinct bytes per n."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (32, 24), random.Random(n).randbytes(32 * 24 * 3)).save(buffer, format="JPEG")
+    image = buffer.getvalue()
+    return TeacherRequest(
+        sha256=hashlib.sha256(image).hexdigest(),
+        image_jpeg=image,
+        system="You are a movement coach.",
+        prompt=PROMPT,
+        response_schema=CoachingLabel.model_json_schema(),
+    )
+
+
+@pytest.fixture(params=["gemini", "openrouter"])
+def served(request, monkeypatch):
+    """A running fake of one protocol, its SDK routed to it through the env var only, and a teacher factory."""
+    kind = request.param
+    fake = GeminiFake(KEY) if kind == "gemini" else OpenRouterFake(KEY)
+    with fake:
+        if kind == "gemini":
+            monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+
+            def teacher(**kw):
+                return GeminiTeacher(api_key=kw.pop("api_key", KEY), **kw)
+        else:
+            monkeypatch.setenv("OPENROUTER_BASE_URL", fake.base_url)
+
+            def teacher(**kw):
+                return OpenRouterTeacher(api_key=kw.pop("api_key", KEY), **kw)
+
+        yield fake, teacher
+
+
+def ask(teacher, *requests: TeacherRequest):
+    """Run asks concurrently on a fresh loop; return answers or raised exceptions, in order."""
+
+    async def run():
+        try:
+            return await asyncio.gather(*(teacher.ask(r) for r in requests), return_exceptions=True)
+        finally:
+            await teacher.aclose()
+
+    return asyncio.run(run())
+
+
+def test_valid_answer_with_token_counts_via_env_base_url(served):
+    fake, teacher = served
+    (answer,) = ask(teacher(), make_request())
+    assert isinstance(answer, TeacherAnswer)
+    label = CoachingLabel.model_validate_json(answer.text)
+    start = label.feedback_points[0].visuals.vectors[0].start
+    assert tuple(start) == KEYPOINTS["left_knee"] and label.feedback_points[0].side == "left"
+    assert answer.input_tokens > 258
+    expected_output = len(answer.text) // 4 + (fake.thoughts_tokens if isinstance(fake, GeminiFake) else 0)
+    assert answer.output_tokens == expected_output  # Gemini: candidates + thoughts
+    assert fake.requests == 1  # reached the fake through the env var alone
+    assert fake.requests_per_image[make_request().sha256] == 1
+
+
+def test_gemini_request_carries_system_schema_and_thinking_level(monkeypatch):
+    with GeminiFake(KEY) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+        ask(GeminiTeacher(api_key=KEY, thinking_level="low", temperature=0.3), make_request())
+        body = fake.last_request
+    config = body["generationConfig"]
+    assert config["responseJsonSchema"] == CoachingLabel.model_json_schema()
+    assert config["responseMimeType"] == "application/json"
+    # google-genai 3.6 writes this one field in snake case; the API reads both spellings.
+    assert "LOW" in config["thinkingConfig"].values() and config["temperature"] == 0.3
+    assert body["systemInstruction"]["parts"][0]["text"] == "You are a movement coach."
+
+
+def test_rate_limit_carries_retry_after(served):
+    fake, teacher = served
+    fake.faults = ["rate_limit"]
+    (error,) = ask(teacher(), make_request())
+    assert isinstance(error, TransientError) and error.status == 429 and error.retry_after == 7
+    assert fake.requests == 1  # the SDK did not retry on its own
+
+
+def test_retry_after_without_the_header(served):
+    """Gemini: from the RetryInfo detail; OpenRouter: from X-RateLimit-Reset in the error metadata."""
+    fake, teacher = served
+    fake.faults, fake.retry_after_header = ["rate_limit"], False
+    (error,) = ask(teacher(), make_request())
+    assert isinstance(error, TransientError) and 5.5 < error.retry_after <= 7
+
+
+@pytest.mark.parametrize(("fault", "status"), [("server_error", 500), ("unavailable", 503)])
+def test_server_errors_are_transient_and_not_retried_by_the_sdk(served, fault, status):
+    fake, teacher = served
+    fake.faults = [fault]
+    (error,) = ask(teacher(), make_request())
+    assert isinstance(error, TransientError) and error.status == status
+    assert fake.requests == 1
+
+
+def test_a_hang_past_the_timeout_is_transient_and_quick(served):
+    fake, teacher = served
+    fake.faults = ["hang"]
+    started = time.monotonic()
+    (error,) = ask(teacher(timeout_s=0.5), make_request())
+    assert isinstance(error, TransientError)
+    assert time.monotonic() - started < 3
+
+
+def test_a_wrong_key_is_permanent_and_never_echoed(served):
+    fake, teacher = served
+    secret = "sk-wrong-9d8c7b6a5f4e3d2c"
+    (error,) = ask(teacher(api_key=secret), make_request())
+    assert isinstance(error, PermanentError) and error.status in (400, 401)
+    for text in (str(error), repr(error), "".join(traceback.format_exception(error))):
+        assert secret not in text
+    assert fake.requests == 0  # rejected before any labeling
+
+
+def test_a_dead_port_is_transient(monkeypatch):
+    with GeminiFake(KEY) as fake:
+        url = fake.base_url
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", url)
+    monkeypatch.setenv("OPENROUTER_BASE_URL", url)
+    for teacher in (GeminiTeacher(api_key=KEY, timeout_s=2), OpenRouterTeacher(api_key=KEY, timeout_s=2)):
+        (error,) = ask(teacher, make_request())
+        assert isinstance(error, TransientError) and KEY not in str(error)
+
+
+@pytest.mark.parametrize("fault", ["truncated", "schema_violation"])
+def test_an_invalid_answer_comes_back_as_text(served, fault):
+    """Validation is the caller's job: the client returns what the model wrote."""
+    fake, teacher = served
+    fake.faults = [fault]
+    (answer,) = ask(teacher(), make_request())
+    assert isinstance(answer, TeacherAnswer) and answer.text.startswith('{"status"')
+    with pytest.raises(ValidationError):
+        CoachingLabel.model_validate_json(answer.text)
+
+
+def test_a_custom_answer_function(served):
+    fake, teacher = served
+    fake.answer = lambda call: f'{{"attempt": {call.attempt}, "chars": {len(call.prompt)}}}'
+    answers = ask(teacher(), make_request(), make_request())
+    assert sorted(a.text for a in answers) == [f'{{"attempt": {n}, "chars": {len(PROMPT)}}}' for n in (1, 2)]
+
+
+def test_a_blocked_answer_comes_back_empty(served):
+    fake, teacher = served
+    fake.faults = ["blocked"]
+    (answer,) = ask(teacher(), make_request())
+    assert isinstance(answer, TeacherAnswer) and answer.text == ""
+
+
+def test_concurrent_asks_overlap(served):
+    fake, teacher = served
+    fake.latency = 0.2
+    requests = [make_request(n) for n in range(64)]
+    started = time.monotonic()
+    answers = ask(teacher(), *requests)
+    elapsed = time.monotonic() - started
+    assert all(isinstance(a, TeacherAnswer) for a in answers)
+    assert elapsed < 64 * 0.2 / 4, f"64 asks took {elapsed:.1f} s: the client serializes"
+    assert fake.max_in_flight >= 32 and len(fake.requests_per_image) == 64
+
+
+def test_gemini_batch_round_trip(monkeypatch):
+    requests = [make_request(n) for n in range(3)]
+    with GeminiFake(KEY, faults=[None, "rate_limit", "truncated"], batch_running_polls=1) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+        teacher = GeminiTeacher(api_key=KEY)
+
+        async def run():
+            try:
+                name = await teacher.submit_batch(requests)
+                return name, await teacher.collect_batch(name), await teacher.collect_batch(name)
+            finally:
+                await teacher.aclose()
+
+        name, running, done = asyncio.run(run())
+    assert name.startswith("batches/") and running is None
+    assert set(done) == {r.sha256 for r in requests}
+    ok, limited, truncated = (done[r.sha256] for r in requests)
+    assert CoachingLabel.model_validate_json(ok.text) and ok.output_tokens > 0
+    assert isinstance(limited, TransientError) and limited.status == 429
+    assert isinstance(truncated, TeacherAnswer) and truncated.text and truncated.text[-1] != "}"
+    assert fake.requests == 3
+
+
+def test_a_failed_gemini_batch_is_permanent(monkeypatch):
+    with GeminiFake(KEY, batch_running_polls=0, batch_final_state="BATCH_STATE_EXPIRED") as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+        teacher = GeminiTeacher(api_key=KEY)
+
+        async def run():
+            try:
+                return await teacher.collect_batch(await teacher.submit_batch([make_request()]))
+            finally:
+                await teacher.aclose()
+
+        with pytest.raises(PermanentError, match="EXPIRED"):
+            asyncio.run(run())
+
+
+def pose_from(points: dict[str, tuple[float, float]]) -> PoseSample:
+    keypoints = tuple(
+        Keypoint(name=n, x=points[n][0], y=points[n][1], conf=0.9)
+        if n in points
+        else Keypoint(name=n, x=0, y=0, conf=0)
+        for n in KEYPOINT_NAMES
+    )
+    return PoseSample(
+        sha256="0" * 64,
+        source_path="/x.jpg",
+        activity="squat",
+        width=200,
+        height=100,
+        box_conf=0.9,
+        keypoints=keypoints,
+    )
+
+
+def test_the_fakes_default_label_is_grounded_and_its_faults_are_not():
+    assert parse_keypoints(PROMPT) == KEYPOINTS
+    sample = pose_from(KEYPOINTS)
+    assert grounding_problems(grounded_label(PROMPT), sample) == []
+    assert grounding_problems(grounded_label(PROMPT, fault="ungrounded"), sample)
+    assert "says RIGHT" in grounding_problems(grounded_label(PROMPT, fault="wrong_side"), sample)[0]
+
+
+def test_fault_rate_is_seeded():
+    def drawn(seed):
+        fake = GeminiFake(KEY, fault_rate=0.5, seed=seed)
+        return [fake.fault_for(fake.register(bytes([n]), PROMPT)) for n in range(20)]
+
+    assert drawn(3) == drawn(3) and any(drawn(3)) and None in drawn(3)
