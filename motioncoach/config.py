@@ -187,7 +187,8 @@ def local_train_config(base_model_dir: Path) -> TrainConfig:
         torch_dtype="float32",
         num_train_epochs=1,
         max_steps=6,
-        max_length=1024,
+        # The tiny tokenizer spends about a token per character: a full conversation is ~3-5k tokens.
+        max_length=8192,
         max_pixels=64 * 64 * 4,
         save_steps=2,
         eval_steps=2,

@@ -18,6 +18,9 @@ PREFECT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
     "PREFECT_LOGGING_EXTRA_LOGGERS": "motioncoach",
+    # Offline machines cannot reach the telemetry endpoint; without this each run logs an error.
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
 }
 
 

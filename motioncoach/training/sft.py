@@ -33,6 +33,7 @@ _TQDM_LINE = re.compile(r"\d+%\|.*\|")
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|KEY|PASSWORD", re.IGNORECASE)
 _POLL_SECONDS = 0.5
 _TAIL_LINES = 60
+_ERROR_LINES = 12  # of the tail, quoted in the error; the whole output is in swift.log
 MIN_DATASETS = "4.7"
 
 
@@ -86,7 +87,8 @@ def run_sft(
         errors="replace",
         start_new_session=True,  # its own process group, so torchrun's workers stop with it
     )
-    reader = threading.Thread(target=_pump, args=(proc, tail), daemon=True)
+    log_path = output_dir / "swift.log"
+    reader = threading.Thread(target=_pump, args=(proc, tail, log_path), daemon=True)
     reader.start()
     try:
         while proc.poll() is None:
@@ -98,9 +100,10 @@ def run_sft(
         _stop(proc)
         raise
     if proc.returncode != 0:
+        last = [line.rstrip() for line in tail if line.strip() and not _TQDM_LINE.search(line)][-_ERROR_LINES:]
         raise TrainingError(
-            f"swift sft exited with code {proc.returncode} after {time.monotonic() - started:.0f} s; "
-            f"last lines:\n{''.join(tail)}"
+            f"swift sft exited with code {proc.returncode} after {time.monotonic() - started:.0f} s "
+            f"(full output: {log_path}); last lines:\n" + "\n".join(last)
         )
     logger.info("swift sft finished in %.1f s", time.monotonic() - started)
     return summarize_run(output_dir)
@@ -176,16 +179,22 @@ class _JsonlFollower:
                 on_log({**record, "step": step})
 
 
-def _pump(proc: subprocess.Popen, tail: deque[str]) -> None:
-    """Forward the subprocess output to our logger and keep its last lines, secrets blanked."""
+def _pump(proc: subprocess.Popen, tail: deque[str], log_path: Path) -> None:
+    """Forward the subprocess output to our logger and a log file, keeping its last lines; secrets blanked."""
     assert proc.stdout is not None
-    for raw in proc.stdout:
-        line = _redact(raw)
-        tail.append(line)
-        text = line.rstrip()
-        if text:
-            # Progress bars redraw many times a second; keep them out of INFO.
-            logger.log(logging.DEBUG if _TQDM_LINE.search(text) else logging.INFO, "swift: %s", text)
+    with open(log_path, "a") as log_file:
+        for raw in proc.stdout:
+            line = _redact(raw)
+            tail.append(line)
+            log_file.write(line)
+            _forward(line)
+
+
+def _forward(line: str) -> None:
+    text = line.rstrip()
+    if text:
+        # Progress bars redraw many times a second; keep them out of INFO.
+        logger.log(logging.DEBUG if _TQDM_LINE.search(text) else logging.INFO, "swift: %s", text)
 
 
 def _stop(proc: subprocess.Popen) -> None:
