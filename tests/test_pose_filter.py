@@ -291,3 +291,11 @@ def test_shipped_weights_resolve_and_are_verified(tmp_path: Path) -> None:
 def test_the_domain_package_imports_neither_prefect_nor_modal() -> None:
     code = "import sys, motioncoach.pose; print(sorted({'prefect', 'modal', 'ultralytics'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_non_images_are_named_so_after_ultralytics_patched_pil(tmp_path) -> None:
+    import ultralytics.utils.patches  # noqa: F401  (replaces PIL's Image.open, as any YOLO run does)
+
+    from motioncoach.pose import check_image
+
+    assert check_image(b"<html><body>not a photo</body></html>", 50_000_000) == "not an image"

@@ -41,6 +41,12 @@ def check_image(source: Path | bytes, max_pixels: int) -> DecodedImage | str:
         return _decode(data, max_pixels)
     except UnidentifiedImageError:
         return NOT_AN_IMAGE
+    except ModuleNotFoundError as exc:
+        # Ultralytics patches Image.open to retry unidentified files with the optional pi-heif
+        # plugin; without it, that retry fails here instead of with UnidentifiedImageError.
+        if exc.name == "pi_heif":
+            return NOT_AN_IMAGE
+        return f"unreadable: {type(exc).__name__}: {exc}"
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         size = _claimed_size(data)
         return bomb_reason(*size, max_pixels) if size else f"decompression bomb: over max_pixels={max_pixels}"

@@ -40,10 +40,6 @@ class TeacherRun(BaseModel):
     cost_usd: float = 0.0
     stop_reason: str | None = None
 
-    @property
-    def cost_per_request(self) -> float | None:
-        return self.cost_usd / self.requests if self.requests else None
-
 
 class _Stop(Exception):
     """The run's budget is spent: leave the image for the next run."""
@@ -66,6 +62,7 @@ class TeacherEngine:
         self._rng = random.Random(seed)
         self._auth_failure: PermanentError | None = None
         self._reserved = 0.0  # expected cost of requests in flight, so max_cost holds under concurrency
+        self._answered = 0
 
     def key(self, sample: PoseSample) -> LabelKey:
         params = self.teacher.generation_params()
@@ -163,7 +160,7 @@ class TeacherEngine:
                 except TransientError as exc:
                     error = exc
                 except PermanentError as exc:
-                    if exc.status in (401, 403):
+                    if _is_auth_error(exc):
                         self._auth_failure = exc
                         raise _Stop() from None
                     raise _Rejected(f"rejected by {self.teacher.name}: {exc}") from None
@@ -197,8 +194,8 @@ class TeacherEngine:
 
     def _expected_cost(self) -> float:
         """The next request's cost: this run's average so far, or a typical request's before any answer."""
-        if self.run.cost_per_request is not None:
-            return self.run.cost_per_request
+        if self._answered:
+            return self.run.cost_usd / self._answered
         return cost_usd(self.teacher.model_id, TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, self.config.prices)
 
     def _cost(self, answer: TeacherAnswer) -> float:
@@ -206,4 +203,11 @@ class TeacherEngine:
         self.run.input_tokens += answer.input_tokens
         self.run.output_tokens += answer.output_tokens
         self.run.cost_usd += cost
+        self._answered += 1
         return cost
+
+
+def _is_auth_error(error: PermanentError) -> bool:
+    """A rejected key fails every request alike; Gemini says so with a 400 API_KEY_INVALID."""
+    text = str(error).lower()
+    return error.status in (401, 403) or "api_key_invalid" in text or "api key not valid" in text

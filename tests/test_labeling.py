@@ -1,0 +1,267 @@
+"""Labeling with the paid teachers: the real SDKs against fakes of Gemini and OpenRouter."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from motioncoach.config import LabelConfig
+from motioncoach.errors import ConfigurationError
+from motioncoach.hashing import file_sha256
+from motioncoach.labels.policy import LabelingFailed, check_failure_rate
+from motioncoach.records import KEYPOINT_NAMES, Keypoint, PoseSample
+from motioncoach.teachers.labeling import label_with_teachers
+from motioncoach.teachers.store import STORE_FILE, LabelStore
+from tests.fakes import GeminiFake, OpenRouterFake
+
+KEY = "AIza-test-secret-0123456789abcdef"
+OR_KEY = "sk-or-test-secret-0123456789"
+FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05}
+
+
+def make_samples(folder: Path, count: int, seed: int = 0) -> list[PoseSample]:
+    """Distinct small photos with a plausible left leg and right arm each."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for index in range(count):
+        path = folder / f"photo_{index:03d}.png"
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(path)
+        bend = float(rng.uniform(0.05, 0.25))
+        points = {
+            "left_hip": (0.45, 0.45), "left_knee": (0.45, 0.65), "left_ankle": (0.45 + bend, 0.85),
+            "right_shoulder": (0.6, 0.25), "right_elbow": (0.62, 0.4), "right_wrist": (0.7 - bend, 0.5),
+        }  # fmt: skip
+        keypoints = tuple(
+            Keypoint(name=n, x=points[n][0], y=points[n][1], conf=0.9) if n in points else Keypoint(name=n, x=0, y=0, conf=0)
+            for n in KEYPOINT_NAMES
+        )
+        samples.append(
+            PoseSample(
+                sha256=file_sha256(path), source_path=path, activity="squat", width=64, height=48, box_conf=0.9,
+                keypoints=keypoints,
+            )
+        )  # fmt: skip
+    return samples
+
+
+@pytest.fixture
+def gemini(monkeypatch):
+    with GeminiFake(api_key=KEY, retry_after=0.05) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("GEMINI_API_KEY", KEY)
+        yield fake
+
+
+@pytest.fixture
+def openrouter(monkeypatch):
+    with OpenRouterFake(api_key=OR_KEY, retry_after=0.05) as fake:
+        monkeypatch.setenv("OPENROUTER_BASE_URL", fake.base_url)
+        monkeypatch.setenv("OPENROUTER_API_KEY", OR_KEY)
+        yield fake
+
+
+def test_labels_are_stored_and_an_unchanged_rerun_sends_nothing(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 6)
+    report = label_with_teachers(samples, LabelConfig(labeler="gemini"), tmp_path / "data")
+    assert len(report.labeled) == 6 and gemini.requests == 6
+    assert report.usage[0]["input_tokens"] > 0 and report.usage[0]["cost_usd"] > 0
+    rerun = label_with_teachers(samples, LabelConfig(labeler="gemini"), tmp_path / "data")
+    assert gemini.requests == 6
+    assert [o.label for o in rerun.labeled] == [o.label for o in report.labeled]
+    assert rerun.usage[0]["from_store"] == 6 and rerun.usage[0]["requests"] == 0
+
+    more = samples + make_samples(tmp_path / "new", 2, seed=1)
+    label_with_teachers(more, LabelConfig(labeler="gemini"), tmp_path / "data")
+    assert gemini.requests == 8  # only the two new images
+
+
+def test_a_new_prompt_or_model_makes_labels_stale_not_lost(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 3)
+    label_with_teachers(samples, LabelConfig(labeler="gemini"), tmp_path / "data")
+    label_with_teachers(samples, LabelConfig(labeler="gemini", gemini_model="gemini-2.5-flash"), tmp_path / "data")
+    assert gemini.requests == 6
+    rows = sqlite3.connect(tmp_path / "data" / STORE_FILE).execute("SELECT model_id, status FROM labels").fetchall()
+    assert sorted(rows) == sorted([("gemini-3-flash-preview", "labeled")] * 3 + [("gemini-2.5-flash", "labeled")] * 3)
+
+
+def test_thirty_percent_transient_faults_still_label_nearly_everything(tmp_path, gemini):
+    gemini.fault_rate = 0.3
+    samples = make_samples(tmp_path / "photos", 40)
+    report = label_with_teachers(samples, LabelConfig(labeler="gemini", **FAST), tmp_path / "data")
+    assert len(report.labeled) >= 0.95 * len(samples)
+    assert sum(gemini.faults_served.values()) > 5
+    check_failure_rate(report, 0.2, "store")  # the run succeeds
+
+
+def test_retry_after_is_honoured(tmp_path, gemini):
+    gemini.retry_after = 0.6
+    gemini.faults = ["rate_limit"]
+    started = time.monotonic()
+    report = label_with_teachers(make_samples(tmp_path / "photos", 1), LabelConfig(labeler="gemini", **FAST), tmp_path)
+    assert len(report.labeled) == 1 and gemini.requests == 2
+    assert time.monotonic() - started >= 0.6
+
+
+def test_bad_answers_are_retried_then_recorded_with_their_reason(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 3)
+    broken, flaky = samples[0].sha256, samples[1].sha256
+    sent_as = {_jpeg_sha(samples[0]): broken, _jpeg_sha(samples[1]): flaky}
+
+    def faults(call):
+        image = sent_as.get(call.image_sha)
+        if image == broken:
+            return "truncated"
+        if image == flaky and call.attempt == 1:
+            return "schema_violation"
+        return None
+
+    gemini.faults = faults
+    config = LabelConfig(labeler="gemini", invalid_retries=2, **FAST)
+    report = label_with_teachers(samples, config, tmp_path / "data")
+    outcomes = {o.sample.sha256: o for o in report.outcomes}
+    assert outcomes[broken].status == "failed"
+    assert outcomes[broken].reason.startswith("invalid answer: not valid JSON")
+    assert outcomes[flaky].status == "labeled"
+    assert sorted(gemini.requests_per_image.values()) == [1, 2, 3]  # the broken one: 1 + 2 retries
+    stored = LabelStore.in_data_dir(tmp_path / "data")
+    assert [r for r in stored._db.execute("SELECT status, attempts FROM labels WHERE sha256 = ?", (broken,))] == [
+        ("failed", 3)
+    ]
+
+
+def test_every_call_failing_fails_the_run_and_a_healthy_teacher_finishes_it(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 5)
+    gemini.faults = lambda call: "unavailable"
+    config = LabelConfig(labeler="gemini", max_attempts=2, **FAST)
+    report = label_with_teachers(samples, config, tmp_path / "data")
+    assert len(report.failed) == 5 and report.failed[0].reason.startswith("gave up after 2 attempts")
+    with pytest.raises(LabelingFailed, match="5 of 5 images could not be labeled"):
+        check_failure_rate(report, config.max_failure_rate, "store")
+    gemini.faults = None
+    gemini.reset_counters()
+    healed = label_with_teachers(samples, config, tmp_path / "data")
+    assert len(healed.labeled) == 5 and gemini.requests == 5
+
+
+def test_a_rejected_key_stops_at_once_and_never_leaks(tmp_path, gemini, monkeypatch, caplog):
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-wrong-key-000000000000")
+    samples = make_samples(tmp_path / "photos", 8)
+    with pytest.raises(ConfigurationError, match="check GEMINI_API_KEY") as error:
+        label_with_teachers(samples, LabelConfig(labeler="gemini", concurrency=2), tmp_path / "data")
+    assert gemini.http_requests <= 2
+    assert "AIza-wrong-key" not in str(error.value) and "AIza-wrong-key" not in caplog.text
+
+
+def test_kill_9_midway_repays_at_most_the_requests_in_flight(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 40)
+    (tmp_path / "samples.json").write_text(json.dumps([s.model_dump(mode="json") for s in samples]))
+    gemini.latency = 0.15
+    concurrency = 4
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.labeling_worker", str(tmp_path / "samples.json"), str(tmp_path / "data"),
+         str(concurrency)],
+        env=os.environ.copy(), cwd=Path(__file__).parent.parent,
+    )  # fmt: skip
+    store_path = tmp_path / "data" / STORE_FILE
+    deadline = time.monotonic() + 120
+    labeled = 0
+    while labeled < 16 and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+        if store_path.exists():
+            with sqlite3.connect(store_path) as db:
+                labeled = db.execute("SELECT count(*) FROM labels WHERE status = 'labeled'").fetchone()[0]
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert 16 <= labeled < 40
+    before = gemini.requests
+    report = label_with_teachers(samples, LabelConfig(labeler="gemini", concurrency=concurrency), tmp_path / "data")
+    assert len(report.labeled) == 40
+    repaid = sum(n - 1 for n in gemini.requests_per_image.values())
+    assert repaid <= concurrency
+    assert gemini.requests - before <= 40 - labeled + concurrency
+
+
+def test_consensus_keeps_agreement_and_lists_disagreement(tmp_path, gemini, openrouter):
+    samples = make_samples(tmp_path / "photos", 4)
+    odd_one = samples[0]
+
+    def answer(call):
+        from tests.fakes import grounded_label
+
+        label = grounded_label(call.prompt)
+        if call.image_sha == _jpeg_sha(odd_one):
+            label = label.model_copy(update={"progress_score": (label.progress_score + 50) % 100})
+        return label.model_dump_json()
+
+    openrouter.answer = answer
+    report = label_with_teachers(samples, LabelConfig(labeler="consensus"), tmp_path / "data")
+    assert len(report.labeled) == 3 and all(o.agreement["agree"] for o in report.labeled)
+    [disagreed] = report.having("disagreed")
+    assert disagreed.sample.sha256 == odd_one.sha256 and "progress_score differs" in disagreed.reason
+    assert gemini.requests == 4 and openrouter.requests == 4
+    kept = label_with_teachers(samples, LabelConfig(labeler="consensus", keep_disagreements=True), tmp_path / "data")
+    assert len(kept.labeled) == 4 and gemini.requests == 4  # from the store
+
+
+def _jpeg_sha(sample: PoseSample) -> str:
+    import hashlib
+
+    from motioncoach.teachers.request import encode_image
+
+    return hashlib.sha256(encode_image(sample.source_path)).hexdigest()
+
+
+def test_daily_budget_stops_cleanly_and_the_next_run_continues(tmp_path, openrouter):
+    samples = make_samples(tmp_path / "photos", 8)
+    report = label_with_teachers(samples, LabelConfig(labeler="openrouter", daily_budget=5, concurrency=2), tmp_path)
+    assert (len(report.labeled), len(report.having("deferred")), len(report.failed)) == (5, 3, 0)
+    assert "daily budget of 5" in report.usage[0]["stop_reason"]
+    assert openrouter.requests == 5
+    again = label_with_teachers(samples, LabelConfig(labeler="openrouter", daily_budget=5), tmp_path)
+    assert openrouter.requests == 5 and len(again.having("deferred")) == 3
+    tomorrow = label_with_teachers(samples, LabelConfig(labeler="openrouter", daily_budget=8), tmp_path)
+    assert len(tomorrow.labeled) == 8 and openrouter.requests == 8
+
+
+def test_max_cost_stops_before_it_is_exceeded(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 10)
+    prices = {"gemini-3-flash-preview": (1000.0, 1000.0)}  # makes each fake request cost about a dollar
+    config = LabelConfig(labeler="gemini", max_cost=3.0, prices=prices, concurrency=4)
+    report = label_with_teachers(samples, config, tmp_path / "data")
+    usage = report.usage[0]
+    assert usage["cost_usd"] <= 3.0
+    assert 1 <= len(report.labeled) < 10 and len(report.having("deferred")) == 10 - len(report.labeled)
+    assert "max cost $3.00 reached" in usage["stop_reason"]
+
+
+def test_batch_jobs_are_submitted_then_collected_on_a_later_run(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 3)
+    config = LabelConfig(labeler="gemini", batch=True)
+    submitted = label_with_teachers(samples, config, tmp_path / "data")
+    assert len(submitted.having("deferred")) == 3 and gemini.requests == 3
+    running = label_with_teachers(samples, config, tmp_path / "data")  # the job still reports RUNNING
+    assert len(running.having("deferred")) == 3 and gemini.requests == 3
+    collected = label_with_teachers(samples, config, tmp_path / "data")
+    assert len(collected.labeled) == 3 and gemini.requests == 3
+    assert collected.usage[0]["cost_usd"] > 0
+    label_with_teachers(samples, LabelConfig(labeler="gemini"), tmp_path / "data")
+    assert gemini.requests == 3  # the synchronous path reuses the batch's labels
+
+
+def test_keys_never_reach_the_data_dir(tmp_path, gemini, openrouter):
+    samples = make_samples(tmp_path / "photos", 3)
+    label_with_teachers(samples, LabelConfig(labeler="consensus"), tmp_path / "data")
+    for path in (tmp_path / "data").rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes() and OR_KEY.encode() not in path.read_bytes()
