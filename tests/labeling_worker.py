@@ -1,6 +1,6 @@
 """Runs label_with_teachers in its own process, so a test can kill it with SIGKILL mid-run.
 
-    python -m tests.labeling_worker SAMPLES_JSON DATA_DIR CONCURRENCY
+python -m tests.labeling_worker SAMPLES_JSON DATA_DIR CONCURRENCY
 """
 
 from __future__ import annotations

@@ -27,7 +27,12 @@ def _sample(path, activity="squat") -> PoseSample:
         for n in KEYPOINT_NAMES
     )
     return PoseSample(
-        sha256=file_sha256(path), source_path=path, activity=activity, width=64, height=48, box_conf=0.9,
+        sha256=file_sha256(path),
+        source_path=path,
+        activity=activity,
+        width=64,
+        height=48,
+        box_conf=0.9,
         keypoints=keypoints,
     )
 

@@ -43,7 +43,9 @@ def make_samples(folder: Path, count: int, seed: int = 0) -> list[PoseSample]:
             "right_shoulder": (0.6, 0.25), "right_elbow": (0.62, 0.4), "right_wrist": (0.7 - bend, 0.5),
         }  # fmt: skip
         keypoints = tuple(
-            Keypoint(name=n, x=points[n][0], y=points[n][1], conf=0.9) if n in points else Keypoint(name=n, x=0, y=0, conf=0)
+            Keypoint(name=n, x=points[n][0], y=points[n][1], conf=0.9)
+            if n in points
+            else Keypoint(name=n, x=0, y=0, conf=0)
             for n in KEYPOINT_NAMES
         )
         samples.append(

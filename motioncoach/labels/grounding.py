@@ -20,9 +20,7 @@ def grounding_problems(
     for number, point in enumerate(label.feedback_points, start=1):
         current, target = point.visuals.vectors
         start = current.start
-        nearest = min(
-            confident.values(), key=lambda k: math.hypot(k.x - start[0], k.y - start[1]), default=None
-        )
+        nearest = min(confident.values(), key=lambda k: math.hypot(k.x - start[0], k.y - start[1]), default=None)
         if nearest is None or math.hypot(nearest.x - start[0], nearest.y - start[1]) > tolerance:
             problems.append(
                 f"feedback point {number}: vectors start at ({start[0]:.3f}, {start[1]:.3f}), "

@@ -128,10 +128,7 @@ def _feedback(
     move = opening if assessment.goal > angle.degrees else closing
     low, high = assessment.target
     what = _MEASURED.get(angle.kind, "it is at")
-    script = (
-        f"{move.format(SIDE=angle.side.upper())}: {what} {angle.degrees:.0f}°, "
-        f"aim for {low:.0f}-{high:.0f}°."
-    )
+    script = f"{move.format(SIDE=angle.side.upper())}: {what} {angle.degrees:.0f}°, aim for {low:.0f}-{high:.0f}°."
     other = f"{'right' if angle.side == 'left' else 'left'}_{angle.kind}"
     if diffs.get(angle.kind, 0) > ASYMMETRY_NOTE_DEGREES and other in angles:
         script += f" Your {other.split('_')[0].upper()} {angle.kind} is at {angles[other].degrees:.0f}°."

@@ -34,9 +34,7 @@ def parse_answer(text: str, sample: PoseSample) -> CoachingLabel:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "label"
-        raise InvalidAnswer(
-            f"schema: {where}: {first['msg']} ({exc.error_count()} error(s))"[:_MAX_REASON]
-        ) from None
+        raise InvalidAnswer(f"schema: {where}: {first['msg']} ({exc.error_count()} error(s))"[:_MAX_REASON]) from None
     problems = grounding_problems(label, sample)
     if problems:
         raise InvalidAnswer(f"not grounded: {problems[0]}"[:_MAX_REASON])
