@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,48 @@ def test_pipeline_trains_and_places_an_adapter(tmp_path, task_states):
     assert states["train-adapter"] == "Cached"
     assert all(states[name] == "Cached" for name in DATASET_TASKS)
     assert file_sha256(adapter / "adapter_model.safetensors") == weights
+
+
+def test_broken_files_are_recorded_and_never_stop_the_run(tmp_path, prefect_server):
+    folder = tmp_path / "photos"
+    shutil.copytree(_assembled(tmp_path), folder)
+    broken = folder / "broken"
+    broken.mkdir()
+    (broken / "empty.jpg").write_bytes(b"")
+    (broken / "truncated.jpg").write_bytes((folder / "seated" / "grace_hopper.jpg").read_bytes()[:2000])
+    (broken / "notes.jpg").write_text("squat notes, not a photo")
+    (broken / "page.png").write_text("<html><body>404</body></html>")
+    (broken / "noise.jpg").write_bytes(bytes(range(256)) * 40)
+    (broken / "bomb.png").write_bytes(_png_claiming(60000, 60000))
+    data = tmp_path / "data"
+    summary = build_dataset(source=str(folder), data_dir=data)
+    assert summary.train.rows + summary.val.rows == 2  # astronaut and grace_hopper
+    reasons = {
+        Path(e["source_path"]).name: e["reason"]
+        for e in json.loads((data / "yolo_cache.json").read_text())["entries"].values()
+        if Path(e["source_path"]).parent.name == "broken"
+    }
+    assert reasons == {
+        "empty.jpg": "empty file",
+        "truncated.jpg": "truncated image",
+        "notes.jpg": "not an image",
+        "page.png": "not an image",
+        "noise.jpg": "not an image",
+        "bomb.png": "decompression bomb: 60000x60000 pixels exceeds max_pixels=50000000",
+    }
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )

@@ -1,0 +1,64 @@
+"""The dataset flow with a paid teacher: preflight, failure policy, and a healthy rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from flows.dataset import build_dataset
+from motioncoach.config import LabelConfig
+from motioncoach.errors import ConfigurationError
+from motioncoach.labels.policy import LabelingFailed
+from tests.fakes import GeminiFake
+
+KEY = "AIza-flow-secret-0123456789abcdef"
+
+
+def test_a_missing_key_fails_within_seconds_before_any_work(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "OPENROUTER_API_KEY")}
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", "--labeler", "gemini", "--data-dir", str(tmp_path / "data")],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "GEMINI_API_KEY is not set" in result.stderr and "--labeler rules" in result.stderr
+    assert time.monotonic() - started < 20
+    assert not (tmp_path / "data").exists()
+
+
+def test_the_flow_checks_keys_first_too(tmp_path, prefect_server, monkeypatch):
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="OPENROUTER_API_KEY is not set"):
+        build_dataset(labeler="openrouter", data_dir=tmp_path / "data")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_teacher_failing_every_call_fails_the_run_and_a_healthy_one_completes_it(
+    tmp_path, prefect_server, monkeypatch
+):
+    data = tmp_path / "data"
+    labeling = LabelConfig(labeler="gemini", max_attempts=2, backoff_initial_s=0.01, backoff_max_s=0.02)
+    with GeminiFake(api_key=KEY, faults=lambda call: "server_error") as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("GEMINI_API_KEY", KEY)
+        state = build_dataset(labeler="gemini", data_dir=data, labeling=labeling, return_state=True)
+        assert state.is_failed()
+        with pytest.raises(LabelingFailed, match="could not be labeled"):
+            state.result()
+        failed_requests = fake.requests
+        fake.faults = None
+        fake.reset_counters()
+        summary = build_dataset(labeler="gemini", data_dir=data, labeling=labeling)
+    assert failed_requests == 3 * 2  # three kept photos, two attempts each
+    assert summary.train.rows + summary.val.rows == 3 and fake.requests == 3
+    rows = [json.loads(line) for line in (data / "labels.jsonl").read_text().splitlines()]
+    assert {r["status"] for r in rows} == {"labeled"} and all(r["model_id"] == "gemini-3-flash-preview" for r in rows)
+    for path in data.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes()
