@@ -37,8 +37,12 @@ def measure(fake: GeminiFake, samples, config: LabelConfig) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency", type=float, default=2.0, help="Seconds the fake takes per request (Gemini Flash answers in 2-5 s).")
-    parser.add_argument("--images", type=int, default=1024, help="Most images per level: 16 per unit of concurrency.")
+    parser.add_argument(
+        "--latency", type=float, default=2.0, help="Seconds the fake takes per request (Gemini Flash: 2-5 s)."
+    )
+    parser.add_argument(
+        "--images", type=int, default=1024, help="Most images per level: 16 per unit of concurrency."
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as photos, GeminiFake(api_key=KEY, latency=args.latency) as fake:
         os.environ["GOOGLE_GEMINI_BASE_URL"] = fake.base_url

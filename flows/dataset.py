@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from motioncoach.config import (
     LabelConfig,
@@ -16,6 +17,7 @@ from motioncoach.config import (
     with_labeler,
 )
 from motioncoach.dataset import SplitSummary
+from motioncoach.lock import data_dir_lock
 from motioncoach.runtime import apply_local_defaults, resolve_dir
 from tasks.dataset import split, write_dataset
 from tasks.labels import label_images, preflight
@@ -37,8 +39,9 @@ def build_dataset(
     label_config = with_labeler(labeling, labeler)
     preflight(label_config)
     data = resolve_dir(data_dir)
-    images = persist_in(data, find_images)(SourceConfig(source=source, max_samples=max_samples), data)
-    poses = persist_in(data, filter_images)(images, PoseFilterConfig(), data)
-    labels = persist_in(data, label_images)(poses.kept, label_config, data)
-    dataset = persist_in(data, write_dataset)(labels, data)
-    return persist_in(data, split)(dataset, SplitConfig(), data)
+    with data_dir_lock(data, f"build-dataset run {flow_run.name!r}"):
+        images = persist_in(data, find_images)(SourceConfig(source=source, max_samples=max_samples), data)
+        poses = persist_in(data, filter_images)(images, PoseFilterConfig(), data)
+        labels = persist_in(data, label_images)(poses.kept, label_config, data)
+        dataset = persist_in(data, write_dataset)(labels, data)
+        return persist_in(data, split)(dataset, SplitConfig(), data)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from motioncoach.config import Profile
+from motioncoach.lock import data_dir_lock
 from motioncoach.runtime import apply_local_defaults, resolve_dir
 from tasks.publish import place_adapter
 from tasks.storage import persist_in
@@ -21,6 +23,7 @@ def finetune(
 ) -> Path:
     apply_local_defaults()
     data = resolve_dir(data_dir)
-    splits = find_split(data)
-    trained = persist_in(data, train_adapter)(splits, profile, data)
-    return place_adapter(trained, Path(adapter_dir).expanduser().resolve())
+    with data_dir_lock(data, f"finetune run {flow_run.name!r}"):
+        splits = find_split(data)
+        trained = persist_in(data, train_adapter)(splits, profile, data)
+        return place_adapter(trained, Path(adapter_dir).expanduser().resolve())

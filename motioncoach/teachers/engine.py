@@ -52,10 +52,21 @@ class _Rejected(Exception):
 class TeacherEngine:
     """Runs one teacher over many images under the limits in LabelConfig."""
 
-    def __init__(self, teacher: Teacher, store: LabelStore, config: LabelConfig, seed: int = 0):
+    def __init__(
+        self,
+        teacher: Teacher,
+        store: LabelStore,
+        config: LabelConfig,
+        *,
+        refresh: frozenset[str] = frozenset(),
+        send: bool = True,
+        seed: int = 0,
+    ):
         self.teacher = teacher
         self.store = store
         self.config = config
+        self.refresh = refresh  # images whose stored label is asked for again (a relabel)
+        self.send = send  # False: answer from the store only, sending nothing
         self.run = TeacherRun(teacher=teacher.name, model_id=teacher.model_id)
         self._limiter = RateLimiter(config.rpm)
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -99,11 +110,14 @@ class TeacherEngine:
     async def _label_one(self, sample: PoseSample) -> None:
         key = self.key(sample)
         stored = self.store.get(key)
-        if stored is not None and stored.status == "labeled":
+        if stored is not None and stored.status == "labeled" and sample.sha256 not in self.refresh:
             self.run.labeled[sample.sha256] = stored.label
             self.run.from_store += 1
             return
-        if self.run.stop_reason or self._auth_failure:
+        if stored is not None and stored.status == "failed" and not self.send:
+            self.run.failed[sample.sha256] = stored.reason or "failed"
+            return
+        if self.run.stop_reason or self._auth_failure or not self.send:
             self.run.deferred.append(sample.sha256)
             return
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from motioncoach.config import LabelConfig
@@ -14,6 +15,8 @@ from motioncoach.teachers.consensus import compare
 from motioncoach.teachers.engine import TeacherEngine, TeacherRun
 from motioncoach.teachers.keys import LABELER_TEACHERS, api_key
 from motioncoach.teachers.store import LabelStore
+
+OPENROUTER_DEFAULT_TEMPERATURE = 0.2
 
 
 def build_teacher(name: str, config: LabelConfig) -> Teacher:
@@ -33,9 +36,36 @@ def build_teacher(name: str, config: LabelConfig) -> Teacher:
     return OpenRouterTeacher(
         model_id=config.openrouter_model,
         api_key=api_key("openrouter"),
-        temperature=0.2 if config.temperature is None else config.temperature,
+        temperature=OPENROUTER_DEFAULT_TEMPERATURE if config.temperature is None else config.temperature,
         timeout_s=config.timeout_s,
     )
+
+
+@dataclass(frozen=True)
+class StoredTeacher:
+    """A teacher as the label store knows it: enough to find its labels, unable to send anything."""
+
+    name: str
+    model_id: str
+    params: dict
+
+    def generation_params(self) -> dict:
+        return self.params
+
+    async def ask(self, request):  # pragma: no cover - the engine never sends with send=False
+        raise AssertionError("a stored teacher cannot be asked")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def stored_teacher(name: str, config: LabelConfig) -> StoredTeacher:
+    """The identity build_teacher's client would have, without needing its API key."""
+    if name == "gemini":
+        params = {"thinking_level": config.gemini_thinking_level, "temperature": config.temperature}
+        return StoredTeacher(name, config.gemini_model, params)
+    temperature = OPENROUTER_DEFAULT_TEMPERATURE if config.temperature is None else config.temperature
+    return StoredTeacher(name, config.openrouter_model, {"temperature": temperature})
 
 
 def label_with_teachers(
@@ -44,12 +74,21 @@ def label_with_teachers(
     data_dir: Path,
     progress: Callable[[int, int], None] | None = None,
     teachers: list[Teacher] | None = None,
+    *,
+    refresh: frozenset[str] = frozenset(),
+    send: bool = True,
 ) -> LabelReport:
-    """Label every sample with the configured teacher(s), reusing every label already in the store."""
-    teachers = teachers or [build_teacher(name, config) for name in LABELER_TEACHERS[config.labeler]]
+    """Label every sample with the configured teacher(s), reusing every label already in the store.
+
+    refresh: images to ask again even though a label is stored. send=False: answer from the store
+    only (what is not there is reported deferred), so nothing is paid.
+    """
+    if teachers is None:
+        make = build_teacher if send else stored_teacher
+        teachers = [make(name, config) for name in LABELER_TEACHERS[config.labeler]]
     store = LabelStore.in_data_dir(data_dir)
     try:
-        runs = asyncio.run(_run_all(samples, teachers, store, config, progress))
+        runs = asyncio.run(_run_all(samples, teachers, store, config, progress, refresh, send))
     finally:
         store.close()
     if len(runs) == 1:
@@ -72,7 +111,7 @@ def label_with_teachers(
     return LabelReport(outcomes=outcomes, usage=usage)
 
 
-async def _run_all(samples, teachers, store, config, progress) -> list[TeacherRun]:
+async def _run_all(samples, teachers, store, config, progress, refresh, send) -> list[TeacherRun]:
     done = [0] * len(teachers)
 
     def tracker(index: int):
@@ -84,8 +123,8 @@ async def _run_all(samples, teachers, store, config, progress) -> list[TeacherRu
         return report
 
     try:
-        engines = [TeacherEngine(teacher, store, config) for teacher in teachers]
-        if config.batch:
+        engines = [TeacherEngine(t, store, config, refresh=refresh, send=send) for t in teachers]
+        if config.batch and send:
             from motioncoach.teachers.batch import run_batch
 
             return [await run_batch(engine, samples) for engine in engines]

@@ -184,12 +184,22 @@ class LabelStore:
             digest.update(f"{sha}:{rows}".encode())
         return digest.hexdigest()
 
-    def other_versions(self, sha256: str, teacher: str, current: LabelKey) -> list[tuple[str, str, str]]:
-        """(model_id, prompt_version, status) of this image's labels under older keys: the stale ones."""
+    def other_versions(self, sha256: str, teacher: str, current: LabelKey) -> list[tuple[str, str, str, str]]:
+        """(model_id, prompt_version, status, updated_at) of this image's labels under other keys: stale ones."""
         return self._db.execute(
-            "SELECT model_id, prompt_version, status FROM labels WHERE sha256 = ? AND teacher = ? AND id != ?",
+            "SELECT model_id, prompt_version, status, updated_at FROM labels "
+            "WHERE sha256 = ? AND teacher = ? AND id != ? ORDER BY updated_at DESC",
             (sha256, teacher, current.id),
         ).fetchall()
+
+    def newest_label(self, sha256: str, teacher: str) -> tuple[CoachingLabel, str, str] | None:
+        """This image's most recent successful label under any key: (label, model_id, prompt_version)."""
+        row = self._db.execute(
+            "SELECT label_json, model_id, prompt_version FROM labels WHERE sha256 = ? AND teacher = ? "
+            "AND status = 'labeled' ORDER BY updated_at DESC LIMIT 1",
+            (sha256, teacher),
+        ).fetchone()
+        return (CoachingLabel.model_validate_json(row[0]), row[1], row[2]) if row else None
 
     # Daily request counts, for free tiers that cap requests per day.
     def requests_today(self, teacher: str) -> int:

@@ -1,0 +1,131 @@
+"""Choosing what a nightly relabel asks for again, newest problems first, within a request budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from motioncoach.config import LabelConfig
+from motioncoach.labels.outcomes import LabelReport
+from motioncoach.labels.store import LABELS_FILE
+from motioncoach.pose.cache import PoseCache
+from motioncoach.records import KEYPOINT_NAMES, Keypoint, PoseSample
+from motioncoach.teachers.keys import LABELER_TEACHERS
+from motioncoach.teachers.labeling import stored_teacher
+from motioncoach.teachers.store import LabelKey, LabelStore
+
+Problem = Literal["disagreement", "invalid", "failed", "stale", "missing"]
+
+
+class Candidate(BaseModel):
+    """An image whose label needs asking for again, and why."""
+
+    sample: PoseSample
+    problem: Problem
+    since: str  # when the problem was recorded; "" when never labeled
+    detail: str = ""
+
+
+def kept_samples(cache_path: Path) -> list[PoseSample]:
+    """Every image the pose filter kept whose file is still there, once per content (newest entry)."""
+    newest: dict[str, object] = {}
+    for entry in PoseCache.load(cache_path).entries.values():
+        if entry.outcome == "kept" and entry.keypoints and Path(entry.source_path).is_file():
+            if entry.sha256 not in newest or entry.created_at > newest[entry.sha256].created_at:
+                newest[entry.sha256] = entry
+    samples = []
+    for entry in newest.values():
+        by_name = {name: (x, y, conf) for name, x, y, conf in entry.keypoints}
+        samples.append(
+            PoseSample(
+                sha256=entry.sha256,
+                source_path=Path(entry.source_path),
+                activity=entry.activity,
+                width=entry.width,
+                height=entry.height,
+                box_conf=entry.box_conf or 0.0,
+                keypoints=tuple(
+                    Keypoint(name=n, x=by_name[n][0], y=by_name[n][1], conf=by_name[n][2]) for n in KEYPOINT_NAMES
+                ),
+            )
+        )
+    return sorted(samples, key=lambda s: str(s.source_path))
+
+
+def _disagreements(data_dir: Path) -> dict[str, str]:
+    """sha256 -> reason, for images the last consensus run found the teachers disagreeing on."""
+    path = Path(data_dir) / LABELS_FILE
+    if not path.exists():
+        return {}
+    rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {r["sha256"]: r.get("reason") or "" for r in rows if r.get("status") == "disagreed"}
+
+
+def find_candidates(
+    samples: list[PoseSample], config: LabelConfig, store: LabelStore, data_dir: Path
+) -> list[Candidate]:
+    """Every sample with a problem under the current prompt, schema and model, newest problem first."""
+    disagreed = _disagreements(data_dir) if config.labeler == "consensus" else {}
+    candidates = []
+    for sample in samples:
+        worst: Candidate | None = None
+        for name in LABELER_TEACHERS[config.labeler]:
+            teacher = stored_teacher(name, config)
+            key = LabelKey.current(sample.sha256, name, teacher.model_id, teacher.generation_params())
+            found = _problem(sample, key, store)
+            if found and (worst is None or found.since > worst.since):
+                worst = found
+        if worst is None and sample.sha256 in disagreed:
+            worst = Candidate(sample=sample, problem="disagreement", since="~", detail=disagreed[sample.sha256])
+        if worst:
+            candidates.append(worst)
+    # ISO timestamps sort by time; "~" (a disagreement found in the last run) sorts newest of all.
+    return sorted(candidates, key=lambda c: c.since, reverse=True)
+
+
+def _problem(sample: PoseSample, key: LabelKey, store: LabelStore) -> Candidate | None:
+    stored = store.get(key)
+    if stored is not None:
+        if stored.status == "labeled":
+            return None
+        problem = "invalid" if (stored.reason or "").startswith("invalid answer") else "failed"
+        return Candidate(sample=sample, problem=problem, since=stored.updated_at, detail=stored.reason or "")
+    older = store.other_versions(sample.sha256, key.teacher, key)
+    if older:
+        model_id, prompt, _, updated = older[0]
+        return Candidate(
+            sample=sample, problem="stale", since=updated, detail=f"labeled by {model_id} with prompt {prompt}"
+        )
+    return Candidate(sample=sample, problem="missing", since="")
+
+
+def within_budget(candidates: list[Candidate], config: LabelConfig) -> list[Candidate]:
+    """As many as the daily request budget pays for: each image costs a request per teacher."""
+    if config.daily_budget is None:
+        return candidates
+    per_image = len(LABELER_TEACHERS[config.labeler]) or 1
+    return candidates[: config.daily_budget // per_image]
+
+
+def keep_stale_labels(report: LabelReport, store: LabelStore) -> LabelReport:
+    """Images without a current label keep their newest older one, marked stale, until relabeled.
+
+    A new prompt or model must not shrink the dataset overnight: the relabel replaces stale labels
+    as its budget allows. Consensus labels are not carried over: agreement needs both current ones.
+    """
+    outcomes = []
+    for outcome in report.outcomes:
+        older = store.newest_label(outcome.sample.sha256, outcome.labeler) if outcome.status == "deferred" else None
+        if older is None:
+            outcomes.append(outcome)
+            continue
+        label, model_id, prompt = older
+        outcomes.append(
+            outcome.model_copy(
+                update={"status": "labeled", "label": label, "reason": f"stale: {model_id}, prompt {prompt}"}
+            )
+        )
+    return LabelReport(outcomes=outcomes, usage=report.usage)

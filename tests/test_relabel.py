@@ -1,0 +1,86 @@
+"""The nightly relabel: what it picks, in which order, within which budget, and the rebuilt dataset."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from flows.dataset import build_dataset
+from flows.relabel import relabel
+from motioncoach.config import LabelConfig
+from motioncoach.dataset import read_jsonl
+from motioncoach.lock import DataDirBusy
+from tests.fakes import GeminiFake
+
+KEY = "AIza-relabel-secret-0123456789"
+
+
+@pytest.fixture
+def gemini(monkeypatch):
+    with GeminiFake(api_key=KEY, retry_after=0.01) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("GEMINI_API_KEY", KEY)
+        yield fake
+
+
+def _statuses(data_dir) -> dict[str, str]:
+    return {r["source_path"].rsplit("/", 1)[-1]: r["status"] for r in read_jsonl(data_dir / "labels.jsonl")}
+
+
+def test_relabel_fixes_invalid_labels_then_stale_ones_within_budget(tmp_path, prefect_server, gemini):
+    data = tmp_path / "data"
+    gemini.faults = lambda call: "truncated" if call.number == 1 else None  # one answer arrives broken
+    lenient = LabelConfig(labeler="gemini", invalid_retries=0, max_failure_rate=0.5)
+    build_dataset(labeler="gemini", data_dir=data, labeling=lenient)
+    assert sorted(_statuses(data).values()) == ["failed", "labeled", "labeled"]
+    rows_before = len(read_jsonl(data / "pose_dataset.jsonl"))
+
+    gemini.faults = None
+    gemini.reset_counters()
+    summary = relabel(data_dir=data, labeler="gemini", labeling=lenient)
+    assert gemini.requests == 1  # only the image whose answer was invalid
+    assert set(_statuses(data).values()) == {"labeled"}
+    assert summary.train.rows + summary.val.rows == rows_before + 1
+
+    gemini.reset_counters()
+    newer_model = lenient.model_copy(update={"gemini_model": "gemini-2.5-flash"})
+    # Today's budget counts every request of the day: 3 + 1 so far, so a budget of 6 leaves 2.
+    partial = relabel(data_dir=data, labeler="gemini", daily_budget=6, labeling=newer_model)
+    assert gemini.requests == 2
+    assert partial.train.rows + partial.val.rows == rows_before + 1  # the stale label still trains
+    assert sorted(r["reason"] or "" for r in read_jsonl(data / "labels.jsonl"))[-1].startswith(
+        "stale: gemini-3-flash-preview"
+    )
+    relabel(data_dir=data, labeler="gemini", daily_budget=7, labeling=newer_model)
+    assert gemini.requests == 3  # "the next night": the one left over
+    assert all(r["reason"] is None for r in read_jsonl(data / "labels.jsonl"))
+
+
+HOLD = """
+import sys, time
+from motioncoach.lock import data_dir_lock
+with data_dir_lock(sys.argv[1], "build-dataset run 'other'"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_run_on_a_busy_data_dir_is_refused_and_changes_nothing(tmp_path, prefect_server):
+    data = tmp_path / "data"
+    data.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(data)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(DataDirBusy, match="in use by build-dataset run 'other'"):
+            build_dataset(data_dir=data)
+        assert sorted(p.name for p in data.iterdir()) == [".motioncoach.lock"]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert json.loads((data / ".motioncoach.lock").read_text() or "{}").get("what") in (
+        None,
+        "build-dataset run 'other'",
+    )
