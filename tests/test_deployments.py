@@ -1,0 +1,178 @@
+"""prefect.yaml against a real Prefect server: deploy, run through a process worker, retry what failed.
+
+One module-scoped server (SQLite, 127.0.0.1) and one worker serve every test here; flows run in
+the worker's subprocesses exactly as they do for users.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from motioncoach.teachers.store import STORE_FILE, LabelStore
+from tests.fakes import GeminiFake
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+KEY = "AIza-deploy-secret-0123456789"
+PREFECT = [sys.executable, "-m", "prefect"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    with GeminiFake(api_key=KEY, retry_after=0.01) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, teacher):
+    """A Prefect server, the work pool, `prefect deploy --all`, and a process worker."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "GOOGLE_GEMINI_BASE_URL": teacher.base_url,
+        "GEMINI_API_KEY": KEY,
+    }
+    log = open(home / "server.log", "w")
+    server = subprocess.Popen(
+        [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log
+    )
+    worker = None
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, (home / "server.log").read_text()[-3000:]
+            time.sleep(1)
+
+        def run(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([*PREFECT, "--no-prompt", *args], env=env, cwd=REPO, capture_output=True, text=True)
+
+        created = run("work-pool", "create", "motioncoach-local", "--type", "process")
+        assert created.returncode == 0, created.stdout + created.stderr
+        deployed = run("deploy", "--all")
+        worker_log = open(home / "worker.log", "w")
+        worker = subprocess.Popen(
+            [*PREFECT, "worker", "start", "--pool", "motioncoach-local"], env=env, cwd=REPO, stdout=worker_log,
+            stderr=worker_log,
+        )  # fmt: skip
+        yield {"api": api, "env": env, "deployed": deployed, "run": run, "home": home}
+    finally:
+        for process in (worker, server):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def _wait(api: str, flow_run_id: str, timeout: float = 400) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
+        if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return state["type"]
+        time.sleep(2)
+    raise AssertionError(f"flow run {flow_run_id} did not finish in {timeout} s")
+
+
+def _start(server, deployment: str, *params: str) -> str:
+    args = ["deployment", "run", deployment]
+    for param in params:
+        args += ["--param", param]
+    started = server["run"](*args)
+    assert started.returncode == 0, started.stdout + started.stderr
+    return re.search(r"UUID: ([0-9a-f-]{36})", started.stdout).group(1)
+
+
+def _task_states(api: str, flow_run_id: str) -> dict[str, str]:
+    runs = httpx.post(f"{api}/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_id]}}}, timeout=10).json()
+    # A retried flow run keeps its first attempt's task runs too: the newest of each name wins.
+    return {r["name"].rsplit("-", 1)[0]: r["state"]["name"] for r in sorted(runs, key=lambda r: r["created"])}
+
+
+def test_prefect_yaml_deploys_every_deployment_with_the_nightly_schedule(server):
+    assert server["deployed"].returncode == 0, server["deployed"].stdout[-3000:] + server["deployed"].stderr[-3000:]
+    deployments = httpx.post(f"{server['api']}/deployments/filter", json={}, timeout=10).json()
+    flows = {f["id"]: f["name"] for f in httpx.post(f"{server['api']}/flows/filter", json={}, timeout=10).json()}
+    names = {f"{flows[d['flow_id']]}/{d['name']}": d for d in deployments}
+    assert set(names) >= {
+        "motioncoach-pipeline/local", "build-dataset/local", "finetune/local",
+        "motioncoach-pipeline/modal", "build-dataset/modal", "finetune/modal", "relabel/nightly",
+    }  # fmt: skip
+    nightly = names["relabel/nightly"]
+    assert [s["schedule"]["cron"] for s in nightly["schedules"]] == ["0 3 * * *"]
+    assert (
+        names["build-dataset/local"]["concurrency_limit"] == 1
+        or names["build-dataset/local"]["global_concurrency_limit"]
+    )
+    assert names["build-dataset/modal"]["parameters"]["profile"] == "modal"
+    assert all(d["description"] for d in names.values())
+
+
+def test_a_deployment_run_completes_through_the_process_worker(server, tmp_path):
+    data = tmp_path / "data"
+    flow_run = _start(server, "build-dataset/local", "source=samples", f"data_dir={data}")
+    assert _wait(server["api"], flow_run) == "COMPLETED"
+    assert (data / "splits" / "val.jsonl").is_file() and (data / "pose_dataset.jsonl").is_file()
+
+
+def test_a_failed_labeling_run_is_retried_with_only_what_failed(server, tmp_path, teacher):
+    data = tmp_path / "data"
+    teacher.faults = lambda call: "unavailable"
+    teacher.reset_counters()
+    labeling = '{"labeler": "gemini", "max_attempts": 1, "backoff_initial_s": 0.01}'
+    flow_run = _start(server, "build-dataset/local", f"data_dir={data}", "labeler=gemini", f"labeling={labeling}")
+    assert _wait(server["api"], flow_run) == "FAILED"
+    first = _task_states(server["api"], flow_run)
+    assert first["label-poses"] == "Failed" and first["filter-poses"] == "Completed"
+
+    teacher.faults = None
+    teacher.reset_counters()
+    retried = server["run"]("flow-run", "retry", flow_run)
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert _wait(server["api"], flow_run) == "COMPLETED"
+    again = _task_states(server["api"], flow_run)
+    assert again["filter-poses"] == "Cached"
+    assert again["label-poses"] == "Completed"
+    store = LabelStore(data / STORE_FILE)
+    labeled = store._db.execute("SELECT sha256 FROM labels WHERE status = 'labeled'").fetchall()
+    assert teacher.requests == len(labeled) == 3  # each kept photo labeled exactly once
+
+
+def test_the_docker_variant_builds_from_the_repository_dockerfile():
+    spec = yaml.safe_load((REPO / "deployments" / "docker.prefect.yaml").read_text())
+    build = spec["build"][0]["prefect_docker.deployments.steps.build_docker_image"]
+    push = spec["push"][0]["prefect_docker.deployments.steps.push_docker_image"]
+    assert (REPO / build["dockerfile"]).is_file() and push["image_name"] == "{{ build-image.image_name }}"
+    from prefect_docker.deployments.steps import build_docker_image, push_docker_image
+
+    assert callable(build_docker_image) and callable(push_docker_image)
