@@ -1,8 +1,9 @@
-"""Serve every local deployment from this process: no work pool or worker needed.
+"""Serve every local deployment from this one process: no work pool or worker needed.
 
     uv run python -m deployments.serve
 
 Then trigger runs from the UI or with `prefect deployment run 'build-dataset/local' --param ...`.
+The nightly relabel runs on its schedule while this process is up.
 """
 
 from __future__ import annotations
@@ -12,15 +13,21 @@ from prefect import serve
 from flows.dataset import build_dataset
 from flows.finetune import finetune
 from flows.pipeline import pipeline
+from flows.relabel import relabel
 from motioncoach.runtime import apply_local_defaults
+
+TAGS = ["motioncoach", "local"]
 
 
 def main() -> None:
     apply_local_defaults()
     serve(
-        pipeline.to_deployment(name="local", description="The whole pipeline on this machine.", tags=["motioncoach"]),
-        build_dataset.to_deployment(name="local", description="Find, filter, label, split.", tags=["motioncoach"]),
-        finetune.to_deployment(name="local", description="Train and place the adapter.", tags=["motioncoach"]),
+        pipeline.to_deployment(name="local", description="The whole pipeline on this machine.", tags=TAGS),
+        build_dataset.to_deployment(name="local", description="Find, filter, label, split.", tags=TAGS),
+        finetune.to_deployment(name="local", description="Train and place the adapter.", tags=TAGS),
+        relabel.to_deployment(
+            name="nightly", description="Relabel what needs it, then rebuild.", tags=TAGS, cron="0 3 * * *"
+        ),
     )
 
 
