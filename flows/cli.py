@@ -53,6 +53,13 @@ KeepDisagreementsOption = Annotated[
 ]
 GeminiModelOption = Annotated[str, typer.Option(help="Gemini model id.")]
 OpenRouterModelOption = Annotated[str, typer.Option(help="OpenRouter model id (a vision model).")]
+# Release flags, shared by `run` and `train`.
+GateOption = Annotated[
+    bool, typer.Option("--gate/--no-gate", help="Upload the adapter only if it beats its base model on validation.")
+]
+PushDatasetOption = Annotated[
+    bool, typer.Option(help="Also upload the dataset (splits, images, card) to HF_DATASET_REPO_ID.")
+]
 
 
 def _fail(exc: MotionCoachError) -> typer.Exit:
@@ -67,6 +74,13 @@ def _label_config(labeler: Labeler, **options) -> LabelConfig:
     config = LabelConfig(labeler=labeler.value, **options)
     check_keys(config.labeler)
     return config
+
+
+def _check_hub(push_dataset: bool) -> None:
+    """Name the missing HF_* variable before Prefect starts, when an upload is asked for."""
+    from motioncoach.publish import HubSettings, check_hub_settings
+
+    check_hub_settings(HubSettings(), push_dataset)
 
 
 def _run(flow_call: Callable[[], object]) -> None:
@@ -94,14 +108,18 @@ def run(
     keep_disagreements: KeepDisagreementsOption = False,
     gemini_model: GeminiModelOption = "gemini-3-flash-preview",
     openrouter_model: OpenRouterModelOption = "google/gemma-3-27b-it:free",
+    gate: GateOption = True,
+    push_dataset: PushDatasetOption = False,
 ) -> None:
-    """The whole pipeline: dataset, then training, then the adapter."""
+    """The whole pipeline: dataset, training, evaluation, then the adapter (uploaded if it is better)."""
     try:
         labeling = _label_config(
             labeler, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate, daily_budget=daily_budget,
             max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements, gemini_model=gemini_model,
             openrouter_model=openrouter_model,
         )  # fmt: skip
+        if not skip_train:
+            _check_hub(push_dataset)
     except MotionCoachError as exc:
         raise _fail(exc) from None
     from flows.pipeline import pipeline
@@ -116,6 +134,8 @@ def run(
             skip_train=skip_train,
             profile=profile,
             labeling=labeling,
+            gate=gate,
+            push_dataset=push_dataset,
         )
     )
 
@@ -165,17 +185,24 @@ def train(
     profile: ProfileOption = Profile.local,
     data_dir: DataDirOption = Path("./data"),
     adapter_dir: AdapterDirOption = Path("./lora-adapter"),
+    gate: GateOption = True,
+    push_dataset: PushDatasetOption = False,
 ) -> None:
-    """Train on the dataset already in --data-dir and place the adapter."""
+    """Train on the dataset already in --data-dir, evaluate, and place (or upload) the adapter."""
     from motioncoach.dataset import load_split
 
     try:
         load_split(data_dir)  # fail at once, before any Prefect start-up
+        _check_hub(push_dataset)
     except MotionCoachError as exc:
         raise _fail(exc) from None
     from flows.finetune import finetune
 
-    _run(lambda: finetune(data_dir=data_dir, adapter_dir=adapter_dir, profile=profile))
+    _run(
+        lambda: finetune(
+            data_dir=data_dir, adapter_dir=adapter_dir, profile=profile, gate=gate, push_dataset=push_dataset
+        )
+    )
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""motioncoach-pipeline: the dataset, then training, then publishing."""
+"""motioncoach-pipeline: the dataset, then training, evaluation and release."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from prefect.runtime import flow_run
 
 from flows.dataset import build_dataset
 from flows.finetune import finetune
-from motioncoach.config import LabelConfig, LabelerName, Profile
+from motioncoach.config import LabelConfig, LabelerName, Profile, with_labeler
 from motioncoach.lock import data_dir_lock
+from motioncoach.publish import ReleaseConfig, with_release_flags
 from motioncoach.runtime import resolve_dir
+from tasks.hub import forward_state, hub_preflight
+from tasks.labels import preflight
 
 
-@flow(name="motioncoach-pipeline", description="The whole pipeline: dataset, LoRA training, adapter.")
+@flow(name="motioncoach-pipeline", description="The whole pipeline: dataset, LoRA training, evaluation, release.")
 def pipeline(
     source: str = "samples",
     labeler: LabelerName = "rules",
@@ -24,7 +27,14 @@ def pipeline(
     skip_train: bool = False,
     profile: Profile = Profile.local,
     labeling: LabelConfig | None = None,
+    gate: bool = True,
+    push_dataset: bool = False,
+    release: ReleaseConfig | None = None,
 ) -> Path | None:
+    # Missing keys fail now, before anything is downloaded or a data dir is created.
+    preflight(with_labeler(labeling, labeler))
+    if not skip_train:
+        hub_preflight(with_release_flags(release, gate=gate, push_dataset=push_dataset))
     # Held across both sub-flows, so no other run can change the dataset between them.
     with data_dir_lock(resolve_dir(data_dir), f"motioncoach-pipeline run {flow_run.name!r}"):
         build_dataset(
@@ -37,4 +47,13 @@ def pipeline(
         )
         if skip_train:
             return None
-        return finetune(data_dir=data_dir, adapter_dir=adapter_dir, profile=profile)
+        finished = finetune(
+            data_dir=data_dir,
+            adapter_dir=adapter_dir,
+            profile=profile,
+            gate=gate,
+            push_dataset=push_dataset,
+            release=release,
+            return_state=True,
+        )
+        return forward_state(finished)  # the pipeline ends as finetune did: Published, or Kept local and why

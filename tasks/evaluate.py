@@ -1,0 +1,92 @@
+"""Measure the adapter before it ships: evaluation on the validation split, then the release gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from motioncoach.config import Profile
+from motioncoach.dataset import SPLITS_DIR, SplitSummary
+from motioncoach.evaluation import EvalConfig, EvalReport, GateConfig, GateDecision, decide, local_eval_config
+from motioncoach.evaluation import evaluate_adapter as run_local_evaluation
+from motioncoach.training.session import TrainedAdapter
+from tasks import reporting
+from tasks.storage import CONTENT
+
+
+def eval_config_for(profile: Profile, trained: TrainedAdapter) -> EvalConfig:
+    """Short answers for the tiny random model on CPU; full labels on Modal. Images as in training."""
+    if profile == Profile.local:
+        return local_eval_config(trained.config)
+    return EvalConfig(max_pixels=trained.config.max_pixels)
+
+
+@task(name="evaluate-adapter", cache_policy=CONTENT)
+def evaluate_adapter(
+    trained: TrainedAdapter, splits: SplitSummary, profile: Profile, data_dir: Path, config: EvalConfig | None = None
+) -> EvalReport:
+    """Answer the validation prompts with the base model, the adapter and the rules; score against the teacher."""
+    logger = get_run_logger()
+    config = config or eval_config_for(profile, trained)
+    if profile == Profile.local:
+        report = run_local_evaluation(
+            trained.config.base_model,
+            trained.checkpoint,
+            splits.val.path,
+            Path(data_dir),
+            config,
+            progress=reporting.progress("evaluation", "Evaluation answers"),
+        )
+    else:
+        report = _evaluate_on_modal(trained, splits, Path(data_dir), config)
+    for reason in report.skipped:
+        logger.warning("validation %s: not evaluated", reason)
+    reporting.table(
+        "evaluation",
+        report.table(),
+        f"Base model, adapter and rules on {len(report.rows)} validation rows, scored against the teacher",
+    )
+    for metrics in report.models:
+        logger.info("eval %s", metrics.model_dump())
+    return report
+
+
+@task(name="release-gate", cache_policy=NO_CACHE)
+def release_gate(report: EvalReport, config: GateConfig) -> GateDecision:
+    """Does the adapter beat the base model on the gate's metrics? Says why either way."""
+    decision = decide(report, config)
+    (get_run_logger().info if decision.passed else get_run_logger().warning)("release gate: %s", decision.reason)
+    rows = "\n".join(
+        f"| {c['metric']} | {c['base']:.3f} | {c['adapter']:.3f} | {'yes' if c['won'] else 'no'} |"
+        for c in decision.comparisons
+    )
+    verdict = "passed" if decision.passed else "not passed: the adapter will not be uploaded"
+    reporting.markdown(
+        "release-gate",
+        f"**{verdict}** ({'on' if decision.enabled else 'off'})\n\n{decision.reason}\n\n"
+        f"| metric | base | adapter | adapter wins |\n|---|---|---|---|\n{rows}\n",
+        "The release gate: the adapter must beat the base model to be uploaded",
+    )
+    return decision
+
+
+def _evaluate_on_modal(trained: TrainedAdapter, splits: SplitSummary, data_dir: Path, config: EvalConfig) -> EvalReport:
+    """The same evaluation in the deployed app's `evaluate_adapter` GPU function, on the volume's data dir.
+
+    The function is expected to set request["data_dir"] to its copy of the data dir (the volume's
+    <name>) and return motioncoach.evaluation.run_evaluation(request).
+    """
+    from tasks import modal_client
+
+    remote = modal_client.connect(data_dir)
+    request = {
+        "base_model": trained.config.base_model,  # the volume's copy, as the functions see it
+        "adapter_dir": str(trained.checkpoint),
+        "val_path": f"{SPLITS_DIR}/{splits.val.path.name}",  # inside the data dir
+        "config": config.model_dump(mode="json"),
+        "out_dir": f"{trained.run_dir}/eval",
+    }
+    with modal_client.modal_errors():
+        return EvalReport.model_validate(remote.function("evaluate_adapter").remote(request, remote.name))

@@ -1,0 +1,164 @@
+"""Ship what passed the gate: the release files, the Hub uploads, and the run's final word."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, State
+
+from motioncoach.dataset import SplitSummary
+from motioncoach.errors import ConfigurationError
+from motioncoach.evaluation import EvalReport, GateDecision, write_eval_files
+from motioncoach.evaluation.gallery import GALLERY_DIR, draw_gallery
+from motioncoach.publish import (
+    HubError,
+    HubSettings,
+    HubStatus,
+    Lineage,
+    ReleaseConfig,
+    build_lineage,
+    check_hub_settings,
+    plan_adapter_upload,
+    stage_dataset,
+    upload_adapter_folder,
+    upload_folder,
+    whoami,
+    write_model_card,
+)
+from motioncoach.training.session import TrainedAdapter
+from tasks import reporting
+
+
+@task(name="hub-preflight", cache_policy=NO_CACHE)
+def hub_preflight(release: ReleaseConfig) -> None:
+    """Fail within seconds, naming the variable, when an upload is asked for but HF_TOKEN is missing or rejected."""
+    logger = get_run_logger()
+    settings = HubSettings()
+    check_hub_settings(settings, release.push_dataset)
+    if not settings.adapter_repo_id and not release.push_dataset:
+        logger.info("HF_ADAPTER_REPO_ID is not set: the adapter will stay local")
+        return
+    logger.info("HF_TOKEN belongs to %s on %s", whoami(settings, release.hub), settings.endpoint)
+
+
+@task(name="write-release", cache_policy=NO_CACHE)
+def write_release(
+    trained: TrainedAdapter,
+    splits: SplitSummary,
+    report: EvalReport,
+    decision: GateDecision,
+    release: ReleaseConfig,
+    adapter_dir: Path,
+    data_dir: Path,
+) -> Lineage:
+    """eval.json, the gallery, lineage.json and the model card (README.md) in adapter_dir, on every run."""
+    adapter_dir = Path(adapter_dir)
+    settings = HubSettings()
+    eval_file = write_eval_files(report, adapter_dir)
+    gallery = draw_gallery(report, adapter_dir / GALLERY_DIR, report.config.gallery_images)
+    lineage = build_lineage(
+        data_dir=Path(data_dir),
+        splits=splits,
+        trained=trained,
+        report=report,
+        decision=decision,
+        adapter_dir=adapter_dir,
+        hub=plan_adapter_upload(settings, decision, adapter_dir),
+        dataset_hub=(
+            HubStatus(status="pending", repo_id=settings.dataset_repo, repo_type="dataset")
+            if release.push_dataset
+            else None
+        ),
+    )
+    card = _record(lineage, release, adapter_dir)
+    reporting.link("model-card", card, "The model card (README.md), uploaded with the adapter")
+    reporting.link("eval-json", eval_file, "eval.json: one entry per model (base, adapter, rules)")
+    if gallery:
+        reporting.markdown(
+            "gallery",
+            "Teacher (left) and adapter (right) on validation photos:\n\n"
+            + "\n".join(f"- [{p.name}]({p.resolve().as_uri()})" for p in gallery),
+            f"{len(gallery)} validation photos with the teacher's and the adapter's vectors, in {gallery[0].parent}",
+        )
+    get_run_logger().info(
+        "release files in %s: %s, %s, lineage.json, %d gallery PNGs",
+        adapter_dir,
+        card.name,
+        eval_file.name,
+        len(gallery),
+    )
+    return lineage
+
+
+@task(name="push-dataset", cache_policy=NO_CACHE)
+def upload_dataset(
+    lineage: Lineage, splits: SplitSummary, release: ReleaseConfig, adapter_dir: Path, data_dir: Path
+) -> Lineage:
+    """Upload the splits, their images, a dataset card and the sources' terms to the dataset repo."""
+    settings = HubSettings()
+    folder = stage_dataset(Path(data_dir), splits, lineage)
+    try:
+        status = upload_folder(
+            folder, settings.dataset_repo or "", settings, release.hub, repo_type="dataset",
+            commit_message="Upload MotionCoach dataset",
+        )  # fmt: skip
+    except (HubError, ConfigurationError) as exc:
+        failed = HubStatus(status="failed", repo_id=settings.dataset_repo, repo_type="dataset", reason=str(exc))
+        _record(lineage.model_copy(update={"dataset_hub": failed}), release, Path(adapter_dir))
+        raise
+    get_run_logger().info("dataset uploaded to %s (%s)", status.repo_id, status.url)
+    lineage = lineage.model_copy(update={"dataset_hub": status})
+    _record(lineage, release, Path(adapter_dir))
+    return lineage
+
+
+@task(name="upload-adapter", cache_policy=NO_CACHE)
+def upload_adapter(lineage: Lineage, release: ReleaseConfig, adapter_dir: Path) -> HubStatus:
+    """Upload adapter_dir to HF_ADAPTER_REPO_ID when the gate passed; transient failures are retried."""
+    logger = get_run_logger()
+    adapter_dir = Path(adapter_dir)
+    planned = lineage.hub
+    if planned.status == "skipped":
+        logger.warning("upload skipped: %s", planned.reason)
+        reporting.markdown("hub-upload", f"**Upload skipped**\n\n{planned.reason}\n", "Hugging Face Hub upload")
+        return planned
+    try:
+        status = upload_adapter_folder(adapter_dir, planned.repo_id or "", HubSettings(), release.hub)
+    except (HubError, ConfigurationError) as exc:
+        failed = planned.model_copy(update={"status": "failed", "reason": str(exc)})
+        _record(lineage.model_copy(update={"hub": failed}), release, adapter_dir)
+        reporting.markdown("hub-upload", f"**Upload failed**\n\n{exc}\n", "Hugging Face Hub upload")
+        raise
+    _record(lineage.model_copy(update={"hub": status}), release, adapter_dir)
+    logger.info("adapter uploaded to %s: %s", status.repo_id, status.url)
+    reporting.markdown(
+        "hub-upload",
+        f"**Uploaded** to [{status.repo_id}]({status.repo_url}), "
+        f"commit [{(status.commit or '')[:12]}]({status.url})\n\n" + "\n".join(f"- {name}" for name in status.files),
+        "Hugging Face Hub upload",
+    )
+    return status
+
+
+def release_state(status: HubStatus, adapter_dir: Path) -> State:
+    """The flow's final state: Completed, named for where the adapter went, returning adapter_dir."""
+    if status.status == "uploaded":
+        return Completed(name="Published", message=f"uploaded to {status.repo_id} ({status.url})", data=adapter_dir)
+    return Completed(name="Kept local", message=f"adapter in {adapter_dir}; {status.reason}", data=adapter_dir)
+
+
+def forward_state(finished: State) -> State:
+    """A parent flow's final state: its subflow's name and message (Published / Kept local) and result."""
+    return Completed(name=finished.name, message=finished.message, data=finished.result())
+
+
+def _record(lineage: Lineage, release: ReleaseConfig, adapter_dir: Path) -> Path:
+    """lineage.json and README.md in adapter_dir, and the lineage artifact; returns the card's path."""
+    lineage.write(adapter_dir)
+    card = write_model_card(adapter_dir, lineage, release.hub)
+    reporting.markdown(
+        "lineage", lineage.to_markdown(), "Lineage: sources, filter, labels, cost, training, evaluation, release"
+    )
+    return card
