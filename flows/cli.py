@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from motioncoach.config import LabelConfig, Profile
+from motioncoach.config import LabelConfig, Profile, default_labeler, default_source
 from motioncoach.errors import MotionCoachError
 from motioncoach.runtime import apply_local_defaults
 
@@ -29,10 +29,19 @@ class Labeler(StrEnum):
 
 ProfileOption = Annotated[Profile, typer.Option(help="Where heavy steps run: local (this machine) or modal.")]
 SourceOption = Annotated[
-    str, typer.Option(help="'samples' (offline photos), 'kaggle', or a folder with one sub-folder per activity.")
+    str | None,
+    typer.Option(
+        help="'samples' (offline photos), 'kaggle', or a folder with one sub-folder per activity "
+        "(default: samples; kaggle with --profile modal)."
+    ),
 ]
 LabelerOption = Annotated[
-    Labeler, typer.Option(help="Who writes the labels: rules (offline), gemini, openrouter, or consensus (both).")
+    Labeler | None,
+    typer.Option(
+        help="Who writes the labels: rules (offline), gemini, openrouter, or consensus (both) "
+        "(default: rules; gemini with --profile modal).",
+        show_default=False,
+    ),
 ]
 DataDirOption = Annotated[Path, typer.Option(help="Where images, caches, labels and the dataset live.")]
 AdapterDirOption = Annotated[Path, typer.Option(help="Where the trained LoRA adapter is placed.")]
@@ -67,12 +76,21 @@ def _fail(exc: MotionCoachError) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _label_config(labeler: Labeler, **options) -> LabelConfig:
-    """Validate the labeling flags and check the labeler's API key before Prefect starts."""
-    from motioncoach.teachers.keys import check_keys
+def _label_config(labeler: Labeler | None, profile: Profile, **options) -> LabelConfig:
+    """Validate the labeling flags and check credentials before Prefect starts.
 
-    config = LabelConfig(labeler=labeler.value, **options)
-    check_keys(config.labeler)
+    Locally that is the labeler's API key; on Modal the keys are in Modal secrets, and what must be
+    here is a Modal token.
+    """
+    if profile is Profile.modal:
+        from tasks.modal_client import check_modal_credentials
+
+        check_modal_credentials()
+    config = LabelConfig(labeler=labeler.value if labeler else default_labeler(profile), **options)
+    if profile is Profile.local:
+        from motioncoach.teachers.keys import check_keys
+
+        check_keys(config.labeler)
     return config
 
 
@@ -93,8 +111,8 @@ def _run(flow_call: Callable[[], object]) -> None:
 @app.command()
 def run(
     profile: ProfileOption = Profile.local,
-    source: SourceOption = "samples",
-    labeler: LabelerOption = Labeler.rules,
+    source: SourceOption = None,
+    labeler: LabelerOption = None,
     data_dir: DataDirOption = Path("./data"),
     adapter_dir: AdapterDirOption = Path("./lora-adapter"),
     max_samples: MaxSamplesOption = 2500,
@@ -114,9 +132,9 @@ def run(
     """The whole pipeline: dataset, training, evaluation, then the adapter (uploaded if it is better)."""
     try:
         labeling = _label_config(
-            labeler, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate, daily_budget=daily_budget,
-            max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements, gemini_model=gemini_model,
-            openrouter_model=openrouter_model,
+            labeler, profile, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate,
+            daily_budget=daily_budget, max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements,
+            gemini_model=gemini_model, openrouter_model=openrouter_model,
         )  # fmt: skip
         if not skip_train:
             _check_hub(push_dataset)
@@ -126,7 +144,7 @@ def run(
 
     _run(
         lambda: pipeline(
-            source=source,
+            source=source or default_source(profile),
             labeler=labeling.labeler,
             data_dir=data_dir,
             adapter_dir=adapter_dir,
@@ -143,8 +161,8 @@ def run(
 @app.command()
 def dataset(
     profile: ProfileOption = Profile.local,
-    source: SourceOption = "samples",
-    labeler: LabelerOption = Labeler.rules,
+    source: SourceOption = None,
+    labeler: LabelerOption = None,
     data_dir: DataDirOption = Path("./data"),
     max_samples: MaxSamplesOption = 2500,
     concurrency: ConcurrencyOption = 16,
@@ -160,9 +178,9 @@ def dataset(
     """Download, filter, label and split: writes pose_dataset.jsonl and splits/."""
     try:
         labeling = _label_config(
-            labeler, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate, daily_budget=daily_budget,
-            max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements, gemini_model=gemini_model,
-            openrouter_model=openrouter_model,
+            labeler, profile, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate,
+            daily_budget=daily_budget, max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements,
+            gemini_model=gemini_model, openrouter_model=openrouter_model,
         )  # fmt: skip
     except MotionCoachError as exc:
         raise _fail(exc) from None
@@ -170,7 +188,7 @@ def dataset(
 
     _run(
         lambda: build_dataset(
-            source=source,
+            source=source or default_source(profile),
             labeler=labeling.labeler,
             data_dir=data_dir,
             max_samples=max_samples,
@@ -192,6 +210,10 @@ def train(
     from motioncoach.dataset import load_split
 
     try:
+        if profile is Profile.modal:
+            from tasks.modal_client import check_modal_credentials
+
+            check_modal_credentials()
         load_split(data_dir)  # fail at once, before any Prefect start-up
         _check_hub(push_dataset)
     except MotionCoachError as exc:

@@ -10,38 +10,45 @@ from prefect.runtime import flow_run
 from motioncoach.config import (
     LabelConfig,
     LabelerName,
-    PoseFilterConfig,
     Profile,
     SourceConfig,
     SplitConfig,
+    default_labeler,
+    default_source,
+    pose_filter_config,
     with_labeler,
 )
 from motioncoach.dataset import SplitSummary
 from motioncoach.lock import data_dir_lock
 from motioncoach.runtime import apply_local_defaults, resolve_dir
 from tasks.dataset import split, write_dataset
-from tasks.labels import label_images, preflight
+from tasks.labels import label_images, label_images_on_modal, preflight
 from tasks.pose import filter_images
+from tasks.remote import write_dataset_on_modal
 from tasks.sources import find_images
 from tasks.storage import persist_in
 
 
 @flow(name="build-dataset", description="Find images, keep single-person poses, label them, split 90/10.")
 def build_dataset(
-    source: str = "samples",
-    labeler: LabelerName = "rules",
+    source: str | None = None,
+    labeler: LabelerName | None = None,
     data_dir: Path = Path("./data"),
     max_samples: int = 2500,
     profile: Profile = Profile.local,
     labeling: LabelConfig | None = None,
 ) -> SplitSummary:
     apply_local_defaults()
-    label_config = with_labeler(labeling, labeler)
-    preflight(label_config)
+    source = source or default_source(profile)  # modal: kaggle and gemini, the real run
+    label_config = with_labeler(labeling, labeler or default_labeler(profile))
+    preflight(label_config, profile)
     data = resolve_dir(data_dir)
     with data_dir_lock(data, f"build-dataset run {flow_run.name!r}"):
-        images = persist_in(data, find_images)(SourceConfig(source=source, max_samples=max_samples), data)
-        poses = persist_in(data, filter_images)(images, PoseFilterConfig(), data)
+        images = persist_in(data, find_images)(SourceConfig(source=source, max_samples=max_samples), data, profile)
+        poses = persist_in(data, filter_images)(images, pose_filter_config(profile), data, profile)
+        if profile == Profile.modal:  # labels, rows and split are written on the volume, then copied here
+            labels = label_images_on_modal(poses.kept, label_config, data)
+            return persist_in(data, write_dataset_on_modal)(labels, SplitConfig(), data)
         labels = persist_in(data, label_images)(poses.kept, label_config, data)
         dataset = persist_in(data, write_dataset)(labels, data)
         return persist_in(data, split)(dataset, SplitConfig(), data)

@@ -9,7 +9,7 @@ from prefect.runtime import flow_run
 
 from flows.dataset import build_dataset
 from flows.finetune import finetune
-from motioncoach.config import LabelConfig, LabelerName, Profile, with_labeler
+from motioncoach.config import LabelConfig, LabelerName, Profile, default_labeler, with_labeler
 from motioncoach.lock import data_dir_lock
 from motioncoach.publish import ReleaseConfig, with_release_flags
 from motioncoach.runtime import resolve_dir
@@ -19,8 +19,8 @@ from tasks.labels import preflight
 
 @flow(name="motioncoach-pipeline", description="The whole pipeline: dataset, LoRA training, evaluation, release.")
 def pipeline(
-    source: str = "samples",
-    labeler: LabelerName = "rules",
+    source: str | None = None,
+    labeler: LabelerName | None = None,
     data_dir: Path = Path("./data"),
     adapter_dir: Path = Path("./lora-adapter"),
     max_samples: int = 2500,
@@ -32,7 +32,7 @@ def pipeline(
     release: ReleaseConfig | None = None,
 ) -> Path | None:
     # Missing keys fail now, before anything is downloaded or a data dir is created.
-    preflight(with_labeler(labeling, labeler))
+    preflight(with_labeler(labeling, labeler or default_labeler(profile)), profile)
     if not skip_train:
         hub_preflight(with_release_flags(release, gate=gate, push_dataset=push_dataset))
     # Held across both sub-flows, so no other run can change the dataset between them.

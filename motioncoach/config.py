@@ -196,3 +196,49 @@ def local_train_config(base_model_dir: Path) -> TrainConfig:
         gradient_checkpointing=False,
         dataloader_num_workers=0,
     )
+
+
+# What `--profile modal` means when --source and --labeler are not given: the real run.
+PROFILE_DEFAULTS: dict[Profile, tuple[str, LabelerName]] = {
+    Profile.local: ("samples", "rules"),
+    Profile.modal: ("kaggle", "gemini"),
+}
+MODAL_POSE_WEIGHTS = "yolo26x-pose.pt"
+
+
+def default_source(profile: Profile) -> str:
+    """The --source a profile uses when none is given."""
+    return PROFILE_DEFAULTS[Profile(profile)][0]
+
+
+def default_labeler(profile: Profile) -> LabelerName:
+    """The --labeler a profile uses when none is given."""
+    return PROFILE_DEFAULTS[Profile(profile)][1]
+
+
+def pose_filter_config(profile: Profile) -> PoseFilterConfig:
+    """The pose filter a profile runs: the shipped yolo11n locally, yolo26x on Modal's GPUs."""
+    if Profile(profile) is Profile.modal:
+        return PoseFilterConfig(weights=MODAL_POSE_WEIGHTS, batch_size=32)
+    return PoseFilterConfig()
+
+
+class ModalConfig(StepConfig):
+    """Where the modal profile finds its deployed app and volume, and how it spreads the work."""
+
+    app_name: str = Field("motioncoach", description="Name of the deployed Modal app (`modal deploy` creates it).")
+    volume_name: str = Field("qwen-finetune-data", description="Modal volume holding data dirs, models and runs.")
+    volume_path: str = Field("/data", description="Where the functions mount the volume.")
+    pose_shards: int = Field(8, ge=1, le=256, description="Shards the pose filter fans out over, one GPU each.")
+    max_download_bytes: int = Field(
+        2_000_000_000, gt=0, description="Adapters up to this size are downloaded into --adapter-dir."
+    )
+    poll_seconds: float = Field(30.0, gt=0, description="How often training progress is read from the volume.")
+
+
+# The Modal secrets the app mounts, and the command that creates each (values elided).
+MODAL_SECRETS = {
+    "kaggle-secret": "modal secret create kaggle-secret KAGGLE_USERNAME=... KAGGLE_KEY=...",
+    "gemini-api-key": "modal secret create gemini-api-key GEMINI_API_KEY=... [OPENROUTER_API_KEY=...]",
+    "huggingface-secret": "modal secret create huggingface-secret HF_TOKEN=... [HF_ADAPTER_REPO_ID=...]",
+}

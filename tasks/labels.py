@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from motioncoach.config import LabelConfig
+from motioncoach.config import LabelConfig, Profile
 from motioncoach.labels.outcomes import LabelReport, label_samples
 from motioncoach.labels.policy import check_failure_rate
 from motioncoach.labels.rules import RulesLabeler
@@ -24,9 +24,14 @@ SAMPLE_ROWS = 20
 
 
 @task(name="preflight", cache_policy=NO_CACHE)
-def preflight(config: LabelConfig) -> None:
-    """Fail within seconds, naming the variable, when the labeler's API key is missing."""
-    check_keys(config.labeler)
+def preflight(config: LabelConfig, profile: Profile = Profile.local) -> None:
+    """Fail within seconds, naming what to set, when the labeler's key (or Modal's set-up) is missing."""
+    if profile == Profile.modal:  # the keys live in Modal secrets, read by the deployed functions
+        from tasks.modal_client import check_modal_ready
+
+        check_modal_ready()
+    else:
+        check_keys(config.labeler)
 
 
 @task(name="label-poses", cache_policy=LABELS)
@@ -43,6 +48,22 @@ def label_images(samples: list[PoseSample], config: LabelConfig, data_dir: Path)
     _publish(report, config)
     if config.labeler != "rules":  # the rules labeler's failures are images it cannot read, not flaky calls
         check_failure_rate(report, config.max_failure_rate, str(Path(data_dir) / STORE_FILE))
+    return report
+
+
+@task(name="label-poses-on-modal", cache_policy=NO_CACHE)
+def label_images_on_modal(samples: list[PoseSample], config: LabelConfig, data_dir: Path) -> LabelReport:
+    """Label on Modal; never cached here: the label store on the volume answers a rerun without teacher calls."""
+    from tasks import modal_client, modal_steps
+
+    remote = modal_client.connect(data_dir)
+    report = modal_steps.label_poses(remote, samples, config)
+    log_path = write_label_log(report, Path(data_dir))  # a local copy of the volume's labels.jsonl
+    counts = {s: len(report.having(s)) for s in ("labeled", "failed", "deferred", "disagreed")}
+    get_run_logger().info("labels: %s (%s; the store: %s/%s on the volume)", counts, log_path, remote.name, STORE_FILE)
+    _publish(report, config)
+    if config.labeler != "rules":
+        check_failure_rate(report, config.max_failure_rate, f"{remote.name}/{STORE_FILE} on the Modal volume")
     return report
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
-from motioncoach.config import PoseFilterConfig
+from motioncoach.config import PoseFilterConfig, Profile
 from motioncoach.pose import PoseFilterReport, filter_poses
 from motioncoach.records import ImageRecord
 from tasks import reporting
@@ -17,10 +17,18 @@ YOLO_CACHE_FILE = "yolo_cache.json"
 
 
 @task(name="filter-poses", cache_policy=CONTENT)
-def filter_images(records: list[ImageRecord], config: PoseFilterConfig, data_dir: Path) -> PoseFilterReport:
+def filter_images(
+    records: list[ImageRecord], config: PoseFilterConfig, data_dir: Path, profile: Profile = Profile.local
+) -> PoseFilterReport:
     """Run YOLO pose on every image not already in the YOLO cache; keep single-person poses."""
     cache_path = Path(data_dir) / YOLO_CACHE_FILE
-    report = filter_poses(records, config, cache_path, progress=reporting.progress("pose-filter", "YOLO pose"))
+    progress = reporting.progress("pose-filter", "YOLO pose")
+    if profile == Profile.modal:  # one GPU per shard; the merged cache comes back into cache_path
+        from tasks import modal_client, modal_steps
+
+        report = modal_steps.filter_poses(modal_client.connect(data_dir), records, config, cache_path, progress)
+    else:
+        report = filter_poses(records, config, cache_path, progress=progress)
     get_run_logger().info(
         "kept %d of %d images (%d run through YOLO, %d from the cache)",
         len(report.kept),

@@ -7,9 +7,8 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from motioncoach.config import Profile
+from motioncoach.config import Profile, TrainConfig
 from motioncoach.dataset import SplitSummary, load_split
-from motioncoach.errors import ConfigurationError
 from motioncoach.training.session import TrainedAdapter, local_config, train
 from tasks import reporting
 from tasks.storage import CONTENT
@@ -23,12 +22,10 @@ def find_split(data_dir: Path) -> SplitSummary:
 
 @task(name="train-adapter", cache_policy=CONTENT)
 def train_adapter(splits: SplitSummary, profile: Profile, data_dir: Path) -> TrainedAdapter:
-    """LoRA SFT with MS-Swift; the best checkpoint by eval_loss is kept."""
-    if profile != Profile.local:
-        raise ConfigurationError(f"--profile {profile.value} is not available in this version; use --profile local.")
+    """LoRA SFT with MS-Swift (tiny model on CPU, or 32B on 8xH200 on Modal); the best checkpoint by eval_loss."""
     logger = get_run_logger()
-    config = local_config(data_dir)
-    total = config.max_steps or 0
+    config = TrainConfig() if profile == Profile.modal else local_config(data_dir)
+    total = config.max_steps or _expected_steps(splits, config)
     step_progress = reporting.progress("training", "Training steps")
 
     def on_log(record: dict) -> None:
@@ -37,7 +34,12 @@ def train_adapter(splits: SplitSummary, profile: Profile, data_dir: Path) -> Tra
             step_progress(min(step, total), total)
         logger.info("train %s", {k: v for k, v in record.items() if k in ("step", "loss", "eval_loss", "lr")})
 
-    trained = train(splits, config, data_dir, on_log=on_log)
+    if profile == Profile.modal:  # the production recipe, on the volume's copy of the split
+        from tasks import modal_client, modal_steps
+
+        trained = modal_steps.train(modal_client.connect(data_dir), splits, config, Path(data_dir), on_log=on_log)
+    else:
+        trained = train(splits, config, data_dir, on_log=on_log)
     reporting.table(
         "training-loss",
         [{"step": h.get("step"), "loss": h.get("loss"), "eval_loss": h.get("eval_loss")} for h in trained.history],
@@ -51,3 +53,9 @@ def train_adapter(splits: SplitSummary, profile: Profile, data_dir: Path) -> Tra
         trained.sample_output[:200],
     )
     return trained
+
+
+def _expected_steps(splits: SplitSummary, config: TrainConfig) -> int:
+    """Optimizer steps of a run over all epochs (what the progress artifact counts towards)."""
+    micro_batches = -(-splits.train.rows // (config.per_device_train_batch_size * config.nproc_per_node))
+    return max(1, micro_batches // config.gradient_accumulation_steps) * config.num_train_epochs

@@ -1,0 +1,173 @@
+"""The modal profile's connection: credentials, the deployed functions, and files on the volume.
+
+Prefect-free, and modal is imported only when a connection is made, so the local profile never
+loads it. The credential check reads what the Modal client would read (the MODAL_* variables,
+then the active profile of ~/.modal.toml or $MODAL_CONFIG_PATH) without contacting Modal.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from motioncoach.config import MODAL_SECRETS, ModalConfig
+from motioncoach.errors import ConfigurationError
+
+MISSING_CREDENTIALS = (
+    "Modal credentials are missing: run `modal token new`, or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET."
+)
+DEPLOY_COMMAND = "modal deploy deployments/modal_app.py"
+
+
+def check_modal_credentials() -> None:
+    """Raise ConfigurationError(MISSING_CREDENTIALS) unless a Modal token is configured; no network."""
+    env = os.environ
+    profile = _modal_profile()
+    if env.get("MODAL_OAUTH_REFRESH_TOKEN") or profile.get("oauth_refresh_token"):
+        return  # third-party OAuth: the Modal client checks the rest
+    token_id = env.get("MODAL_TOKEN_ID") or profile.get("token_id")
+    token_secret = env.get("MODAL_TOKEN_SECRET") or profile.get("token_secret")
+    if not (token_id and token_secret):
+        raise ConfigurationError(MISSING_CREDENTIALS)
+
+
+def _modal_profile() -> dict:
+    """The active profile's settings in Modal's config file, or {} when there is none."""
+    path = Path(os.environ.get("MODAL_CONFIG_PATH") or Path.home() / ".modal.toml")
+    try:
+        config = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(
+            f"Modal's config file {path} cannot be read ({exc}): fix it or run `modal token new`."
+        ) from exc
+    sections = {name: values for name, values in config.items() if isinstance(values, dict)}
+    name = os.environ.get("MODAL_PROFILE") or next((n for n, v in sections.items() if v.get("active")), "default")
+    return sections.get(name, {})
+
+
+@contextmanager
+def modal_errors() -> Iterator[None]:
+    """Turn Modal's missing-token and missing-object errors into messages that say what to run."""
+    from modal.exception import AuthError, NotFoundError
+
+    try:
+        yield
+    except AuthError as exc:
+        raise ConfigurationError(f"{MISSING_CREDENTIALS} (Modal said: {exc})") from exc
+    except NotFoundError as exc:
+        text = str(exc)
+        secret = next((name for name in MODAL_SECRETS if name in text), None)
+        if secret:
+            raise ConfigurationError(
+                f"The Modal secret {secret!r} does not exist: create it with `{MODAL_SECRETS[secret]}`, "
+                f"then `{DEPLOY_COMMAND}`."
+            ) from exc
+        raise ConfigurationError(
+            f"{text}: deploy the MotionCoach app first with `{DEPLOY_COMMAND}` (after `modal token new`)."
+        ) from exc
+
+
+def check_modal_ready(settings: ModalConfig | None = None) -> None:
+    """Credentials, the app's secrets and the deployed app, checked in seconds before any work."""
+    check_modal_credentials()
+    import modal
+
+    settings = settings or ModalConfig()
+    with modal_errors():
+        for name in MODAL_SECRETS:
+            modal.Secret.from_name(name).hydrate()
+        modal.Function.from_name(settings.app_name, "label_poses").hydrate()
+
+
+@dataclass
+class Remote:
+    """The deployed functions and the volume, for one data dir (/data/<name> on the volume)."""
+
+    function: Callable[[str], Any]  # function name -> modal.Function (remote, map, spawn)
+    volume: Any  # modal.Volume: read_file, listdir, batch_upload
+    name: str
+    settings: ModalConfig = field(default_factory=ModalConfig)
+
+    def read(self, path: str) -> bytes:
+        """A file's bytes from the volume."""
+        from modal.exception import NotFoundError
+
+        try:
+            return b"".join(self.volume.read_file(path))
+        except NotFoundError as exc:
+            raise FileNotFoundError(f"{path} is not on the Modal volume {self.settings.volume_name!r}") from exc
+
+    def fetch(self, path: str, dest: Path) -> Path:
+        """Copy a volume file to dest, atomically."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(f".{dest.name}.partial")
+        partial.write_bytes(self.read(path))
+        partial.replace(dest)
+        return dest
+
+    def files_under(self, path: str) -> list[str]:
+        """Every file below a volume directory, as volume paths."""
+        from modal.exception import NotFoundError
+        from modal.volume import FileEntryType
+
+        try:
+            entries = self.volume.listdir(path, recursive=True)
+        except NotFoundError as exc:
+            raise FileNotFoundError(f"{path} is not on the Modal volume {self.settings.volume_name!r}") from exc
+        return sorted(e.path for e in entries if e.type == FileEntryType.FILE)
+
+    def fetch_dir(self, path: str, dest: Path) -> Path:
+        """Copy a volume directory's files into dest (a fresh temporary directory is a good dest)."""
+        for file in self.files_under(path):
+            self.fetch(file, Path(dest) / PurePosixPath(file).relative_to(path.strip("/")))
+        return Path(dest)
+
+    def upload_dir(self, local: Path, path: str) -> None:
+        """Put a local directory's files at a volume path, replacing files of the same name."""
+        with modal_errors(), self.volume.batch_upload(force=True) as batch:
+            batch.put_directory(str(local), path)
+
+
+def connect(data_dir: Path, settings: ModalConfig | None = None) -> Remote:
+    """The deployed app for data_dir; fails with what to run when credentials or the app are missing."""
+    check_modal_credentials()
+    import modal
+
+    settings = settings or ModalConfig()
+
+    def function(name: str) -> Any:
+        with modal_errors():
+            return modal.Function.from_name(settings.app_name, name).hydrate()
+
+    return Remote(
+        function=function,
+        volume=modal.Volume.from_name(settings.volume_name),
+        name=Path(data_dir).name,
+        settings=settings,
+    )
+
+
+def volume_get_command(settings: ModalConfig, path: str, dest: Path) -> str:
+    """The `modal volume get` line that puts the volume directory `path` at dest (its last part named alike)."""
+    return f"modal volume get --force {settings.volume_name} {path} {Path(dest).parent}"
+
+
+@contextmanager
+def scratch_dir_beside(dest: Path) -> Iterator[Path]:
+    """A temporary directory on dest's file system, removed afterwards."""
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{Path(dest).name}.download.", dir=Path(dest).parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

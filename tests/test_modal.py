@@ -1,0 +1,562 @@
+"""The Modal app, without Modal: the module imports bare, each function's spec is the issue's (read
+from the Modal objects), the bodies run locally (`.local()`) on tiny inputs through the real client
+steps and match the local profile, the 8-GPU command is the original recipe, and missing
+credentials fail at once with what to run.
+
+The client talks to the app's functions run with `.local()` (arguments and results must survive
+JSON, as they cross the wire) and to a volume that is a directory, through the calls a real
+modal.Volume answers (read_file, listdir, batch_upload).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import modal
+import pytest
+from modal._utils.async_utils import synchronizer
+from modal.exception import NotFoundError
+from modal.volume import FileEntry, FileEntryType
+
+from deployments import modal_app
+from motioncoach.config import (
+    MODAL_POSE_WEIGHTS,
+    LabelConfig,
+    ModalConfig,
+    PoseFilterConfig,
+    Profile,
+    SourceConfig,
+    SplitConfig,
+    TrainConfig,
+    default_labeler,
+    default_source,
+    local_train_config,
+    pose_filter_config,
+)
+from motioncoach.dataset import DATASET_FILE, build_dataset, split_dataset
+from motioncoach.errors import ConfigurationError
+from motioncoach.labels.outcomes import label_samples
+from motioncoach.labels.rules import RulesLabeler
+from motioncoach.pose import CACHE_FILE_NAME, filter_poses
+from motioncoach.pose.shards import shard_records
+from motioncoach.pose.weights import CACHE_HOME
+from motioncoach.records import ImageRecord
+from motioncoach.sources import collect_images
+from motioncoach.training.checkpoints import find_best_checkpoint
+from motioncoach.training.swift_command import swift_env, swift_launcher, swift_sft_args
+from tasks import modal_steps
+from tasks.modal_client import MISSING_CREDENTIALS, Remote, check_modal_credentials, connect, modal_errors
+from tests.fakes import GeminiFake
+
+# `.local()` warns that the volume is not mounted: here the volume is MOTIONCOACH_VOLUME_ROOT.
+pytestmark = pytest.mark.filterwarnings("ignore:The .* function is executing locally:UserWarning")
+
+ROOT = Path(__file__).resolve().parents[1]
+POSE = PoseFilterConfig(batch_size=4)  # the shipped yolo11n-pose: real weights, offline
+FUNCTIONS = (
+    "download_images",
+    "filter_pose_shard",
+    "merge_pose_shards",
+    "label_poses",
+    "write_dataset",
+    "download_base_model",
+    "train",
+    "package_adapter",
+)
+HEAVY = {"torch", "ultralytics", "swift", "transformers", "peft", "cv2", "prefect"}
+
+
+# ---- Fakes: the deployed functions, run locally, and a volume on disk ----
+
+
+class LocalApp:
+    """`modal.Function.from_name` for the app's functions, each call run by `.local()` across a JSON boundary."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, name: str) -> _LocalFunction:
+        return _LocalFunction(self, name)
+
+
+class _LocalFunction:
+    def __init__(self, app: LocalApp, name: str) -> None:
+        self.app, self.name = app, name
+
+    def remote(self, *args, **kwargs):
+        self.app.calls.append(self.name)
+        result = getattr(modal_app, self.name).local(*_wire(list(args)), **_wire(kwargs))
+        return _wire(result)
+
+    def map(self, *inputs, kwargs=None, order_outputs=True):
+        return [self.remote(*args, **(kwargs or {})) for args in zip(*inputs, strict=True)]
+
+    def spawn(self, *args, **kwargs):
+        result = self.remote(*args, **kwargs)
+        return SimpleNamespace(get=lambda timeout=None: result)
+
+
+def _wire(value):
+    """What survives the trip to a container and back: JSON."""
+    return json.loads(json.dumps(value))
+
+
+class DirVolume:
+    """A modal.Volume stand-in on a directory: paths relative to its root, NotFoundError when absent."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def read_file(self, path: str):
+        file = self.root / path.lstrip("/")
+        if not file.is_file():
+            raise NotFoundError(f"No such file: {path}")
+        yield file.read_bytes()
+
+    def listdir(self, path: str, *, recursive: bool = False) -> list[FileEntry]:
+        base = self.root / path.strip("/")
+        if not base.exists():
+            raise NotFoundError(f"No such directory: {path}")
+        found = base.rglob("*") if recursive else base.iterdir()
+        return [
+            FileEntry(
+                path=p.relative_to(self.root).as_posix(),
+                type=FileEntryType.FILE if p.is_file() else FileEntryType.DIRECTORY,
+                mtime=int(p.stat().st_mtime),
+                size=p.stat().st_size,
+            )
+            for p in found
+        ]
+
+    @contextmanager
+    def batch_upload(self, force: bool = False):
+        root = self.root
+
+        class Batch:
+            def put_directory(self, local_path: str, remote_path: str) -> None:
+                for file in Path(local_path).rglob("*"):
+                    if file.is_file():
+                        target = root / remote_path.strip("/") / file.relative_to(local_path)
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(file.read_bytes())
+
+        yield Batch()
+
+
+# ---- The dataset steps run both ways, once for the module ----
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory):
+    """The samples through download, pose filter, rules labels and split: by the local profile's domain
+    calls, and by the modal profile's client steps against the app's functions on a directory volume."""
+    base = tmp_path_factory.mktemp("modal-run")
+    volume = base / "volume"
+    volume.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOTIONCOACH_VOLUME_ROOT", str(volume))
+        local = base / "local" / "data"
+        records = collect_images(SourceConfig(), local)
+        poses = filter_poses(records, POSE, local / CACHE_FILE_NAME)
+        labels = label_samples(poses.kept, RulesLabeler())
+        dataset = build_dataset(labels.labeled, local)
+        split = split_dataset(dataset.path, SplitConfig(), local / "splits")
+
+        app = LocalApp()
+        remote = Remote(function=app, volume=DirVolume(volume), name="data", settings=ModalConfig(pose_shards=2))
+        client = base / "client" / "data"
+        m_records = modal_steps.find_images(remote, SourceConfig())
+        m_poses = modal_steps.filter_poses(remote, m_records, POSE, client / CACHE_FILE_NAME)
+        m_labels = modal_steps.label_poses(remote, m_poses.kept, LabelConfig())
+        m_split = modal_steps.write_dataset(remote, m_labels, SplitConfig(), client)
+        yield SimpleNamespace(
+            volume=volume,
+            local=local,
+            client=client,
+            remote=remote,
+            app=app,
+            records=records,
+            poses=poses,
+            labels=labels,
+            split=split,
+            m_records=m_records,
+            m_poses=m_poses,
+            m_labels=m_labels,
+            m_split=m_split,
+        )
+
+
+def _same(value, run) -> str:
+    """A JSON rendering with each side's data dir replaced by <data>, to compare the two runs."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    for prefix in (run.volume / "data", run.local):
+        text = text.replace(str(prefix), "<data>")
+    return text
+
+
+def _entries(cache: Path) -> dict:
+    entries = json.loads(cache.read_text())["entries"]
+    return {key: {k: v for k, v in entry.items() if k != "created_at"} for key, entry in entries.items()}
+
+
+def test_download_lists_the_same_images_on_the_volume(runs):
+    assert _same([r.model_dump() for r in runs.m_records], runs) == _same([r.model_dump() for r in runs.records], runs)
+    assert all(r.path.is_relative_to(runs.volume / "data" / "raw") for r in runs.m_records)
+
+
+def test_sharded_pose_filter_equals_one_filter_poses_call(runs):
+    assert runs.app.calls.count("filter_pose_shard") == 2 and runs.app.calls.count("merge_pose_shards") == 1
+    assert _same(runs.m_poses.model_dump(), runs) == _same(runs.poses.model_dump(), runs)
+    assert runs.m_poses.kept and runs.m_poses.rejected
+    # The merged yolo_cache.json on the volume holds exactly the entries the local run cached.
+    on_volume = _entries(runs.volume / "data" / CACHE_FILE_NAME)
+    assert _same(on_volume, runs) == _same(_entries(runs.local / CACHE_FILE_NAME), runs)
+    assert not list((runs.volume / "data" / "pose-shards").iterdir())  # shard caches merged and removed
+    assert _entries(runs.client / CACHE_FILE_NAME) == on_volume  # and the local copy
+
+
+def test_dataset_rows_and_split_are_the_local_profiles(runs):
+    assert _same(runs.m_labels.model_dump(), runs) == _same(runs.labels.model_dump(), runs)
+    for name in (DATASET_FILE, "splits/train.jsonl", "splits/val.jsonl"):
+        on_volume = (runs.volume / "data" / name).read_bytes()
+        assert on_volume == (runs.local / name).read_bytes()  # same rows, byte for byte
+        assert (runs.client / name).read_bytes() == on_volume  # and copied home
+    assert runs.m_split.train.sha256 == runs.split.train.sha256 and runs.m_split.val.sha256 == runs.split.val.sha256
+    rows = [json.loads(line) for line in (runs.volume / "data" / DATASET_FILE).read_text().splitlines()]
+    assert all((runs.volume / "data" / image).is_file() for row in rows for image in row["images"])
+
+
+def test_a_folder_source_is_uploaded_to_the_volume(runs, tmp_path):
+    (tmp_path / "yoga").mkdir()
+    photo = next(r.path for r in runs.records if r.path.name == "astronaut.png")
+    (tmp_path / "yoga" / "warrior.png").write_bytes(photo.read_bytes())
+    records = modal_steps.find_images(runs.remote, SourceConfig(source=str(tmp_path)))
+    assert [(r.activity, r.path.name) for r in records] == [("yoga", "warrior.png")]
+    assert records[0].path == runs.volume / "data" / "raw" / "uploads" / tmp_path.name / "yoga" / "warrior.png"
+
+
+def test_teacher_labels_land_in_the_store_on_the_volume(runs, monkeypatch):
+    key = "test-key"
+    with GeminiFake(api_key=key, retry_after=0.05) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("GEMINI_API_KEY", key)
+        config = LabelConfig(labeler="gemini", concurrency=4)
+        first = modal_steps.label_poses(runs.remote, runs.m_poses.kept, config)
+        assert len(first.labeled) == len(runs.m_poses.kept) == fake.requests
+        assert (runs.volume / "data" / "labels.sqlite").is_file()
+        fake.reset_counters()
+        again = modal_steps.label_poses(runs.remote, runs.m_poses.kept, config)
+        assert fake.requests == 0  # a retried or repeated call is answered by the store on the volume
+        assert [o.label for o in again.labeled] == [o.label for o in first.labeled]
+
+
+def test_missing_secrets_on_modal_say_which_command_fixes_them(runs, monkeypatch, tmp_path):
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    samples = [s.model_dump(mode="json") for s in runs.m_poses.kept]
+    with pytest.raises(ConfigurationError, match=r"modal secret create gemini-api-key GEMINI_API_KEY="):
+        modal_app.label_poses.local(samples, LabelConfig(labeler="gemini").model_dump(mode="json"), "data")
+    for name in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path))
+    with pytest.raises(ConfigurationError, match=r"modal secret create kaggle-secret"):
+        modal_app.download_images.local(SourceConfig(source="kaggle").model_dump(mode="json"), "data")
+
+
+@pytest.mark.slow
+def test_training_and_packaging_on_the_volume(runs, tmp_path):
+    from motioncoach.training.tiny_model import build_tiny_qwen3_vl
+
+    tiny = build_tiny_qwen3_vl(runs.volume / "models" / "tiny-qwen3-vl")
+    config = local_train_config(tiny).model_copy(update={"max_steps": 2, "save_steps": 1, "eval_steps": 1})
+    trained = modal_steps.train(runs.remote, runs.m_split, config, runs.client)
+    run_dir = runs.volume / trained.run_dir.relative_to("/data")
+    assert trained.checkpoint.name == find_best_checkpoint(run_dir).name  # by eval_loss
+    assert trained.loss_plot == runs.client / "runs" / run_dir.name / "loss.png" and trained.loss_plot.is_file()
+
+    adapter_dir = tmp_path / "lora-adapter"
+    assert modal_steps.place_adapter(runs.remote, trained, adapter_dir) == (adapter_dir, None)
+    best = run_dir / trained.checkpoint.name
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        assert (adapter_dir / name).read_bytes() == (best / name).read_bytes()
+    assert (adapter_dir / "loss.png").is_file()
+
+    over_limit = Remote(runs.app, runs.remote.volume, "data", ModalConfig(max_download_bytes=1))
+    big = tmp_path / "big" / "lora-adapter"
+    assert modal_steps.place_adapter(over_limit, trained, big) == (
+        big,
+        f"modal volume get --force qwen-finetune-data data/adapters/{run_dir.name}/lora-adapter {big.parent}",
+    )
+    assert not big.exists()
+
+
+def test_training_progress_is_read_from_the_volume_while_waiting(tmp_path):
+    log = tmp_path / "data" / "runs" / "k" / "logging.jsonl"
+    log.parent.mkdir(parents=True)
+    lines = [
+        json.dumps({"loss": 1.5, "global_step/max_steps": "5/10"}),
+        "{torn",  # a line being written when the volume was committed
+        json.dumps({"eval_loss": 1.2, "global_step/max_steps": "10/10"}),
+    ]
+
+    class Call:  # a spawned call that finishes on the fourth poll; checkpoints get committed meanwhile
+        polls = 0
+
+        def get(self, timeout=None):
+            self.polls += 1
+            if self.polls < 4:
+                if self.polls > 1:
+                    log.write_text("\n".join(lines[: 2 * self.polls - 3]) + "\n")
+                raise TimeoutError
+            return {"done": True}
+
+    steps = []
+    remote = Remote(LocalApp(), DirVolume(tmp_path), "data", ModalConfig(poll_seconds=0.01))
+    result = modal_steps._wait(Call(), remote, "data/runs/k/logging.jsonl", lambda r: steps.append(r["step"]))
+    assert result == {"done": True} and steps == [5, 10]  # each step once, the torn line skipped
+
+
+def test_checkpoints_are_committed_as_they_complete(tmp_path, monkeypatch):
+    commits = []
+    monkeypatch.setattr(modal_app, "_commit", lambda: commits.append(time.monotonic()))
+    monkeypatch.setattr(modal_app, "CHECKPOINT_POLL_SECONDS", 0.02)
+
+    def checkpoint(step: int, complete: bool) -> None:
+        path = tmp_path / f"checkpoint-{step}"
+        path.mkdir(exist_ok=True)
+        (path / "adapter_model.safetensors").write_text("{}")
+        if complete:
+            (path / "trainer_state.json").write_text("{}")
+
+    with modal_app._commit_on_new_checkpoints(tmp_path):
+        checkpoint(25, complete=True)
+        _wait_for(lambda: len(commits) == 1)
+        checkpoint(50, complete=False)  # still being written: a retry must not resume from it
+        time.sleep(0.1)
+        assert len(commits) == 1
+        checkpoint(50, complete=True)
+        _wait_for(lambda: len(commits) == 2)
+
+
+def _wait_for(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_shards_keep_identical_images_together():
+    records = [
+        ImageRecord(path=Path(f"/x/{activity}/{n}.jpg"), activity=activity, sha256=sha)
+        for n, (activity, sha) in enumerate([("a", "1"), ("b", "1"), ("a", "2"), ("a", "3"), ("c", "3"), ("a", "4")])
+    ]
+    shards = shard_records(records, 3)
+    assert sorted(len(s) for s in shards) == [1, 2, 3]
+    where = {r.sha256: i for i, shard in enumerate(shards) for r in shard}
+    assert all(r in shards[where[r.sha256]] for r in records)  # every copy of a content in one shard
+    assert len(shard_records(records, 100)) == 4  # never an empty shard
+
+
+# ---- The app module and its functions' specs ----
+
+
+def test_app_module_imports_without_gpu_libraries_or_credentials(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODAL_")} | {
+        "HOME": str(tmp_path),
+        "MOTIONCOACH_POSE_MAX_CONTAINERS": "3",
+    }
+    code = "\n".join(
+        [
+            "import inspect, json, sys",
+            "from modal._utils.async_utils import synchronizer",
+            "import deployments.modal_app as m",
+            "options = inspect.getclosurevars(synchronizer._translate_in(m.filter_pose_shard)._load).nonlocals",
+            f"heavy = sorted(set(sys.modules) & set({sorted(HEAVY)!r}))",
+            "print(json.dumps({'heavy': heavy, 'max_containers': options['max_containers']}))",
+        ]
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"heavy": [], "max_containers": 3}
+
+
+def _options(function) -> dict:
+    """The options Modal recorded for a function (the loader's closure holds what info() leaves out)."""
+    return inspect.getclosurevars(synchronizer._translate_in(function)._load).nonlocals
+
+
+SPECS = {  # name: (gpus, timeout s, retries, secrets)
+    "download_images": ([], 3600, 2, ["kaggle-secret"]),
+    "filter_pose_shard": ([("L4", 1)], 1800, 2, []),
+    "merge_pose_shards": ([], 600, 2, []),
+    "label_poses": ([], 4 * 3600, 2, ["gemini-api-key"]),
+    "write_dataset": ([], 1800, 2, []),
+    "download_base_model": ([], 2 * 3600, 2, ["huggingface-secret"]),
+    "train": ([("H200", 8)], 6 * 3600, 3, []),
+    "package_adapter": ([], 1800, 2, ["huggingface-secret"]),
+}
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_function_spec_is_the_issues(name):
+    info = getattr(modal_app, name).info()
+    gpus, timeout, retries, secrets = SPECS[name]
+    assert info.gpus == gpus
+    assert info.timeout == timeout
+    assert info.max_retries == retries
+    assert {path: mount.name for path, mount in info.volumes.items()} == {"/data": "qwen-finetune-data"}
+    assert info.secrets == [f"modal.Secret.from_name({s!r})" for s in secrets]
+
+
+def test_scale_out_options():
+    pose, train = _options(modal_app.filter_pose_shard), _options(modal_app.train)
+    assert pose["max_containers"] == 8 and pose["gpu"] == "L4"
+    assert train["gpu"] == "H200:8" and train["cpu"] == 32.0
+    # A preempted training run is retried, and resumes from its checkpoint (run_sft finds it).
+    assert train["retry_policy"].retries == 3 and train["retry_policy"].initial_delay_ms == 30_000
+    assert repr(modal_app.volume) == "modal.Volume.from_name('qwen-finetune-data')"
+
+
+def test_images_pin_the_locked_versions():
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    locked: dict[str, set[str]] = {}
+    for package in lock["package"]:
+        locked.setdefault(package["name"], set()).add(package.get("version", ""))
+    pins = [
+        *modal_app.CORE_PACKAGES,
+        *modal_app.CPU_PACKAGES,
+        *modal_app.TORCH_PACKAGES,
+        *modal_app.POSE_PACKAGES,
+        *modal_app.TRAIN_PACKAGES,
+    ]
+    for pin in pins:
+        name, version = pin.split("==")
+        assert version in locked.get(name, set()), f"{pin} is not what uv.lock holds: {locked.get(name)}"
+
+
+def test_images_ship_the_prompt_templates_and_the_pose_weights_where_they_are_looked_for():
+    _, mount = synchronizer._translate_in(modal_app.cpu_image)._deps()
+    files = {str(remote) for entry in mount._entries for _, remote in entry.get_files_to_upload()}
+    assert {"/root/motioncoach/prompts/coach_system.txt", "/root/motioncoach/prompts/teacher_user.txt"} <= files
+    assert not any("__pycache__" in f for f in files)
+    # resolve_weights() finds a downloaded asset under ~/.cache/motioncoach/weights; HOME is /root on Modal.
+    looked_up = Path("/root") / CACHE_HOME.relative_to(Path.home()) / "weights" / MODAL_POSE_WEIGHTS
+    assert modal_app.POSE_WEIGHTS_PATH == str(looked_up)
+
+
+def test_modal_profile_defaults_are_the_real_run():
+    assert (default_source(Profile.modal), default_labeler(Profile.modal)) == ("kaggle", "gemini")
+    assert (default_source(Profile.local), default_labeler(Profile.local)) == ("samples", "rules")
+    assert pose_filter_config(Profile.modal).weights == "yolo26x-pose.pt"
+    assert pose_filter_config(Profile.local) == PoseFilterConfig()
+
+
+# ---- The production training command ----
+
+
+def test_eight_gpu_command_is_the_original_recipe(tmp_path):
+    base = tmp_path / "models" / "Qwen" / "Qwen3-VL-32B-Instruct"
+    base.mkdir(parents=True)
+    # What the modal profile sends: the one TrainConfig, its base model the copy on the volume.
+    config = TrainConfig().model_copy(update={"base_model": str(base)})
+    argv = swift_sft_args(config, dataset=tmp_path / "t.jsonl", val_dataset=tmp_path / "v.jsonl", output_dir=tmp_path)
+    flags = dict(zip(argv[::2], argv[1::2], strict=True))
+    original = {
+        "--model": str(base),
+        "--model_type": "qwen3_vl",
+        "--tuner_type": "lora",
+        "--lora_rank": "256",
+        "--lora_alpha": "512",
+        "--lora_dropout": "0.05",
+        "--target_modules": "all-linear",
+        "--freeze_vit": "false",
+        "--freeze_aligner": "false",
+        "--num_train_epochs": "10",
+        "--learning_rate": "0.0001",
+        "--lr_scheduler_type": "cosine",
+        "--per_device_train_batch_size": "2",
+        "--gradient_accumulation_steps": "4",
+        "--torch_dtype": "bfloat16",
+        "--attn_impl": "sdpa",
+        "--save_steps": "25",
+        "--eval_steps": "25",
+        "--gradient_checkpointing": "true",
+        "--metric_for_best_model": "eval_loss",
+    }
+    assert original.items() <= flags.items()
+    assert "--max_steps" not in flags
+    assert config.effective_batch_size == 2 * 4 * 8 == 64
+    env = swift_env(config, tmp_path)
+    assert env["NPROC_PER_NODE"] == "8"  # swift's launcher starts torchrun with 8 processes
+    assert swift_launcher(config)[1:] == ["-m", "swift.cli.main", "sft"]
+    assert modal_app.train.info().gpus == [("H200", config.nproc_per_node)]  # one process per GPU
+
+
+# ---- Credentials ----
+
+
+@pytest.fixture
+def no_modal_credentials(tmp_path, monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("MODAL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_missing_credentials_say_what_to_run(no_modal_credentials):
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError) as raised:
+        connect(no_modal_credentials / "data")  # what every modal-profile task does first
+    assert str(raised.value) == MISSING_CREDENTIALS
+    assert MISSING_CREDENTIALS == (
+        "Modal credentials are missing: run `modal token new`, or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET."
+    )
+    assert time.monotonic() - started < 2  # no network, no retries
+
+
+def test_credentials_are_found_where_modal_looks(no_modal_credentials, monkeypatch):
+    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-1")
+    with pytest.raises(ConfigurationError):
+        check_modal_credentials()  # an id without its secret
+    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-1")
+    check_modal_credentials()
+    monkeypatch.delenv("MODAL_TOKEN_ID")
+    monkeypatch.delenv("MODAL_TOKEN_SECRET")
+
+    config = no_modal_credentials / ".modal.toml"
+    config.write_text('[default]\ntoken_id = "ak-2"\ntoken_secret = "as-2"\n')
+    check_modal_credentials()  # ~/.modal.toml, default profile
+    config.write_text('[work]\ntoken_id = "ak-3"\ntoken_secret = "as-3"\nactive = true\n[home]\ntoken_id = "ak-4"\n')
+    check_modal_credentials()  # the active profile
+    monkeypatch.setenv("MODAL_PROFILE", "home")
+    with pytest.raises(ConfigurationError, match="modal token new"):
+        check_modal_credentials()  # the chosen profile lacks its secret
+    monkeypatch.delenv("MODAL_PROFILE")
+    moved = no_modal_credentials / "elsewhere.toml"
+    config.rename(moved)
+    with pytest.raises(ConfigurationError):
+        check_modal_credentials()
+    monkeypatch.setenv("MODAL_CONFIG_PATH", str(moved))
+    check_modal_credentials()
+
+
+def test_modals_own_auth_error_becomes_the_same_message(no_modal_credentials):
+    if modal.config.config.get("token_id") or modal.config.config.get("token_secret"):
+        pytest.skip("this machine has Modal credentials")
+    with pytest.raises(ConfigurationError, match="run `modal token new`"), modal_errors():
+        modal.Function.from_name("motioncoach", "train").hydrate()
+
+
+def test_remote_read_of_a_missing_file_is_file_not_found(tmp_path):
+    remote = Remote(LocalApp(), DirVolume(tmp_path), "data")
+    with pytest.raises(FileNotFoundError, match="not on the Modal volume"):
+        remote.read("data/nothing.json")
