@@ -99,6 +99,7 @@ hf_secret = modal.Secret.from_name("huggingface-secret", required_keys=["HF_TOKE
 MINUTES = 60
 HOURS = 60 * MINUTES
 POSE_GPU = "L4"  # one per shard: yolo26x-pose needs a few GB
+EVAL_GPU = "H200"  # one card holds the 32B model in bf16 for batched greedy generation
 TRAIN_GPU = "H200:8"  # 32B bf16 weights replicated per GPU (DDP), plus LoRA, optimizer and activations
 POSE_MAX_CONTAINERS = int(os.environ.get("MOTIONCOACH_POSE_MAX_CONTAINERS", "8"))  # read at deploy time
 RETRIES = modal.Retries(max_retries=2, initial_delay=10.0, backoff_coefficient=3.0)
@@ -283,6 +284,21 @@ def train(config: dict, name: str, expected_sha256: dict[str, str]) -> dict:
     }
 
 
+@app.function(image=train_image, gpu=EVAL_GPU, volumes=VOLUMES, timeout=1 * HOURS, retries=RETRIES)
+def evaluate_adapter(request: dict, name: str) -> dict:
+    """Base model, adapter and rules scored on the validation split; eval.json and gallery on the volume."""
+    from motioncoach.evaluation import run_evaluation
+
+    _reload()
+    located = {key: str(_on_volume(request[key])) for key in ("adapter_dir", "out_dir")}
+    base = request["base_model"]  # a directory on the volume, or a model id
+    if Path(base).is_absolute() or (data_root() / base).exists():
+        base = str(_on_volume(base))
+    result = run_evaluation({**request, **located, "base_model": base, "data_dir": str(data_dir_for(name))})
+    _commit()
+    return result
+
+
 @app.function(image=cpu_image, volumes=VOLUMES, secrets=[hf_secret], timeout=30 * MINUTES, retries=RETRIES)
 def package_adapter(run_dir: str, name: str, folder: str) -> dict:
     """Copy the best checkpoint by eval_loss (not the latest) to adapters/<run>/<folder>; its path and size."""
@@ -326,6 +342,14 @@ def _inside(root: Path, relative: str) -> Path:
     if path != root.resolve() and root.resolve() not in path.parents:
         raise ConfigurationError(f"{relative!r} is not a path inside {root}")
     return path
+
+
+def _on_volume(path: str) -> Path:
+    """A path as the client names it (under the mount point, or relative to it) inside data_root()."""
+    mount = Path(SETTINGS.volume_path)
+    if Path(path).is_absolute():
+        path = Path(path).relative_to(mount).as_posix() if Path(path).is_relative_to(mount) else path
+    return _inside(data_root(), str(path))
 
 
 def _relative(path: Path) -> str:

@@ -50,6 +50,7 @@ def test_pipeline_on_modal_then_a_rerun(prefect_server, tmp_path, monkeypatch):
         "download_base_model",
         "train",
         "package_adapter",
+        "evaluate_adapter",
     ]
     assert (adapter / "adapter_model.safetensors").is_file()
     assert (data / "pose_dataset.jsonl").read_bytes() == (volume / "data" / "pose_dataset.jsonl").read_bytes()
