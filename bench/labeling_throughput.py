@@ -40,9 +40,7 @@ def main() -> None:
     parser.add_argument(
         "--latency", type=float, default=2.0, help="Seconds the fake takes per request (Gemini Flash: 2-5 s)."
     )
-    parser.add_argument(
-        "--images", type=int, default=1024, help="Most images per level: 16 per unit of concurrency."
-    )
+    parser.add_argument("--images", type=int, default=1024, help="Most images per level: 16 per unit of concurrency.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as photos, GeminiFake(api_key=KEY, latency=args.latency) as fake:
         os.environ["GOOGLE_GEMINI_BASE_URL"] = fake.base_url
@@ -62,8 +60,10 @@ def main() -> None:
         samples = pool[:60]
         elapsed = measure(fake, samples, LabelConfig(labeler="gemini", concurrency=16, rpm=rpm))
         ideal = (len(samples) - 1) * 60 / rpm + args.latency
-        print(f"rpm {rpm}, concurrency 16: {len(samples)} images in {elapsed:.2f} s, ideal {ideal:.2f} s, "
-              f"ratio {ideal / elapsed:.2f}")
+        print(
+            f"rpm {rpm}, concurrency 16: {len(samples)} images in {elapsed:.2f} s, ideal {ideal:.2f} s, "
+            f"ratio {ideal / elapsed:.2f}"
+        )
 
 
 if __name__ == "__main__":
