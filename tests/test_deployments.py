@@ -24,7 +24,7 @@ from tests.fakes import GeminiFake
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-KEY = "AIza-deploy-secret-0123456789"
+KEY = "fake-gemini-deploy-secret-0123456789"
 PREFECT = [sys.executable, "-m", "prefect"]
 
 

@@ -24,7 +24,7 @@ from motioncoach.teachers.labeling import label_with_teachers
 from motioncoach.teachers.store import STORE_FILE, LabelStore
 from tests.fakes import GeminiFake, OpenRouterFake
 
-KEY = "AIza-test-secret-0123456789abcdef"
+KEY = "fake-gemini-test-secret-0123456789abcdef"
 OR_KEY = "sk-or-test-secret-0123456789"
 FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05}
 
@@ -157,12 +157,12 @@ def test_every_call_failing_fails_the_run_and_a_healthy_teacher_finishes_it(tmp_
 
 
 def test_a_rejected_key_stops_at_once_and_never_leaks(tmp_path, gemini, monkeypatch, caplog):
-    monkeypatch.setenv("GEMINI_API_KEY", "AIza-wrong-key-000000000000")
+    monkeypatch.setenv("GEMINI_API_KEY", "fake-gemini-wrong-key-000000000000")
     samples = make_samples(tmp_path / "photos", 8)
     with pytest.raises(ConfigurationError, match="check GEMINI_API_KEY") as error:
         label_with_teachers(samples, LabelConfig(labeler="gemini", concurrency=2), tmp_path / "data")
     assert gemini.http_requests <= 2
-    assert "AIza-wrong-key" not in str(error.value) and "AIza-wrong-key" not in caplog.text
+    assert "fake-gemini-wrong-key" not in str(error.value) and "fake-gemini-wrong-key" not in caplog.text
 
 
 def test_kill_9_midway_repays_at_most_the_requests_in_flight(tmp_path, gemini):

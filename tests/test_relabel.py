@@ -15,7 +15,7 @@ from motioncoach.dataset import read_jsonl
 from motioncoach.lock import DataDirBusy
 from tests.fakes import GeminiFake
 
-KEY = "AIza-relabel-secret-0123456789"
+KEY = "fake-gemini-relabel-secret-0123456789"
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from motioncoach.errors import ConfigurationError
 from motioncoach.labels.policy import LabelingFailed
 from tests.fakes import GeminiFake
 
-KEY = "AIza-flow-secret-0123456789abcdef"
+KEY = "fake-gemini-flow-secret-0123456789abcdef"
 
 
 def test_a_missing_key_fails_within_seconds_before_any_work(tmp_path):
