@@ -171,6 +171,11 @@ class TrainConfig(StepConfig):
     logging_steps: int = Field(5, gt=0, description="Log loss every N steps.")
     save_total_limit: int = Field(5, gt=0, description="Checkpoints kept (the best is always kept).")
     gradient_checkpointing: bool = Field(True, description="Recompute activations to fit a 32B model.")
+    deepspeed: Literal["auto", "zero2", "off"] = Field(
+        "auto",
+        description="DeepSpeed ZeRO-2 shards LoRA gradients and Adam states over the GPUs. 'auto' turns it on "
+        "when the memory estimate for plain DDP leaves less than the safe margin on each GPU.",
+    )
     dataloader_num_workers: int = Field(4, ge=0, description="Data loader workers per process.")
     seed: int = Field(42, description="Training seed.")
 

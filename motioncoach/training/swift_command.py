@@ -11,11 +11,28 @@ import sys
 from pathlib import Path
 
 from motioncoach.config import TrainConfig
+from motioncoach.training.geometry import geometry_of
+from motioncoach.training.memory import resolve_deepspeed
+
+
+def deepspeed_choice(config: TrainConfig) -> str | None:
+    """The --deepspeed value this config trains with (None: plain DDP)."""
+    return resolve_deepspeed(
+        config.deepspeed,
+        geometry_of(config.base_model),
+        lora_rank=config.lora_rank,
+        processes=config.nproc_per_node,
+    )
+
+
+def _distributed(config: TrainConfig) -> bool:
+    """Whether swift runs under torchrun: several processes, or DeepSpeed (which needs a process group)."""
+    return config.nproc_per_node > 1 or deepspeed_choice(config) is not None
 
 
 def swift_launcher(config: TrainConfig) -> list[str]:
     """The interpreter-relative command that starts `swift sft` for config's process count."""
-    if config.nproc_per_node > 1:
+    if _distributed(config):
         # What the `swift` console script runs: it starts torchrun when NPROC_PER_NODE is set.
         return [sys.executable, "-m", "swift.cli.main", "sft"]
     # The module that launcher would spawn anyway; calling it directly saves an interpreter start
@@ -70,6 +87,7 @@ def swift_sft_args(
         # and it would also force save_steps to be a multiple of eval_steps.
         "metric_for_best_model": "eval_loss",
         "gradient_checkpointing": c.gradient_checkpointing,
+        "deepspeed": deepspeed_choice(c),
         "dataloader_num_workers": c.dataloader_num_workers,
         "seed": c.seed,
         # Otherwise swift asks ModelScope about the model, with retries, even for a local dir.
@@ -99,11 +117,14 @@ def swift_env(config: TrainConfig, image_root: Path) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        # Grow segments instead of fragmenting fixed blocks: images of different sizes otherwise
+        # leave reserved-but-unusable memory that the 32B run cannot spare.
+        "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
     }
     # Split the cores between the training processes instead of letting each take them all.
     threads = str(max(1, _cpu_count() // config.nproc_per_node))
     env |= {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    if config.nproc_per_node > 1:
+    if _distributed(config):
         # swift's CLI launches torchrun with this many processes.
         env["NPROC_PER_NODE"] = str(config.nproc_per_node)
     return env

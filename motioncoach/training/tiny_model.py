@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from motioncoach.training.geometry import Qwen3VLGeometry, TextGeometry, VisionGeometry
+
 COMPLETE_MARKER = ".tiny-qwen3-vl-complete"
 # Bump when the recipe below changes, so directories built by older code are rebuilt.
 BUILD_VERSION = 1
@@ -123,55 +125,66 @@ def _is_complete(dest: Path) -> bool:
         return False
 
 
+# The tiny model's shape: Qwen3-VL's real vocabulary and token ids, everything else minimal.
+TINY_GEOMETRY = Qwen3VLGeometry(
+    text=TextGeometry(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+    ),
+    vision=VisionGeometry(
+        depth=2,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        out_hidden_size=32,
+        num_position_embeddings=256,
+        deepstack_visual_indexes=(1,),
+    ),
+)
+
+
 def _write_model(out: Path) -> None:
     """Write weights, tokenizer, processor and chat template into out."""
+    processor = _build_processor()
+    write_random_qwen3_vl(out, TINY_GEOMETRY, processor, zero_unknown_logits=True)
+
+
+def write_random_qwen3_vl(
+    out: Path,
+    geometry: Qwen3VLGeometry,
+    processor,
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+    zero_unknown_logits: bool = False,
+) -> None:
+    """Save a randomly initialised Qwen3-VL of this geometry, with processor, into out."""
     import torch
     from transformers import GenerationConfig, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
-    processor = _build_processor()
-    config = Qwen3VLConfig(
-        text_config={
-            "vocab_size": VOCAB_SIZE,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 16,
-            "max_position_embeddings": 32768,
-            "bos_token_id": SPECIAL_TOKENS["<|endoftext|>"],
-            "eos_token_id": SPECIAL_TOKENS["<|im_end|>"],
-            # mrope_section must sum to head_dim / 2.
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 5_000_000.0,
-                "mrope_section": [4, 2, 2],
-                "mrope_interleaved": True,
-            },
-        },
-        vision_config={
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "patch_size": 16,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "out_hidden_size": 32,
-            "num_position_embeddings": 256,
-            "deepstack_visual_indexes": [1],
-        },
-        tie_word_embeddings=False,
-    )
+    config = Qwen3VLConfig(**geometry.to_hf_config())
+    config.text_config.bos_token_id = SPECIAL_TOKENS["<|endoftext|>"]
+    config.text_config.eos_token_id = SPECIAL_TOKENS["<|im_end|>"]
     torch.manual_seed(SEED)
-    model = Qwen3VLForConditionalGeneration(config).eval()
-    # Random logits favour ids the tokenizer lacks, which decode to ''; zero rows score below
-    # almost surely some known token, so greedy output is readable text.
-    known = torch.tensor(sorted(set(processor.tokenizer.get_vocab().values())))
-    unused = torch.ones(VOCAB_SIZE, dtype=torch.bool)
-    unused[known] = False
-    with torch.no_grad():
-        model.lm_head.weight[unused] = 0.0
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        with torch.device(device):  # a 32B-wide layer initialises in seconds on a GPU, minutes on a CPU
+            model = Qwen3VLForConditionalGeneration(config).eval()
+    finally:
+        torch.set_default_dtype(default_dtype)
+    if zero_unknown_logits:
+        # Random logits favour ids the tokenizer lacks, which decode to ''; zero rows score below
+        # almost surely some known token, so greedy output is readable text.
+        known = torch.tensor(sorted(set(processor.tokenizer.get_vocab().values())))
+        unused = torch.ones(geometry.text.vocab_size, dtype=torch.bool)
+        unused[known] = False
+        with torch.no_grad():
+            model.lm_head.weight[unused.to(model.lm_head.weight.device)] = 0.0
     model.generation_config = GenerationConfig(
         eos_token_id=[SPECIAL_TOKENS["<|im_end|>"], SPECIAL_TOKENS["<|endoftext|>"]],
         pad_token_id=SPECIAL_TOKENS["<|endoftext|>"],
@@ -179,24 +192,32 @@ def _write_model(out: Path) -> None:
     )
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    del model
+    if device != "cpu":
+        torch.cuda.empty_cache()  # leave the card to the training process
 
 
 def _build_processor():
     """A Qwen3VLProcessor with a small BPE tokenizer and Qwen3-VL's image geometry."""
+    return build_processor(_build_tokenizer(), min_pixels=32 * 32 * 4, max_pixels=64 * 64 * 4)
+
+
+def build_processor(tokenizer, *, min_pixels: int, max_pixels: int):
+    """A Qwen3VLProcessor around tokenizer with Qwen3-VL's image geometry and the compact template."""
     from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
 
     # In transformers 5 Qwen2VLImageProcessor is the torchvision ("Fast") implementation.
     geometry = {"patch_size": 16, "merge_size": 2, "temporal_patch_size": 2}
     norm = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
     image_processor = Qwen2VLImageProcessor(
-        size={"shortest_edge": 32 * 32 * 4, "longest_edge": 64 * 64 * 4}, **geometry, **norm
+        size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, **geometry, **norm
     )
     video_processor = Qwen3VLVideoProcessor(
-        size={"shortest_edge": 32 * 32 * 4, "longest_edge": 64 * 64 * 8}, **geometry, **norm
+        size={"shortest_edge": min_pixels, "longest_edge": max_pixels * 2}, **geometry, **norm
     )
     return Qwen3VLProcessor(
         image_processor=image_processor,
-        tokenizer=_build_tokenizer(),
+        tokenizer=tokenizer,
         video_processor=video_processor,
         chat_template=CHAT_TEMPLATE,
     )
