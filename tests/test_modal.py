@@ -425,21 +425,31 @@ def test_scale_out_options():
     assert repr(modal_app.volume) == "modal.Volume.from_name('qwen-finetune-data')"
 
 
-def test_images_pin_the_locked_versions():
-    lock = tomllib.loads((ROOT / "uv.lock").read_text())
-    locked: dict[str, set[str]] = {}
-    for package in lock["package"]:
-        locked.setdefault(package["name"], set()).add(package.get("version", ""))
-    pins = [
-        *modal_app.CORE_PACKAGES,
-        *modal_app.CPU_PACKAGES,
-        *modal_app.TORCH_PACKAGES,
-        *modal_app.POSE_PACKAGES,
-        *modal_app.TRAIN_PACKAGES,
-    ]
-    for pin in pins:
-        name, version = pin.split("==")
-        assert version in locked.get(name, set()), f"{pin} is not what uv.lock holds: {locked.get(name)}"
+def test_images_install_exactly_the_lock():
+    """Every image installs a requirement file that pins the lock's closure of its packages."""
+    from deployments import image_requirements
+
+    for image in image_requirements.IMAGES:
+        committed = Path(modal_app.requirements_file(image)).read_text()
+        assert committed == image_requirements.requirements_text(image), (
+            f"deployments/requirements/{image}.txt disagrees with uv.lock: "
+            "run `uv run python -m deployments.image_requirements`"
+        )
+    train = image_requirements.pinned_versions("train")
+    # What ms-swift pulls in is pinned too, not only the top-level packages.
+    assert {"trl", "modelscope", "ms-swift", "torch", "nvidia-nccl-cu13", "deepspeed"} <= set(train)
+    lock = image_requirements.locked_packages()
+    assert all(lock[name]["version"] == version for name, version in train.items())
+
+
+def test_an_image_that_disagrees_with_the_lock_is_caught(tmp_path):
+    from deployments import image_requirements
+
+    lock = (ROOT / "uv.lock").read_text()
+    changed = tmp_path / "uv.lock"
+    changed.write_text(lock.replace('name = "trl"\nversion = "0.29.1"', 'name = "trl"\nversion = "0.29.2"'))
+    assert "trl==0.29.2" in image_requirements.requirements_text("train", changed)
+    assert image_requirements.requirements_text("train", changed) != Path(modal_app.requirements_file("train")).read_text()
 
 
 def test_images_ship_the_prompt_templates_and_the_pose_weights_where_they_are_looked_for():
