@@ -39,6 +39,7 @@ def requirements_file(image: str) -> str:
     """The pinned requirement file of an image (read by the client when it builds the image)."""
     return str(REQUIREMENTS_DIR / f"{image}.txt")
 
+
 # The domain package, prompt templates included (the default would keep only .py files).
 SOURCE_IGNORE = ["**/__pycache__/**", "**/*.pyc"]
 

@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import time
-import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -449,7 +448,9 @@ def test_an_image_that_disagrees_with_the_lock_is_caught(tmp_path):
     changed = tmp_path / "uv.lock"
     changed.write_text(lock.replace('name = "trl"\nversion = "0.29.1"', 'name = "trl"\nversion = "0.29.2"'))
     assert "trl==0.29.2" in image_requirements.requirements_text("train", changed)
-    assert image_requirements.requirements_text("train", changed) != Path(modal_app.requirements_file("train")).read_text()
+    assert (
+        image_requirements.requirements_text("train", changed) != Path(modal_app.requirements_file("train")).read_text()
+    )
 
 
 def test_images_ship_the_prompt_templates_and_the_pose_weights_where_they_are_looked_for():
