@@ -85,8 +85,10 @@ EVAL_GPU = "H200"  # one card holds the 32B model in bf16 for batched greedy gen
 TRAIN_GPU = "H200:8"  # 32B bf16 weights replicated per GPU (DDP), plus LoRA, optimizer and activations
 POSE_MAX_CONTAINERS = int(os.environ.get("MOTIONCOACH_POSE_MAX_CONTAINERS", "8"))  # read at deploy time
 RETRIES = modal.Retries(max_retries=2, initial_delay=10.0, backoff_coefficient=3.0)
-# A retried (e.g. preempted) training run resumes from its latest checkpoint on the volume.
-TRAIN_RETRIES = modal.Retries(max_retries=3, initial_delay=30.0, backoff_coefficient=1.0)
+# Modal restarts preempted inputs on its own; these retries are for infrastructure errors (a lost
+# container, a failed volume reload). Failures of swift itself are returned, not raised, so they
+# are never retried. A restarted run resumes from its latest checkpoint on the volume.
+TRAIN_RETRIES = modal.Retries(max_retries=1, initial_delay=30.0, backoff_coefficient=1.0)
 CHECKPOINT_POLL_SECONDS = 30.0
 MODELS_DIR = "models"
 ADAPTERS_DIR = "adapters"
@@ -232,6 +234,8 @@ def train(config: dict, name: str, expected_sha256: dict[str, str]) -> dict:
     """`swift sft` under 8 processes on the split in the data dir, resuming from its latest checkpoint."""
     from motioncoach.config import TrainConfig
     from motioncoach.dataset import load_split
+    from motioncoach.errors import TrainingError
+    from motioncoach.training.failures import explain_training_failure
     from motioncoach.training.plot import plot_losses
     from motioncoach.training.session import run_dir_for
     from motioncoach.training.sft import run_sft
@@ -247,14 +251,20 @@ def train(config: dict, name: str, expected_sha256: dict[str, str]) -> dict:
             f"run `motioncoach dataset --profile modal --data-dir <dir named {name!r}>` again."
         )
     run_dir = run_dir_for(split, train_config, data_dir)
-    with _commit_on_new_checkpoints(run_dir):
-        result = run_sft(
-            train_config,
-            dataset=split.train.path,
-            val_dataset=split.val.path,
-            image_root=data_dir,
-            output_dir=run_dir,
-        )
+    try:
+        with _commit_on_new_checkpoints(run_dir):
+            result = run_sft(
+                train_config,
+                dataset=split.train.path,
+                val_dataset=split.val.path,
+                image_root=data_dir,
+                output_dir=run_dir,
+            )
+    except TrainingError as error:
+        # swift failed on its own (out of memory, a bad flag): returned, not raised, because Modal
+        # would retry a raised error at 8xH200 prices and it would fail the same way.
+        _commit()
+        return {"error": explain_training_failure(str(error), train_config), "run_dir": _relative(run_dir)}
     plot = plot_losses(result.history, run_dir / "loss.png")
     _commit()
     return {

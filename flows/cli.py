@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from motioncoach.config import LabelConfig, Profile, default_labeler, default_source
-from motioncoach.errors import MotionCoachError
+from motioncoach.errors import ConfigurationError, MotionCoachError
 from motioncoach.runtime import apply_local_defaults
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Distil a coaching dataset and fine-tune Qwen3-VL.")
@@ -69,6 +69,28 @@ GateOption = Annotated[
 PushDatasetOption = Annotated[
     bool, typer.Option(help="Also upload the dataset (splits, images, card) to HF_DATASET_REPO_ID.")
 ]
+RehearseOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="With --profile modal: rehearse for free, with no Modal account. Every function of the app runs "
+        "locally in its own process on this folder, which stands in for the volume (what the app sees at "
+        "/data), with the local yolo11n-pose and a tiny Qwen3-VL instead of the heavy models.",
+        show_default=False,
+    ),
+]
+
+
+def _rehearse(profile: Profile, folder: Path | None) -> None:
+    """Point the modal profile at a rehearsal volume (read by tasks.modal_client.connect)."""
+    if folder is None:
+        return
+    if profile is not Profile.modal:
+        raise ConfigurationError("--rehearse-volume rehearses the modal profile: add --profile modal.")
+    import os
+
+    from tasks.modal_rehearsal import REHEARSAL_ENV
+
+    os.environ[REHEARSAL_ENV] = str(folder.expanduser().resolve())
 
 
 def _fail(exc: MotionCoachError) -> typer.Exit:
@@ -128,9 +150,11 @@ def run(
     openrouter_model: OpenRouterModelOption = "google/gemma-3-27b-it:free",
     gate: GateOption = True,
     push_dataset: PushDatasetOption = False,
+    rehearse_volume: RehearseOption = None,
 ) -> None:
     """The whole pipeline: dataset, training, evaluation, then the adapter (uploaded if it is better)."""
     try:
+        _rehearse(profile, rehearse_volume)
         labeling = _label_config(
             labeler, profile, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate,
             daily_budget=daily_budget, max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements,
@@ -174,9 +198,11 @@ def dataset(
     keep_disagreements: KeepDisagreementsOption = False,
     gemini_model: GeminiModelOption = "gemini-3-flash-preview",
     openrouter_model: OpenRouterModelOption = "google/gemma-3-27b-it:free",
+    rehearse_volume: RehearseOption = None,
 ) -> None:
     """Download, filter, label and split: writes pose_dataset.jsonl and splits/."""
     try:
+        _rehearse(profile, rehearse_volume)
         labeling = _label_config(
             labeler, profile, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate,
             daily_budget=daily_budget, max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements,
@@ -205,11 +231,13 @@ def train(
     adapter_dir: AdapterDirOption = Path("./lora-adapter"),
     gate: GateOption = True,
     push_dataset: PushDatasetOption = False,
+    rehearse_volume: RehearseOption = None,
 ) -> None:
     """Train on the dataset already in --data-dir, evaluate, and place (or upload) the adapter."""
     from motioncoach.dataset import load_split
 
     try:
+        _rehearse(profile, rehearse_volume)
         if profile is Profile.modal:
             from tasks.modal_client import check_modal_credentials
 

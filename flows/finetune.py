@@ -15,13 +15,15 @@ from tasks.evaluate import evaluate_adapter, release_gate
 from tasks.hub import hub_preflight, release_state, upload_adapter, upload_dataset, write_release
 from tasks.publish import place_adapter
 from tasks.storage import persist_in
-from tasks.training import find_split, train_adapter
+from tasks.training import cancel_training_on_modal, find_split, train_adapter
 
 
 @flow(
     name="finetune",
     description="Train a LoRA adapter on the dataset in data_dir, evaluate it against its base model and the rules, "
     "place it in adapter_dir with its card, and upload it when it is better.",
+    on_cancellation=[cancel_training_on_modal],
+    on_crashed=[cancel_training_on_modal],
 )
 def finetune(
     data_dir: Path = Path("./data"),

@@ -15,9 +15,15 @@ from motioncoach.publish import ReleaseConfig, with_release_flags
 from motioncoach.runtime import resolve_dir
 from tasks.hub import forward_state, hub_preflight
 from tasks.labels import preflight
+from tasks.training import cancel_training_on_modal
 
 
-@flow(name="motioncoach-pipeline", description="The whole pipeline: dataset, LoRA training, evaluation, release.")
+@flow(
+    name="motioncoach-pipeline",
+    description="The whole pipeline: dataset, LoRA training, evaluation, release.",
+    on_cancellation=[cancel_training_on_modal],
+    on_crashed=[cancel_training_on_modal],
+)
 def pipeline(
     source: str | None = None,
     labeler: LabelerName | None = None,

@@ -28,6 +28,10 @@ DEPLOY_COMMAND = "modal deploy deployments/modal_app.py"
 
 def check_modal_credentials() -> None:
     """Raise ConfigurationError(MISSING_CREDENTIALS) unless a Modal token is configured; no network."""
+    from tasks.modal_rehearsal import rehearsal_root
+
+    if rehearsal_root() is not None:
+        return  # a rehearsal needs no account
     env = os.environ
     profile = _modal_profile()
     if env.get("MODAL_OAUTH_REFRESH_TOKEN") or profile.get("oauth_refresh_token"):
@@ -78,6 +82,10 @@ def modal_errors() -> Iterator[None]:
 
 def check_modal_ready(settings: ModalConfig | None = None) -> None:
     """Credentials, the app's secrets and the deployed app, checked in seconds before any work."""
+    from tasks.modal_rehearsal import rehearsal_root
+
+    if rehearsal_root() is not None:
+        return  # secrets come from local variables, the app runs from this checkout
     check_modal_credentials()
     import modal
 
@@ -96,6 +104,8 @@ class Remote:
     volume: Any  # modal.Volume: read_file, listdir, batch_upload
     name: str
     settings: ModalConfig = field(default_factory=ModalConfig)
+    call_from_id: Callable[[str], Any] | None = None  # modal.FunctionCall.from_id: re-attach to a spawned call
+    rehearsal: bool = False  # functions run as local processes: the heavy models are swapped for local ones
 
     def read(self, path: str) -> bytes:
         """A file's bytes from the volume."""
@@ -103,7 +113,7 @@ class Remote:
 
         try:
             return b"".join(self.volume.read_file(path))
-        except NotFoundError as exc:
+        except (NotFoundError, FileNotFoundError) as exc:  # modal 1.6 raises the builtin
             raise FileNotFoundError(f"{path} is not on the Modal volume {self.settings.volume_name!r}") from exc
 
     def fetch(self, path: str, dest: Path) -> Path:
@@ -132,6 +142,13 @@ class Remote:
             self.fetch(file, Path(dest) / PurePosixPath(file).relative_to(path.strip("/")))
         return Path(dest)
 
+    def write(self, path: str, data: bytes) -> None:
+        """Put bytes at a volume path, replacing what is there."""
+        import io
+
+        with modal_errors(), self.volume.batch_upload(force=True) as batch:
+            batch.put_file(io.BytesIO(data), path)
+
     def upload_dir(self, local: Path, path: str) -> None:
         """Put a local directory's files at a volume path, replacing files of the same name."""
         with modal_errors(), self.volume.batch_upload(force=True) as batch:
@@ -139,11 +156,26 @@ class Remote:
 
 
 def connect(data_dir: Path, settings: ModalConfig | None = None) -> Remote:
-    """The deployed app for data_dir; fails with what to run when credentials or the app are missing."""
-    check_modal_credentials()
-    import modal
+    """The deployed app for data_dir; fails with what to run when credentials or the app are missing.
+
+    With --rehearse-volume the app runs from this checkout, each call in a local process, on a directory.
+    """
+    from tasks import modal_rehearsal
 
     settings = settings or ModalConfig()
+    root = modal_rehearsal.rehearsal_root()
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+        return Remote(
+            function=lambda name: modal_rehearsal.RehearsalFunction(root, name),
+            volume=modal_rehearsal.RehearsalVolume(root),
+            name=Path(data_dir).name,
+            settings=settings,
+            call_from_id=lambda object_id: modal_rehearsal.RehearsalCall.from_id(root, object_id),
+            rehearsal=True,
+        )
+    check_modal_credentials()
+    import modal
 
     def function(name: str) -> Any:
         with modal_errors():
@@ -154,6 +186,7 @@ def connect(data_dir: Path, settings: ModalConfig | None = None) -> Remote:
         volume=modal.Volume.from_name(settings.volume_name),
         name=Path(data_dir).name,
         settings=settings,
+        call_from_id=modal.FunctionCall.from_id,
     )
 
 

@@ -8,12 +8,15 @@ crosses to Modal is JSON-able: configs and records dumped by pydantic.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from motioncoach.config import LabelConfig, PoseFilterConfig, SourceConfig, SplitConfig, TrainConfig
+from motioncoach.config import LabelConfig, PoseFilterConfig, SourceConfig, SplitConfig, TrainConfig, local_train_config
 from motioncoach.dataset import DATASET_FILE, SPLITS_DIR, DatasetFile, SplitSummary
+from motioncoach.errors import TrainingError
 from motioncoach.labels.outcomes import LabelReport
 from motioncoach.pose import PoseFilterReport
 from motioncoach.pose.shards import merge_pose_caches, merge_reports, shard_records
@@ -24,7 +27,12 @@ from motioncoach.training.checkpoints import copy_adapter, record_step
 from motioncoach.training.session import TrainedAdapter, run_dir_for
 from tasks.modal_client import Remote, modal_errors, scratch_dir_beside, volume_get_command
 
+logger = logging.getLogger(__name__)
+
 UPLOADS_DIR = "raw/uploads"
+CALL_RECORD = "modal_call.json"  # beside the run's checkpoints: which Modal call trains this run
+TINY_MODEL_ON_VOLUME = "models/tiny-qwen3-vl"
+UNREACHABLE_SECONDS = 300
 NOT_GENERATED = "(no sample generation on Modal: load the adapter with PEFT or `swift infer --adapters` to try it)"
 
 
@@ -51,6 +59,8 @@ def filter_poses(
     progress: Callable[[int, int], None] | None = None,
 ) -> PoseFilterReport:
     """Fan the pose filter out over shards (a GPU each), merge their caches on the volume and into local_cache."""
+    if remote.rehearsal:  # the shipped yolo11n-pose instead of yolo26x on a GPU
+        config = config.model_copy(update={"weights": PoseFilterConfig().weights, "device": None})
     shards = shard_records(records, remote.settings.pose_shards)
     if not shards:
         return merge_reports([])
@@ -106,15 +116,27 @@ def train(
     data_dir: Path,
     on_log: Callable[[dict], None] | None = None,
 ) -> TrainedAdapter:
-    """Train on 8 GPUs from the base model's copy on the volume, reporting steps as checkpoints are committed."""
+    """Train on 8 GPUs from the base model's copy on the volume, reporting steps as checkpoints are committed.
+
+    The spawned call is owned: its id is recorded on the volume and locally, a rerun of the same run
+    re-attaches to it instead of paying for a second one, and an interrupted client cancels it.
+    """
+    if remote.rehearsal and not config.base_model.startswith(f"{remote.settings.volume_path}/"):
+        config = rehearsal_train_config(remote)  # the 32B recipe needs GPUs: the tiny model's instead
     with modal_errors():
         base_model = remote.function("download_base_model").remote(config.base_model)
     config = config.model_copy(update={"base_model": base_model})
     run_dir = run_dir_for(split, config, Path(remote.name)).as_posix()  # what the function will use
+    local_record = Path(data_dir) / run_dir.split("/", 1)[1] / CALL_RECORD
     expected = {"train": split.train.sha256, "val": split.val.sha256}
     with modal_errors():
-        call = remote.function("train").spawn(config.model_dump(mode="json"), remote.name, expected)
-        result = _wait(call, remote, f"{run_dir}/logging.jsonl", on_log)
+        call = attach_training(remote, run_dir, local_record)
+        if call is None:
+            call = remote.function("train").spawn(config.model_dump(mode="json"), remote.name, expected)
+            record_call(remote, call, run_dir, local_record)
+        result = watch_call(call, remote, f"{run_dir}/logging.jsonl", on_log, local_record)
+    if "error" in result:  # deterministic: the function returned it rather than let Modal retry
+        raise TrainingError(result["error"])
     local_run = Path(data_dir) / result["run_dir"].split("/", 1)[1]  # <name>/runs/<key> -> data_dir/runs/<key>
     mount = Path(remote.settings.volume_path)
     return TrainedAdapter(
@@ -126,6 +148,83 @@ def train(
         loss_plot=remote.fetch(result["loss_plot"], local_run / "loss.png"),
         sample_output=NOT_GENERATED,
     )
+
+
+def rehearsal_train_config(remote: Remote) -> TrainConfig:
+    """A rehearsal trains the tiny Qwen3-VL, built on the stand-in volume, with the local CPU recipe."""
+    from motioncoach.training.tiny_model import build_tiny_qwen3_vl
+
+    root = remote.volume.root  # the rehearsal's volume is a directory; this is the harness, not the client
+    build_tiny_qwen3_vl(root / TINY_MODEL_ON_VOLUME)
+    return local_train_config(f"{remote.settings.volume_path}/{TINY_MODEL_ON_VOLUME}")
+
+
+def attach_training(remote: Remote, run_dir: str, local_record: Path):
+    """The training call recorded for this run when it can still give its result; None to spawn anew."""
+    record = _read_record(remote, run_dir, local_record)
+    if not record or record.get("state") == "cancelled" or remote.call_from_id is None:
+        return None
+    try:
+        call = remote.call_from_id(record["call_id"])
+        call.get(timeout=0)  # finished: its result is there; still running: TimeoutError
+    except TimeoutError:
+        logger.warning("re-attaching to the training call %s, still running on Modal", record["call_id"])
+        return call
+    except Exception as exc:  # noqa: BLE001 - failed, cancelled, expired or unknown: a new call resumes the run
+        logger.info("the recorded training call %s cannot be reused (%s): spawning a new one", record["call_id"], exc)
+        return None
+    logger.info("the recorded training call %s has finished: using its result", record["call_id"])
+    return call
+
+
+def record_call(remote: Remote, call, run_dir: str, local_record: Path, state: str = "running") -> None:
+    """Remember a spawned call on the volume (for any client) and in the local run state (for hooks)."""
+    record = json.dumps({"call_id": call.object_id, "state": state, "at": time.time()}).encode()
+    local_record.parent.mkdir(parents=True, exist_ok=True)
+    local_record.write_bytes(record)
+    remote.write(f"{run_dir}/{CALL_RECORD}", record)
+
+
+def cancel_recorded_calls(remote: Remote, data_dir: Path) -> list[str]:
+    """Cancel every training call this data dir's run state says is running (flow cancel and crash hooks)."""
+    cancelled = []
+    for path in sorted(Path(data_dir).glob(f"runs/*/{CALL_RECORD}")):
+        record = json.loads(path.read_text())
+        if record.get("state") != "running" or remote.call_from_id is None:
+            continue
+        remote.call_from_id(record["call_id"]).cancel()
+        path.write_text(json.dumps(record | {"state": "cancelled", "at": time.time()}))
+        cancelled.append(record["call_id"])
+    return cancelled
+
+
+def watch_call(call, remote: Remote, log_path: str, on_log, local_record: Path) -> dict:
+    """The call's result. An interrupt (Ctrl-C, SIGTERM, a Prefect cancel) or a client that cannot
+    reach Modal any more cancels the call: no GPU keeps running without an owner."""
+    try:
+        result = _wait(call, remote, log_path, on_log)
+    except BaseException:
+        logger.warning("stopping the training call %s on Modal", call.object_id)
+        call.cancel()
+        _mark(local_record, "cancelled")
+        raise
+    _mark(local_record, "finished")
+    return result
+
+
+def _read_record(remote: Remote, run_dir: str, local_record: Path) -> dict | None:
+    for read in (local_record.read_bytes, lambda: remote.read(f"{run_dir}/{CALL_RECORD}")):
+        try:
+            return json.loads(read())
+        except (FileNotFoundError, json.JSONDecodeError):
+            continue
+    return None
+
+
+def _mark(local_record: Path, state: str) -> None:
+    if local_record.is_file():
+        record = json.loads(local_record.read_text())
+        local_record.write_text(json.dumps(record | {"state": state, "at": time.time()}))
 
 
 def trained_data_dir(trained: TrainedAdapter) -> Path:
@@ -152,13 +251,27 @@ def place_adapter(remote: Remote, trained: TrainedAdapter, adapter_dir: Path) ->
 
 
 def _wait(call, remote: Remote, log_path: str, on_log: Callable[[dict], None] | None) -> dict:
-    """The call's result; meanwhile the steps committed to the run's logging.jsonl go to on_log."""
+    """The call's result; meanwhile the steps committed to the run's logging.jsonl go to on_log.
+
+    Errors reaching Modal are retried for a few minutes before the client gives up (and cancels).
+    """
+    from modal.exception import ConnectionError as ModalConnectionError
+
     seen = 0
+    unreachable_since = None
     while True:
         try:
-            return call.get(timeout=remote.settings.poll_seconds)
+            result = call.get(timeout=remote.settings.poll_seconds)
+            return result
         except TimeoutError:
+            unreachable_since = None
             seen = _report_new_steps(remote, log_path, seen, on_log)
+        except (ModalConnectionError, OSError) as exc:
+            unreachable_since = unreachable_since or time.monotonic()
+            if time.monotonic() - unreachable_since > UNREACHABLE_SECONDS:
+                raise
+            logger.warning("Modal is unreachable (%s); still waiting for the training call", exc)
+            time.sleep(min(30.0, remote.settings.poll_seconds))
 
 
 def _report_new_steps(remote: Remote, log_path: str, seen: int, on_log: Callable[[dict], None] | None) -> int:

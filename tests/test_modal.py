@@ -3,28 +3,27 @@ from the Modal objects), the bodies run locally (`.local()`) on tiny inputs thro
 steps and match the local profile, the 8-GPU command is the original recipe, and missing
 credentials fail at once with what to run.
 
-The client talks to the app's functions run with `.local()` (arguments and results must survive
-JSON, as they cross the wire) and to a volume that is a directory, through the calls a real
-modal.Volume answers (read_file, listdir, batch_upload).
+The client talks to the app through the rehearsal (tasks.modal_rehearsal): each call runs in a
+process of its own, arguments and results cross as JSON with volume paths, and the volume is a
+directory reached only through the calls a real modal.Volume answers (read_file, listdir,
+batch_upload).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 import modal
 import pytest
 from modal._utils.async_utils import synchronizer
-from modal.exception import NotFoundError
-from modal.volume import FileEntry, FileEntryType
 
 from deployments import modal_app
 from motioncoach.config import (
@@ -54,7 +53,9 @@ from motioncoach.training.checkpoints import find_best_checkpoint
 from motioncoach.training.swift_command import swift_env, swift_launcher, swift_sft_args
 from tasks import modal_steps
 from tasks.modal_client import MISSING_CREDENTIALS, Remote, check_modal_credentials, connect, modal_errors
+from tasks.modal_rehearsal import REHEARSAL_ENV, RehearsalVolume
 from tests.fakes import GeminiFake
+from tests.rehearsal import rehearsal_calls
 
 # `.local()` warns that the volume is not mounted: here the volume is MOTIONCOACH_VOLUME_ROOT.
 pytestmark = pytest.mark.filterwarnings("ignore:The .* function is executing locally:UserWarning")
@@ -71,84 +72,11 @@ FUNCTIONS = (
     "train",
     "package_adapter",
 )
+VOLUME_DATA_DIR = Path("/data/data")  # the data dir "data" as the functions see it on the volume
 HEAVY = {"torch", "ultralytics", "swift", "transformers", "peft", "cv2", "prefect"}
 
 
-# ---- Fakes: the deployed functions, run locally, and a volume on disk ----
-
-
-class LocalApp:
-    """`modal.Function.from_name` for the app's functions, each call run by `.local()` across a JSON boundary."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __call__(self, name: str) -> _LocalFunction:
-        return _LocalFunction(self, name)
-
-
-class _LocalFunction:
-    def __init__(self, app: LocalApp, name: str) -> None:
-        self.app, self.name = app, name
-
-    def remote(self, *args, **kwargs):
-        self.app.calls.append(self.name)
-        result = getattr(modal_app, self.name).local(*_wire(list(args)), **_wire(kwargs))
-        return _wire(result)
-
-    def map(self, *inputs, kwargs=None, order_outputs=True):
-        return [self.remote(*args, **(kwargs or {})) for args in zip(*inputs, strict=True)]
-
-    def spawn(self, *args, **kwargs):
-        result = self.remote(*args, **kwargs)
-        return SimpleNamespace(get=lambda timeout=None: result)
-
-
-def _wire(value):
-    """What survives the trip to a container and back: JSON."""
-    return json.loads(json.dumps(value))
-
-
-class DirVolume:
-    """A modal.Volume stand-in on a directory: paths relative to its root, NotFoundError when absent."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def read_file(self, path: str):
-        file = self.root / path.lstrip("/")
-        if not file.is_file():
-            raise NotFoundError(f"No such file: {path}")
-        yield file.read_bytes()
-
-    def listdir(self, path: str, *, recursive: bool = False) -> list[FileEntry]:
-        base = self.root / path.strip("/")
-        if not base.exists():
-            raise NotFoundError(f"No such directory: {path}")
-        found = base.rglob("*") if recursive else base.iterdir()
-        return [
-            FileEntry(
-                path=p.relative_to(self.root).as_posix(),
-                type=FileEntryType.FILE if p.is_file() else FileEntryType.DIRECTORY,
-                mtime=int(p.stat().st_mtime),
-                size=p.stat().st_size,
-            )
-            for p in found
-        ]
-
-    @contextmanager
-    def batch_upload(self, force: bool = False):
-        root = self.root
-
-        class Batch:
-            def put_directory(self, local_path: str, remote_path: str) -> None:
-                for file in Path(local_path).rglob("*"):
-                    if file.is_file():
-                        target = root / remote_path.strip("/") / file.relative_to(local_path)
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        target.write_bytes(file.read_bytes())
-
-        yield Batch()
+# ---- The deployed functions: the rehearsal runs each call in a local process on a directory volume ----
 
 
 # ---- The dataset steps run both ways, once for the module ----
@@ -170,9 +98,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
         dataset = build_dataset(labels.labeled, local)
         split = split_dataset(dataset.path, SplitConfig(), local / "splits")
 
-        app = LocalApp()
-        remote = Remote(function=app, volume=DirVolume(volume), name="data", settings=ModalConfig(pose_shards=2))
         client = base / "client" / "data"
+        with pytest.MonkeyPatch.context() as rehearsing:  # only while connecting: other tests check credentials
+            rehearsing.setenv(REHEARSAL_ENV, str(volume))
+            remote = connect(client, ModalConfig(pose_shards=2))
         m_records = modal_steps.find_images(remote, SourceConfig())
         m_poses = modal_steps.filter_poses(remote, m_records, POSE, client / CACHE_FILE_NAME)
         m_labels = modal_steps.label_poses(remote, m_poses.kept, LabelConfig())
@@ -182,7 +111,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
             local=local,
             client=client,
             remote=remote,
-            app=app,
             records=records,
             poses=poses,
             labels=labels,
@@ -197,7 +125,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
 def _same(value, run) -> str:
     """A JSON rendering with each side's data dir replaced by <data>, to compare the two runs."""
     text = json.dumps(value, sort_keys=True, default=str)
-    for prefix in (run.volume / "data", run.local):
+    for prefix in (run.volume / "data", VOLUME_DATA_DIR, run.local):
         text = text.replace(str(prefix), "<data>")
     return text
 
@@ -209,11 +137,16 @@ def _entries(cache: Path) -> dict:
 
 def test_download_lists_the_same_images_on_the_volume(runs):
     assert _same([r.model_dump() for r in runs.m_records], runs) == _same([r.model_dump() for r in runs.records], runs)
-    assert all(r.path.is_relative_to(runs.volume / "data" / "raw") for r in runs.m_records)
+    # The records name volume paths, as on Modal: the client cannot open them.
+    assert all(r.path.is_relative_to(VOLUME_DATA_DIR / "raw") for r in runs.m_records)
+    if not Path("/data").exists():
+        with pytest.raises(FileNotFoundError):
+            runs.m_records[0].path.read_bytes()
 
 
 def test_sharded_pose_filter_equals_one_filter_poses_call(runs):
-    assert runs.app.calls.count("filter_pose_shard") == 2 and runs.app.calls.count("merge_pose_shards") == 1
+    calls = rehearsal_calls(runs.volume)
+    assert calls.count("filter_pose_shard") == 2 and calls.count("merge_pose_shards") == 1
     assert _same(runs.m_poses.model_dump(), runs) == _same(runs.poses.model_dump(), runs)
     assert runs.m_poses.kept and runs.m_poses.rejected
     # The merged yolo_cache.json on the volume holds exactly the entries the local run cached.
@@ -240,7 +173,8 @@ def test_a_folder_source_is_uploaded_to_the_volume(runs, tmp_path):
     (tmp_path / "yoga" / "warrior.png").write_bytes(photo.read_bytes())
     records = modal_steps.find_images(runs.remote, SourceConfig(source=str(tmp_path)))
     assert [(r.activity, r.path.name) for r in records] == [("yoga", "warrior.png")]
-    assert records[0].path == runs.volume / "data" / "raw" / "uploads" / tmp_path.name / "yoga" / "warrior.png"
+    assert records[0].path == VOLUME_DATA_DIR / "raw" / "uploads" / tmp_path.name / "yoga" / "warrior.png"
+    assert (runs.volume / records[0].path.relative_to("/data")).read_bytes() == photo.read_bytes()
 
 
 def test_teacher_labels_land_in_the_store_on_the_volume(runs, monkeypatch):
@@ -274,8 +208,10 @@ def test_missing_secrets_on_modal_say_which_command_fixes_them(runs, monkeypatch
 def test_training_and_packaging_on_the_volume(runs, tmp_path):
     from motioncoach.training.tiny_model import build_tiny_qwen3_vl
 
-    tiny = build_tiny_qwen3_vl(runs.volume / "models" / "tiny-qwen3-vl")
-    config = local_train_config(tiny).model_copy(update={"max_steps": 2, "save_steps": 1, "eval_steps": 1})
+    build_tiny_qwen3_vl(runs.volume / "models" / "tiny-qwen3-vl")
+    config = local_train_config("/data/models/tiny-qwen3-vl").model_copy(
+        update={"max_steps": 2, "save_steps": 1, "eval_steps": 1}
+    )
     trained = modal_steps.train(runs.remote, runs.m_split, config, runs.client)
     run_dir = runs.volume / trained.run_dir.relative_to("/data")
     assert trained.checkpoint.name == find_best_checkpoint(run_dir).name  # by eval_loss
@@ -288,7 +224,7 @@ def test_training_and_packaging_on_the_volume(runs, tmp_path):
         assert (adapter_dir / name).read_bytes() == (best / name).read_bytes()
     assert (adapter_dir / "loss.png").is_file()
 
-    over_limit = Remote(runs.app, runs.remote.volume, "data", ModalConfig(max_download_bytes=1))
+    over_limit = dataclasses.replace(runs.remote, settings=ModalConfig(max_download_bytes=1))
     big = tmp_path / "big" / "lora-adapter"
     assert modal_steps.place_adapter(over_limit, trained, big) == (
         big,
@@ -318,7 +254,7 @@ def test_training_progress_is_read_from_the_volume_while_waiting(tmp_path):
             return {"done": True}
 
     steps = []
-    remote = Remote(LocalApp(), DirVolume(tmp_path), "data", ModalConfig(poll_seconds=0.01))
+    remote = Remote(lambda name: None, RehearsalVolume(tmp_path), "data", ModalConfig(poll_seconds=0.01))
     result = modal_steps._wait(Call(), remote, "data/runs/k/logging.jsonl", lambda r: steps.append(r["step"]))
     assert result == {"done": True} and steps == [5, 10]  # each step once, the torn line skipped
 
@@ -399,7 +335,7 @@ SPECS = {  # name: (gpus, timeout s, retries, secrets)
     "label_poses": ([], 4 * 3600, 2, ["gemini-api-key"]),
     "write_dataset": ([], 1800, 2, []),
     "download_base_model": ([], 2 * 3600, 2, ["huggingface-secret"]),
-    "train": ([("H200", 8)], 6 * 3600, 3, []),
+    "train": ([("H200", 8)], 6 * 3600, 1, []),
     "package_adapter": ([], 1800, 2, ["huggingface-secret"]),
 }
 
@@ -419,8 +355,9 @@ def test_scale_out_options():
     pose, train = _options(modal_app.filter_pose_shard), _options(modal_app.train)
     assert pose["max_containers"] == 8 and pose["gpu"] == "L4"
     assert train["gpu"] == "H200:8" and train["cpu"] == 32.0
-    # A preempted training run is retried, and resumes from its checkpoint (run_sft finds it).
-    assert train["retry_policy"].retries == 3 and train["retry_policy"].initial_delay_ms == 30_000
+    # Modal restarts a preempted run itself; one retry covers infrastructure errors, and the rerun
+    # resumes from its checkpoint (run_sft finds it). swift's own failures are returned, not retried.
+    assert train["retry_policy"].retries == 1 and train["retry_policy"].initial_delay_ms == 30_000
     assert repr(modal_app.volume) == "modal.Volume.from_name('qwen-finetune-data')"
 
 
@@ -568,6 +505,6 @@ def test_modals_own_auth_error_becomes_the_same_message(no_modal_credentials):
 
 
 def test_remote_read_of_a_missing_file_is_file_not_found(tmp_path):
-    remote = Remote(LocalApp(), DirVolume(tmp_path), "data")
+    remote = Remote(lambda name: None, RehearsalVolume(tmp_path), "data")
     with pytest.raises(FileNotFoundError, match="not on the Modal volume"):
         remote.read("data/nothing.json")
