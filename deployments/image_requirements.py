@@ -35,7 +35,11 @@ ENVIRONMENT = {
 
 CORE = ["pydantic", "numpy", "pillow", "packaging", "matplotlib"]  # what motioncoach itself imports
 IMAGES = {
-    "cpu": [*CORE, "scikit-image", "kaggle", "google-genai", "openai", "huggingface-hub", "hf-xet"],
+    "cpu": [
+        *CORE,
+        *["scikit-image", "kaggle", "google-genai", "openai", "huggingface-hub", "hf-xet"],
+        *["pydantic-settings", "jinja2", "pyyaml"],  # the release: Hub settings, cards
+    ],
     "pose": [*CORE, "torch", "torchvision", "ultralytics", "opencv-python"],
     "train": [
         *CORE,

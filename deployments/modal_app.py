@@ -307,6 +307,45 @@ def package_adapter(run_dir: str, name: str, folder: str) -> dict:
     return {"path": _relative(dest), "bytes": adapter_size_bytes(dest), "checkpoint": _relative(best)}
 
 
+@app.function(image=cpu_image, secrets=[hf_secret], timeout=10 * MINUTES, retries=RETRIES)
+def hub_account(hub: dict) -> dict:
+    """Whose token huggingface-secret holds, and the repos it names: the modal profile's Hub preflight."""
+    from motioncoach.publish import HubConfig, HubSettings, whoami
+
+    settings = HubSettings()
+    return {
+        "user": whoami(settings, HubConfig.model_validate(hub)),
+        "adapter_repo_id": settings.adapter_repo_id,
+        "dataset_repo_id": settings.dataset_repo_id,
+    }
+
+
+@app.function(image=cpu_image, volumes=VOLUMES, secrets=[hf_secret], timeout=3 * HOURS, retries=RETRIES)
+def upload_adapter(folder: str, repo_id: str, hub: dict) -> dict:
+    """Upload an adapter folder on the volume (weights, card, eval.json, lineage.json) to the Hub."""
+    from motioncoach.publish import HubConfig, HubSettings, upload_adapter_folder
+
+    _reload()
+    status = upload_adapter_folder(_on_volume(folder), repo_id, HubSettings(), HubConfig.model_validate(hub))
+    return status.model_dump(mode="json")
+
+
+@app.function(image=cpu_image, volumes=VOLUMES, secrets=[hf_secret], timeout=3 * HOURS, retries=RETRIES)
+def upload_dataset(name: str, lineage: dict, repo_id: str, hub: dict) -> dict:
+    """Stage the split, its images and the dataset card on the volume, and upload them to a dataset repo."""
+    from motioncoach.dataset import load_split
+    from motioncoach.publish import HubConfig, HubSettings, Lineage, stage_dataset, upload_folder
+
+    _reload()
+    data_dir = data_dir_for(name)
+    folder = stage_dataset(data_dir, load_split(data_dir), Lineage.model_validate(lineage))
+    status = upload_folder(
+        folder, repo_id, HubSettings(), HubConfig.model_validate(hub), repo_type="dataset",
+        commit_message="Upload MotionCoach dataset",
+    )  # fmt: skip
+    return status.model_dump(mode="json")
+
+
 # ---- Helpers ----
 
 

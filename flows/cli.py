@@ -69,6 +69,14 @@ GateOption = Annotated[
 PushDatasetOption = Annotated[
     bool, typer.Option(help="Also upload the dataset (splits, images, card) to HF_DATASET_REPO_ID.")
 ]
+MaxDownloadOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="On Modal: download the adapter into --adapter-dir when it is at most this many MB; a larger one "
+        "stays on the volume (the release is complete either way, and the Hub upload runs from the volume).",
+    ),
+]
 RehearseOption = Annotated[
     Path | None,
     typer.Option(
@@ -116,11 +124,14 @@ def _label_config(labeler: Labeler | None, profile: Profile, **options) -> Label
     return config
 
 
-def _check_hub(push_dataset: bool) -> None:
-    """Name the missing HF_* variable before Prefect starts, when an upload is asked for."""
+def _check_hub(push_dataset: bool, profile: Profile) -> None:
+    """Name the missing HF_* variable before Prefect starts, when an upload is asked for.
+
+    On the modal profile the token is huggingface-secret's: the flow's preflight checks it there.
+    """
     from motioncoach.publish import HubSettings, check_hub_settings
 
-    check_hub_settings(HubSettings(), push_dataset)
+    check_hub_settings(HubSettings(), push_dataset, token_required=profile is Profile.local)
 
 
 def _run(flow_call: Callable[[], object]) -> None:
@@ -150,6 +161,7 @@ def run(
     openrouter_model: OpenRouterModelOption = "google/gemma-3-27b-it:free",
     gate: GateOption = True,
     push_dataset: PushDatasetOption = False,
+    max_download_mb: MaxDownloadOption = 2000,
     rehearse_volume: RehearseOption = None,
 ) -> None:
     """The whole pipeline: dataset, training, evaluation, then the adapter (uploaded if it is better)."""
@@ -161,7 +173,7 @@ def run(
             gemini_model=gemini_model, openrouter_model=openrouter_model,
         )  # fmt: skip
         if not skip_train:
-            _check_hub(push_dataset)
+            _check_hub(push_dataset, profile)
     except MotionCoachError as exc:
         raise _fail(exc) from None
     from flows.pipeline import pipeline
@@ -178,6 +190,7 @@ def run(
             labeling=labeling,
             gate=gate,
             push_dataset=push_dataset,
+            max_download_mb=max_download_mb,
         )
     )
 
@@ -231,6 +244,7 @@ def train(
     adapter_dir: AdapterDirOption = Path("./lora-adapter"),
     gate: GateOption = True,
     push_dataset: PushDatasetOption = False,
+    max_download_mb: MaxDownloadOption = 2000,
     rehearse_volume: RehearseOption = None,
 ) -> None:
     """Train on the dataset already in --data-dir, evaluate, and place (or upload) the adapter."""
@@ -243,15 +257,20 @@ def train(
 
             check_modal_credentials()
         load_split(data_dir)  # fail at once, before any Prefect start-up
-        _check_hub(push_dataset)
+        _check_hub(push_dataset, profile)
     except MotionCoachError as exc:
         raise _fail(exc) from None
     from flows.finetune import finetune
 
     _run(
         lambda: finetune(
-            data_dir=data_dir, adapter_dir=adapter_dir, profile=profile, gate=gate, push_dataset=push_dataset
-        )
+            data_dir=data_dir,
+            adapter_dir=adapter_dir,
+            profile=profile,
+            gate=gate,
+            push_dataset=push_dataset,
+            max_download_mb=max_download_mb,
+        )  # fmt: skip
     )
 
 

@@ -36,11 +36,12 @@ def pipeline(
     gate: bool = True,
     push_dataset: bool = False,
     release: ReleaseConfig | None = None,
+    max_download_mb: int = 2000,
 ) -> Path | None:
     # Missing keys fail now, before anything is downloaded or a data dir is created.
     preflight(with_labeler(labeling, labeler or default_labeler(profile)), profile)
     if not skip_train:
-        hub_preflight(with_release_flags(release, gate=gate, push_dataset=push_dataset))
+        hub_preflight(with_release_flags(release, gate=gate, push_dataset=push_dataset), profile, data_dir)
     # Held across both sub-flows, so no other run can change the dataset between them.
     with data_dir_lock(resolve_dir(data_dir), f"motioncoach-pipeline run {flow_run.name!r}"):
         build_dataset(
@@ -60,6 +61,7 @@ def pipeline(
             gate=gate,
             push_dataset=push_dataset,
             release=release,
+            max_download_mb=max_download_mb,
             return_state=True,
         )
         return forward_state(finished)  # the pipeline ends as finetune did: Published, or Kept local and why

@@ -236,7 +236,7 @@ class ModalConfig(StepConfig):
     volume_path: str = Field("/data", description="Where the functions mount the volume.")
     pose_shards: int = Field(8, ge=1, le=256, description="Shards the pose filter fans out over, one GPU each.")
     max_download_bytes: int = Field(
-        2_000_000_000, gt=0, description="Adapters up to this size are downloaded into --adapter-dir."
+        2_000_000_000, ge=0, description="Adapters up to this size are downloaded into --adapter-dir."
     )
     poll_seconds: float = Field(30.0, gt=0, description="How often training progress is read from the volume.")
 

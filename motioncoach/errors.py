@@ -23,5 +23,12 @@ class LabelError(MotionCoachError):
     """One image could not be labeled; recorded as a failed label, never fatal on its own."""
 
 
+class DataLossError(MotionCoachError):
+    """A step was about to replace a labels file, dataset or split holding rows with an empty one.
+
+    Seen by the CLI user; nothing was written, and the message names the file and what to check.
+    """
+
+
 class TrainingError(MotionCoachError):
     """The training process failed; the message holds the tail of its output."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 
+from motioncoach.config import Profile
 from motioncoach.dataset import SplitSummary
 from motioncoach.errors import ConfigurationError
 from motioncoach.evaluation import EvalReport, GateDecision, write_eval_files
@@ -27,20 +29,53 @@ from motioncoach.publish import (
     whoami,
     write_model_card,
 )
+from motioncoach.runtime import resolve_dir
 from motioncoach.training.session import TrainedAdapter
 from tasks import reporting
+from tasks.modal_steps import modal_adapter
 
 
 @task(name="hub-preflight", cache_policy=NO_CACHE)
-def hub_preflight(release: ReleaseConfig) -> None:
+def hub_preflight(release: ReleaseConfig, profile: Profile = Profile.local, data_dir: Path = Path("./data")) -> None:
     """Fail within seconds, naming the variable, when an upload is asked for but HF_TOKEN is missing or rejected."""
     logger = get_run_logger()
     settings = HubSettings()
+    if profile == Profile.modal:
+        return _modal_hub_preflight(settings, release, data_dir)
     check_hub_settings(settings, release.push_dataset)
     if not settings.adapter_repo_id and not release.push_dataset:
         logger.info("HF_ADAPTER_REPO_ID is not set: the adapter will stay local")
         return
     logger.info("HF_TOKEN belongs to %s on %s", whoami(settings, release.hub), settings.endpoint)
+
+
+def _modal_hub_preflight(settings: HubSettings, release: ReleaseConfig, data_dir: Path) -> None:
+    """On Modal the upload runs there: the token is huggingface-secret's, the repos are named here.
+
+    A repo named in the secret and not here (or otherwise), or a local HF_TOKEN, is said, never ignored.
+    """
+    from tasks import modal_client, modal_steps
+
+    logger = get_run_logger()
+    check_hub_settings(settings.model_copy(update={"token": None}), release.push_dataset, token_required=False)
+    account = modal_steps.hub_account(modal_client.connect(resolve_dir(data_dir)), release.hub)
+    for variable, here, there in (
+        ("HF_ADAPTER_REPO_ID", settings.adapter_repo_id, account.get("adapter_repo_id")),
+        ("HF_DATASET_REPO_ID", settings.dataset_repo_id, account.get("dataset_repo_id")),
+    ):
+        if there and there != here:
+            raise ConfigurationError(
+                f"{variable} is {there!r} in the Modal secret huggingface-secret but {here!r} here. On the modal "
+                f"profile the repo is read from this machine and the token from the secret: export "
+                f"{variable}={there} here, or remove it from the secret (modal secret create --force ...)."
+            )
+    if settings.token is not None:
+        logger.warning(
+            "HF_TOKEN on this machine is not used on the modal profile: uploads run on Modal with the token "
+            "in the secret huggingface-secret (it belongs to %s)",
+            account["user"],
+        )
+    logger.info("huggingface-secret's HF_TOKEN belongs to %s on %s", account["user"], settings.endpoint)
 
 
 @task(name="write-release", cache_policy=NO_CACHE)
@@ -56,22 +91,31 @@ def write_release(
     """eval.json, the gallery, lineage.json and the model card (README.md) in adapter_dir, on every run."""
     adapter_dir = Path(adapter_dir)
     settings = HubSettings()
+    on_modal = modal_adapter(adapter_dir)
     eval_file = write_eval_files(report, adapter_dir)
     gallery = draw_gallery(report, adapter_dir / GALLERY_DIR, report.config.gallery_images)
-    lineage = build_lineage(
-        data_dir=Path(data_dir),
-        splits=splits,
-        trained=trained,
-        report=report,
-        decision=decision,
-        adapter_dir=adapter_dir,
-        hub=plan_adapter_upload(settings, decision, adapter_dir),
-        dataset_hub=(
-            HubStatus(status="pending", repo_id=settings.dataset_repo, repo_type="dataset")
-            if release.push_dataset
-            else None
-        ),
-    )
+    with tempfile.TemporaryDirectory(prefix="motioncoach-store-") as scratch:
+        store = None
+        if on_modal:  # the label store, and with it the teacher's cost, is on the volume
+            from tasks import modal_client, modal_steps
+
+            remote = modal_client.connect(Path(on_modal["data_dir"]))
+            store = modal_steps.fetch_label_store(remote, Path(scratch) / "labels.sqlite")
+        lineage = build_lineage(
+            data_dir=Path(data_dir),
+            splits=splits,
+            trained=trained,
+            report=report,
+            decision=decision,
+            adapter_dir=adapter_dir,
+            hub=plan_adapter_upload(settings, decision, adapter_dir),
+            dataset_hub=(
+                HubStatus(status="pending", repo_id=settings.dataset_repo, repo_type="dataset")
+                if release.push_dataset
+                else None
+            ),
+            label_store=store,
+        )
     card = _record(lineage, release, adapter_dir)
     reporting.link("model-card", card, "The model card (README.md), uploaded with the adapter")
     reporting.link("eval-json", eval_file, "eval.json: one entry per model (base, adapter, rules)")
@@ -98,12 +142,21 @@ def upload_dataset(
 ) -> Lineage:
     """Upload the splits, their images, a dataset card and the sources' terms to the dataset repo."""
     settings = HubSettings()
-    folder = stage_dataset(Path(data_dir), splits, lineage)
+    on_modal = modal_adapter(adapter_dir)
     try:
-        status = upload_folder(
-            folder, settings.dataset_repo or "", settings, release.hub, repo_type="dataset",
-            commit_message="Upload MotionCoach dataset",
-        )  # fmt: skip
+        if on_modal:  # the images are on the volume: stage and upload there
+            from tasks import modal_client, modal_steps
+
+            remote = modal_client.connect(Path(on_modal["data_dir"]))
+            status = modal_steps.upload_dataset_from_volume(
+                remote, lineage.model_dump(mode="json"), settings.dataset_repo or "", release.hub
+            )
+        else:
+            folder = stage_dataset(Path(data_dir), splits, lineage)
+            status = upload_folder(
+                folder, settings.dataset_repo or "", settings, release.hub, repo_type="dataset",
+                commit_message="Upload MotionCoach dataset",
+            )  # fmt: skip
     except (HubError, ConfigurationError) as exc:
         failed = HubStatus(status="failed", repo_id=settings.dataset_repo, repo_type="dataset", reason=str(exc))
         _record(lineage.model_copy(update={"dataset_hub": failed}), release, Path(adapter_dir))
@@ -120,12 +173,24 @@ def upload_adapter(lineage: Lineage, release: ReleaseConfig, adapter_dir: Path) 
     logger = get_run_logger()
     adapter_dir = Path(adapter_dir)
     planned = lineage.hub
+    on_modal = modal_adapter(adapter_dir)
+    remote = None
+    if on_modal:  # the card beside the weights on the volume, where `modal volume get` and the upload take it
+        from tasks import modal_client, modal_steps
+
+        remote = modal_client.connect(Path(on_modal["data_dir"]))
+        modal_steps.put_release_files(remote, adapter_dir, on_modal["path"])
     if planned.status == "skipped":
         logger.warning("upload skipped: %s", planned.reason)
         reporting.markdown("hub-upload", f"**Upload skipped**\n\n{planned.reason}\n", "Hugging Face Hub upload")
         return planned
     try:
-        status = upload_adapter_folder(adapter_dir, planned.repo_id or "", HubSettings(), release.hub)
+        if remote is not None:
+            status = modal_steps.upload_adapter_from_volume(
+                remote, on_modal["path"], planned.repo_id or "", release.hub
+            )
+        else:
+            status = upload_adapter_folder(adapter_dir, planned.repo_id or "", HubSettings(), release.hub)
     except (HubError, ConfigurationError) as exc:
         failed = planned.model_copy(update={"status": "failed", "reason": str(exc)})
         _record(lineage.model_copy(update={"hub": failed}), release, adapter_dir)

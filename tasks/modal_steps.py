@@ -20,17 +20,21 @@ from motioncoach.errors import TrainingError
 from motioncoach.labels.outcomes import LabelReport
 from motioncoach.pose import PoseFilterReport
 from motioncoach.pose.shards import merge_pose_caches, merge_reports, shard_records
+from motioncoach.publish import HubConfig, HubStatus
 from motioncoach.records import ImageRecord, PoseSample
 from motioncoach.sources import source_kind
 from motioncoach.sources.samples import assemble_samples
-from motioncoach.training.checkpoints import copy_adapter, record_step
+from motioncoach.training.checkpoints import ADAPTER_FILES, copy_adapter, record_step
 from motioncoach.training.session import TrainedAdapter, run_dir_for
 from tasks.modal_client import Remote, modal_errors, scratch_dir_beside, volume_get_command
 
 logger = logging.getLogger(__name__)
 
 UPLOADS_DIR = "raw/uploads"
-CALL_RECORD = "modal_call.json"  # beside the run's checkpoints: which Modal call trains this run
+CALL_RECORD = "modal_call.json"
+MODAL_ADAPTER_FILE = "modal-adapter.json"  # in --adapter-dir: where the adapter is on the volume
+RELEASE_FILES = ("README.md", "eval.json", "lineage.json")
+STORE_FILE = "labels.sqlite"  # beside the run's checkpoints: which Modal call trains this run
 TINY_MODEL_ON_VOLUME = "models/tiny-qwen3-vl"
 UNREACHABLE_SECONDS = 300
 NOT_GENERATED = "(no sample generation on Modal: load the adapter with PEFT or `swift infer --adapters` to try it)"
@@ -236,18 +240,85 @@ def place_adapter(remote: Remote, trained: TrainedAdapter, adapter_dir: Path) ->
     """Package the best checkpoint on the volume; download it when small enough, else the command that does.
 
     Returns (where the adapter is or will be, the `modal volume get` command when it was too large).
+    adapter_dir/modal-adapter.json records where the package is on the volume: the release files
+    are put beside it and the Hub upload runs from there.
     """
     run_dir = trained.run_dir.relative_to(remote.settings.volume_path).as_posix()
     with modal_errors():
         package = remote.function("package_adapter").remote(run_dir, remote.name, adapter_dir.name)
+    command = None
     if package["bytes"] > remote.settings.max_download_bytes:
-        return adapter_dir, volume_get_command(remote.settings, package["path"], adapter_dir)
+        command = volume_get_command(remote.settings, package["path"], adapter_dir)
+    _write_modal_adapter(adapter_dir, remote, package, command)
+    if command:
+        for name in ADAPTER_FILES:  # an earlier run's weights must not pass for this run's
+            (Path(adapter_dir) / name).unlink(missing_ok=True)
+        return adapter_dir, command
     with scratch_dir_beside(adapter_dir) as tmp:
         remote.fetch_dir(package["path"], tmp)
         copy_adapter(tmp, adapter_dir)
         if (tmp / "loss.png").is_file():
             (adapter_dir / "loss.png").write_bytes((tmp / "loss.png").read_bytes())
     return adapter_dir, None
+
+
+def modal_adapter(adapter_dir: Path) -> dict | None:
+    """Where the adapter in adapter_dir was packaged on the Modal volume; None for a local run."""
+    try:
+        return json.loads((Path(adapter_dir) / MODAL_ADAPTER_FILE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _write_modal_adapter(adapter_dir: Path, remote: Remote, package: dict, command: str | None) -> None:
+    record = {
+        "volume": remote.settings.volume_name,
+        "data_dir": remote.name,
+        "path": package["path"],
+        "bytes": package["bytes"],
+        "downloaded": command is None,
+        "command": command,
+    }
+    Path(adapter_dir).mkdir(parents=True, exist_ok=True)
+    (Path(adapter_dir) / MODAL_ADAPTER_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def put_release_files(remote: Remote, adapter_dir: Path, folder: str) -> list[str]:
+    """Copy the card, eval.json and lineage.json beside the weights on the volume (what `modal volume get`
+    and the upload take), replacing PEFT's generic README."""
+    names = [name for name in RELEASE_FILES if (Path(adapter_dir) / name).is_file()]
+    with modal_errors(), remote.volume.batch_upload(force=True) as batch:
+        for name in names:
+            batch.put_file(Path(adapter_dir) / name, f"{folder}/{name}")
+    return names
+
+
+def hub_account(remote: Remote, hub: HubConfig) -> dict:
+    """The account of huggingface-secret's HF_TOKEN and the repos the secret names (HubError if rejected)."""
+    with modal_errors():
+        return remote.function("hub_account").remote(hub.model_dump(mode="json"))
+
+
+def upload_adapter_from_volume(remote: Remote, folder: str, repo_id: str, hub: HubConfig) -> HubStatus:
+    """Upload the packaged adapter and its release files from the volume, with the secret's token."""
+    with modal_errors():
+        status = remote.function("upload_adapter").remote(folder, repo_id, hub.model_dump(mode="json"))
+    return HubStatus.model_validate(status)
+
+
+def upload_dataset_from_volume(remote: Remote, lineage: dict, repo_id: str, hub: HubConfig) -> HubStatus:
+    """Stage and upload the dataset where its images are: on the volume."""
+    with modal_errors():
+        status = remote.function("upload_dataset").remote(remote.name, lineage, repo_id, hub.model_dump(mode="json"))
+    return HubStatus.model_validate(status)
+
+
+def fetch_label_store(remote: Remote, dest: Path) -> Path | None:
+    """A read-only copy of the label store on the volume (for the costs in the card), or None if there is none."""
+    try:
+        return remote.fetch(f"{remote.name}/{STORE_FILE}", dest)
+    except FileNotFoundError:
+        return None
 
 
 def _wait(call, remote: Remote, log_path: str, on_log: Callable[[dict], None] | None) -> dict:

@@ -8,14 +8,16 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from motioncoach.config import Profile
+from motioncoach.config import ModalConfig, Profile
 from motioncoach.training.checkpoints import copy_adapter
 from motioncoach.training.session import TrainedAdapter
 from tasks import reporting
 
 
 @task(name="place-adapter", cache_policy=NO_CACHE)
-def place_adapter(trained: TrainedAdapter, adapter_dir: Path, profile: Profile = Profile.local) -> Path:
+def place_adapter(
+    trained: TrainedAdapter, adapter_dir: Path, profile: Profile = Profile.local, max_download_mb: int = 2000
+) -> Path:
     """Copy the best checkpoint's adapter and its loss plot into adapter_dir (always: it is cheap).
 
     On Modal the best checkpoint is packaged on the volume; it is downloaded when under the size
@@ -25,7 +27,8 @@ def place_adapter(trained: TrainedAdapter, adapter_dir: Path, profile: Profile =
     if profile == Profile.modal:
         from tasks import modal_client, modal_steps
 
-        remote = modal_client.connect(modal_steps.trained_data_dir(trained))
+        settings = ModalConfig(max_download_bytes=max_download_mb * 1_000_000)
+        remote = modal_client.connect(modal_steps.trained_data_dir(trained), settings)
         _, command = modal_steps.place_adapter(remote, trained, adapter_dir)
         if command:
             logger.warning("the adapter is too large to download; it stays on the volume. Fetch it with:\n%s", command)

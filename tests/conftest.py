@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from motioncoach.runtime import apply_local_defaults
+
+# The fake Hub speaks Git LFS, as the real Hub still does; huggingface_hub reads this at import.
+os.environ["HF_HUB_DISABLE_XET"] = "1"
 
 apply_local_defaults()
 

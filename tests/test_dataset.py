@@ -96,3 +96,18 @@ def test_two_images_give_one_validation_row_and_one_image_is_refused(tmp_path):
     write_jsonl(_rows(1, copies=2), tmp_path / "one.jsonl")
     with pytest.raises(MotionCoachError, match="holds 1 distinct image.*needs at least 2"):
         split_dataset(tmp_path / "one.jsonl", SplitConfig(), tmp_path / "s")
+
+
+def test_a_dataset_with_rows_is_never_replaced_by_an_empty_one(tmp_path):
+    from motioncoach.dataset.rows import write_jsonl
+    from motioncoach.errors import DataLossError
+
+    path = tmp_path / "pose_dataset.jsonl"
+    assert write_jsonl([], path) == 0  # a first, empty result is fine
+    write_jsonl([{"messages": [], "images": ["images/a.png"]}, {"messages": [], "images": ["images/b.png"]}], path)
+    before = path.read_bytes()
+    with pytest.raises(DataLossError) as raised:
+        write_jsonl(iter([]), path)
+    assert str(raised.value).startswith(f"Refusing to replace {path} (2 rows) with an empty file")
+    assert "Nothing was changed" in str(raised.value) and path.read_bytes() == before
+    assert write_jsonl([], path, may_empty=True) == 0 and path.read_text() == ""

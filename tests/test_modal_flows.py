@@ -1,64 +1,95 @@
-"""The flows with profile=modal: every Modal function run locally (`.local()`) on a directory volume."""
+"""The flows with profile=modal, rehearsed: every Modal function run in a local process on a directory volume."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from motioncoach.config import ModalConfig, PoseFilterConfig, local_train_config
-from tasks import modal_client
-from tests.test_modal import DirVolume, LocalApp
+from tests.fakes import GeminiFake
+from tests.fakes.hub import FakeHub
+from tests.rehearsal import rehearsal_calls
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.filterwarnings("ignore:The .* function is executing locally:UserWarning")
 
 
 @pytest.mark.slow
-def test_pipeline_on_modal_then_a_rerun(prefect_server, tmp_path, monkeypatch):
-    import flows.dataset
-    import tasks.training
-    from flows.pipeline import pipeline
-    from motioncoach.training.tiny_model import build_tiny_qwen3_vl
+def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path):
+    """`motioncoach run --profile modal` rehearsed like a user would, nothing of ours patched: a folder
+    of photos, Gemini (a protocol fake), an adapter over --max-download-mb uploaded to the Hub from
+    the volume (a stand-in that takes weights through Git LFS), then an unchanged rerun."""
+    import hashlib
 
-    volume = tmp_path / "volume"
-    volume.mkdir()
-    monkeypatch.setenv("MOTIONCOACH_VOLUME_ROOT", str(volume))
-    app = LocalApp()
-    monkeypatch.setattr(
-        modal_client,
-        "connect",
-        lambda data_dir, settings=None: modal_client.Remote(
-            app, DirVolume(volume), Path(data_dir).name, ModalConfig(pose_shards=2)
-        ),
-    )
-    monkeypatch.setattr(modal_client, "check_modal_ready", lambda settings=None: None)
-    # Offline stand-ins for yolo26x-pose and the 32B model: the shipped yolo11n, the tiny Qwen3-VL.
-    monkeypatch.setattr(flows.dataset, "pose_filter_config", lambda profile: PoseFilterConfig(batch_size=4))
-    tiny = build_tiny_qwen3_vl(volume / "models" / "tiny")
-    recipe = local_train_config(tiny).model_copy(update={"max_steps": 2, "save_steps": 1, "eval_steps": 1})
-    monkeypatch.setattr(tasks.training, "TrainConfig", lambda: recipe)
+    from motioncoach.sources.samples import assemble_samples
 
-    data, adapter = tmp_path / "data", tmp_path / "lora-adapter"
-    assert pipeline(source="samples", labeler="rules", data_dir=data, adapter_dir=adapter, profile="modal") == adapter
-    assert app.calls == [
-        "download_images",
-        "filter_pose_shard",
-        "filter_pose_shard",
-        "merge_pose_shards",
-        "label_poses",
-        "write_dataset",
-        "download_base_model",
-        "train",
-        "package_adapter",
-        "evaluate_adapter",
-    ]
-    assert (adapter / "adapter_model.safetensors").is_file()
-    assert (data / "pose_dataset.jsonl").read_bytes() == (volume / "data" / "pose_dataset.jsonl").read_bytes()
+    photos = assemble_samples(tmp_path / "photos")
+    volume, data, adapter = tmp_path / "volume", tmp_path / "data", tmp_path / "lora-adapter"
+    command = [
+        sys.executable, "-m", "flows.cli", "run", "--profile", "modal", "--source", str(photos),
+        "--labeler", "gemini", "--rehearse-volume", str(volume), "--data-dir", str(data),
+        "--adapter-dir", str(adapter), "--max-download-mb", "0", "--no-gate",
+    ]  # fmt: skip
+    with GeminiFake(api_key="rehearsal-key") as gemini, FakeHub() as hub:
+        env = os.environ | {
+            "GEMINI_API_KEY": "rehearsal-key",
+            "GOOGLE_GEMINI_BASE_URL": gemini.base_url,
+            "HF_TOKEN": hub.token,
+            "HF_ADAPTER_REPO_ID": "tester/motioncoach-rehearsal",
+            "HF_ENDPOINT": hub.url,
+            "HF_HUB_DISABLE_XET": "1",
+        }
+        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, cwd=ROOT)
+        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+        calls = rehearsal_calls(volume)
+        shards = calls.count("filter_pose_shard")
+        assert shards >= 2 and calls == [
+            "hub_account",  # the pipeline's Hub preflight: the secret's token, before any work
+            "download_images",
+            *["filter_pose_shard"] * shards,
+            "merge_pose_shards",
+            "label_poses",
+            "write_dataset",
+            "hub_account",  # finetune's own preflight
+            "download_base_model",
+            "train",
+            "package_adapter",
+            "evaluate_adapter",
+            "upload_adapter",
+        ]
+        assert gemini.requests > 0
+        # The weights stayed on the volume: the adapter dir has the release and the command that fetches them.
+        remote = json.loads((adapter / "remote-adapter.json").read_text())
+        assert remote["command"].startswith("modal volume get --force qwen-finetune-data data/adapters/")
+        assert not (adapter / "adapter_model.safetensors").exists()
+        assert {"README.md", "eval.json", "lineage.json"} <= {p.name for p in adapter.iterdir()}
+        on_volume = (volume / remote["path"] / "adapter_model.safetensors").read_bytes()
+        repo = hub.repo("tester/motioncoach-rehearsal")
+        assert repo.private and repo.files["adapter_model.safetensors"] == on_volume
+        assert hub.lfs_objects[hashlib.sha256(on_volume).hexdigest()] == on_volume  # through Git LFS
+        assert repo.files["README.md"] == (adapter / "README.md").read_bytes() and not hub.errors
+        lineage = json.loads((adapter / "lineage.json").read_text())
+        assert lineage["hub"]["status"] == "uploaded"
+        # The card tells the truth on Modal: the teacher's spend from the store on the volume, the folder by name.
+        assert lineage["total_cost_usd"] > 0 and lineage["cost"][0]["labels"] == gemini.requests
+        assert [(s["kind"], s["name"]) for s in lineage["sources"]] == [("folder", "photos")]
+        assert not [p.name for p in adapter.iterdir() if p.name.startswith(".")]
+        assert (data / "pose_dataset.jsonl").read_bytes() == (volume / "data" / "pose_dataset.jsonl").read_bytes()
+        assert json.loads(next((data / "runs").glob("*/modal_call.json")).read_text())["state"] == "finished"
 
-    app.calls.clear()
-    pipeline(source="samples", labeler="rules", data_dir=data, adapter_dir=adapter, profile="modal")
-    # Pose filter, dataset and training come back Cached; the store on the volume answers the labels.
-    assert app.calls == ["download_images", "label_poses", "package_adapter"]
+        gemini.reset_counters()
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, cwd=ROOT)
+        assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+        # Pose filter, dataset and training come back Cached; the store on the volume answers the labels.
+        assert rehearsal_calls(volume)[len(calls) :] == [
+            "hub_account", "download_images", "label_poses", "hub_account", "package_adapter", "upload_adapter"
+        ]  # fmt: skip
+        assert gemini.requests == 0
 
 
 def test_cli_modal_profile_without_credentials_fails_fast(tmp_path):

@@ -6,6 +6,7 @@ HTTP API on 127.0.0.1 (create repo, preupload, commit: the regular, non-LFS uplo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -222,6 +223,10 @@ def test_upload_lands_the_files_on_the_hub_privately_after_a_transient_error(rel
             repo.files
         )
         assert repo.files["README.md"].startswith(b"---\n")
+        # The weights took the Git LFS route, as on the real Hub; the card went inline.
+        weights = local["adapter_model.safetensors"]
+        assert hub.lfs_objects[hashlib.sha256(weights).hexdigest()] == weights
+        assert hashlib.sha256(local["README.md"]).hexdigest() not in hub.lfs_objects
         assert whoami(settings, FAST) == "tester"
 
 
@@ -313,3 +318,45 @@ def test_a_folder_without_the_adapter_weights_is_never_uploaded(release, tmp_pat
         with pytest.raises(HubError, match="lacks adapter_model.safetensors: nothing was uploaded"):
             upload_adapter_folder(adapter_dir, "tester/motioncoach-lora", settings, FAST)
         assert not hub.calls
+
+
+def test_the_card_on_the_modal_profile_names_kaggle_the_hub_base_model_and_the_cost(release, tmp_path):
+    """On Modal the images, the base model and the label store are on the volume: the card still tells."""
+    from motioncoach.publish.sources import summarize_sources
+    from motioncoach.teachers.store import LabelKey, LabelStore
+    from motioncoach.training.base_model import hub_model_id
+
+    data, trained, report = release
+    kaggle = "/data/data/raw/kaggle/niharika41298__yoga-poses-dataset/DATASET/TRAIN/tree/a.jpg"
+    [source] = summarize_sources([Path(kaggle)], data.data_dir)  # the client names volume paths only
+    assert (source.kind, source.name) == ("kaggle", "niharika41298/yoga-poses-dataset")
+    assert source.url == "https://www.kaggle.com/datasets/niharika41298/yoga-poses-dataset"
+    assert hub_model_id("/data/models/Qwen/Qwen3-VL-32B-Instruct") == "Qwen/Qwen3-VL-32B-Instruct"
+    assert hub_model_id("Qwen/Qwen3-VL-32B-Instruct") == "Qwen/Qwen3-VL-32B-Instruct"
+    assert hub_model_id("/data/models/tiny-qwen3-vl") is None
+
+    # The store fetched from the volume, holding what Gemini cost; the local data dir has none.
+    store_copy = tmp_path / "labels-on-volume.sqlite"
+    store = LabelStore(store_copy)
+    for sample in data.samples:
+        key = LabelKey.current(sample.sha256, "gemini", "gemini-3-flash-preview", {"thinking": "low"})
+        store.put(key, reason="stand-in", input_tokens=1200, output_tokens=300, cost_usd=0.0015)
+    store.close()
+    on_modal = trained.model_copy(
+        update={"config": trained.config.model_copy(update={"base_model": "/data/models/Qwen/Qwen3-VL-32B-Instruct"})}
+    )
+    lineage = build_lineage(
+        data_dir=data.data_dir,
+        splits=data.splits,
+        trained=on_modal,
+        report=report,
+        decision=decide(report, GateConfig()),
+        adapter_dir=tmp_path / "lora-adapter",
+        hub=HubStatus(status="pending", repo_id="tester/motioncoach-lora"),
+        label_store=store_copy,
+    )
+    [cost] = lineage.cost
+    assert cost.model_id == "gemini-3-flash-preview" and cost.labels == len(data.samples)
+    assert cost.cost_usd == pytest.approx(0.0015 * len(data.samples))
+    card = write_model_card(tmp_path, lineage, HubConfig()).read_text()
+    assert "base_model: Qwen/Qwen3-VL-32B-Instruct" in card.split("---\n", 2)[1]

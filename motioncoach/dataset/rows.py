@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from motioncoach.dataset.images import store_image
 from motioncoach.dataset.prompt import system_prompt, user_prompt
+from motioncoach.errors import DataLossError
 from motioncoach.hashing import file_sha256
 from motioncoach.labels.outcomes import LabelOutcome
 
@@ -42,8 +43,16 @@ def swift_row(outcome: LabelOutcome, image: str) -> dict:
     }
 
 
-def write_jsonl(rows: Iterable[dict], path: Path) -> int:
-    """Write rows atomically: readers see the old file or the whole new one. Returns the count."""
+def write_jsonl(rows: Iterable[dict], path: Path, *, may_empty: bool = False) -> int:
+    """Write rows atomically: readers see the old file or the whole new one. Returns the count.
+
+    Unless may_empty, a file holding rows is never replaced by an empty one (DataLossError): an
+    empty result where there was data means an input went missing, not that the data is gone.
+    """
+    path = Path(path)
+    rows = list(rows)
+    if not rows and not may_empty:
+        refuse_emptying(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     count = 0
@@ -55,6 +64,21 @@ def write_jsonl(rows: Iterable[dict], path: Path) -> int:
         os.fsync(f.fileno())
     partial.replace(path)
     return count
+
+
+def refuse_emptying(path: Path) -> None:
+    """Raise DataLossError when path holds rows (nothing is written)."""
+    try:
+        with open(path) as f:
+            existing = sum(1 for line in f if line.strip())
+    except FileNotFoundError:
+        return
+    if existing:
+        raise DataLossError(
+            f"Refusing to replace {path} ({existing} rows) with an empty file: this run produced no rows, so "
+            f"writing it would lose what is there. Nothing was changed. Check the step's inputs (the images "
+            f"under --source, yolo_cache.json, the label store), or delete {path.name} to start over."
+        )
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -191,6 +191,7 @@ def write_eval_files(report: EvalReport, dest_dir: Path) -> Path:
             for row in report.rows
         ),
         dest_dir / ANSWERS_FILE,
+        may_empty=True,  # this run's answers, not data
     )
     return path
 

@@ -55,7 +55,7 @@ class HubStatus(BaseModel):
         return f"https://huggingface.co/{prefix}{self.repo_id}"
 
 
-def check_hub_settings(settings: HubSettings, push_dataset: bool = False) -> None:
+def check_hub_settings(settings: HubSettings, push_dataset: bool = False, token_required: bool = True) -> None:
     """Raise ConfigurationError, naming the variable, when an upload is asked for but cannot be made."""
     wanted = [("HF_ADAPTER_REPO_ID", settings.adapter_repo_id)]
     if push_dataset:
@@ -70,7 +70,7 @@ def check_hub_settings(settings: HubSettings, push_dataset: bool = False) -> Non
             continue
         if not _REPO_ID.match(repo_id):
             raise ConfigurationError(f"{variable}={repo_id!r} is not of the form <user or org>/<name>.")
-        if settings.token is None:
+        if settings.token is None and token_required:
             raise ConfigurationError(
                 f"{variable} is set but HF_TOKEN is not: {TOKEN_HELP}, or unset {variable} to keep the files local."
             )

@@ -26,6 +26,7 @@ from motioncoach.prompts import prompt_version
 from motioncoach.publish.hub import HubStatus
 from motioncoach.publish.sources import SourceSummary, summarize_sources
 from motioncoach.teachers.store import STORE_FILE
+from motioncoach.training.base_model import hub_model_id
 from motioncoach.training.session import TrainedAdapter
 
 LINEAGE_FILE = "lineage.json"
@@ -130,6 +131,7 @@ def build_lineage(
     adapter_dir: Path,
     hub: HubStatus,
     dataset_hub: HubStatus | None = None,
+    label_store: Path | None = None,
 ) -> Lineage:
     """Assemble the record from the data dir's files and the run's results."""
     data_dir = Path(data_dir)
@@ -138,7 +140,7 @@ def build_lineage(
     outcomes = _label_outcomes(data_dir)
     cache = _cache_entries(data_dir)
     paths = [_source_path(sha, outcomes, cache) for sha in sorted(shas)]
-    cost = _costs(data_dir)
+    cost = _costs(label_store or data_dir / STORE_FILE)
     return Lineage(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         motioncoach_version=_version(),
@@ -243,9 +245,8 @@ def _agreement(outcomes: list[dict]) -> float | None:
     return round(sum(1 for o in consensus if o["status"] == "labeled") / len(consensus), 4)
 
 
-def _costs(data_dir: Path) -> list[TeacherCost]:
+def _costs(path: Path) -> list[TeacherCost]:
     """Spend per teacher model on labels made with the current prompts, read-only from the label store."""
-    path = data_dir / STORE_FILE
     if not path.is_file():
         return []
     try:
@@ -269,7 +270,7 @@ def _training(trained: TrainedAdapter, data_dir: Path) -> TrainingSummary:
     config = trained.config
     steps = max((p["step"] for p in trained.history), default=None)
     return TrainingSummary(
-        base_model=display_path(config.base_model, data_dir),
+        base_model=hub_model_id(config.base_model) or display_path(config.base_model, data_dir),
         config={**config.model_dump(mode="json"), "base_model": display_path(config.base_model, data_dir)},
         run=display_path(str(trained.run_dir), data_dir),
         checkpoint=display_path(str(trained.checkpoint), data_dir),

@@ -63,7 +63,7 @@ def summarize_sources(source_paths: list[Path], data_dir: Path) -> list[SourceSu
 
 def _origin(path: Path, raw: Path) -> tuple[str, str]:
     try:
-        relative = path.resolve().relative_to(raw)
+        relative = _under_raw(path, raw)
     except ValueError:
         # A user folder laid out <root>/<activity>/<file>: name it by its root folder, not its full path.
         return "folder", path.parent.parent.name or str(path.parent)
@@ -72,7 +72,22 @@ def _origin(path: Path, raw: Path) -> tuple[str, str]:
         return "samples", path.name
     if parts[0] == "kaggle" and len(parts) > 1:
         return "kaggle", parts[1].replace("__", "/", 1)
+    if parts[0] == "uploads" and len(parts) > 1:  # a --source folder the modal profile uploaded
+        return "folder", parts[1]
     return "folder", parts[0]
+
+
+def _under_raw(path: Path, raw: Path) -> Path:
+    """path relative to the data dir's raw/, here or where the same data dir lives on the Modal volume
+    (/data/<name>/raw/...), whose paths the client only names."""
+    try:
+        return path.resolve().relative_to(raw)
+    except ValueError:
+        parts = path.parts
+        for i in range(1, len(parts) - 1):
+            if parts[i] == "raw" and parts[i - 1] == raw.parent.name:
+                return Path(*parts[i + 1 :])
+        raise
 
 
 def _terms(kind: str, name: str) -> tuple[str, str | None]:

@@ -20,6 +20,17 @@ def local_model_dir(repo_id: str, models_dir: Path) -> Path:
     return Path(models_dir) / owner / name
 
 
+def hub_model_id(base_model: str) -> str | None:
+    """The Hub id a base model came from: the id itself, or owner/name of a copy that
+    ensure_local_model() laid out as .../models/<owner>/<name> (on the Modal volume, say)."""
+    parts = Path(base_model).parts
+    if not Path(base_model).is_absolute() and len(parts) == 2 and not Path(base_model).exists():
+        return base_model
+    if len(parts) >= 3 and parts[-3] == "models":
+        return f"{parts[-2]}/{parts[-1]}"
+    return None
+
+
 def ensure_local_model(repo_id: str, models_dir: Path) -> Path:
     """A complete copy of the Hub model repo_id under models_dir, downloaded once (HF_TOKEN from the env).
 

@@ -1,9 +1,12 @@
 """A fake Hugging Face Hub on 127.0.0.1 that speaks the HTTP API huggingface_hub's HfApi uses.
 
-Covered: whoami-v2, repos/create, validate-yaml, repo info, preupload and commit with the regular
-(base64 in the ndjson commit) upload path. The fake answers every preupload with uploadMode
-"regular", as the Hub does for small text files, so no LFS or Xet transfer is needed; an
-`lfsFile` line in a commit is answered with an error. A wrong token gets 401 everywhere.
+Covered: whoami-v2, repos/create, validate-yaml, repo info, preupload, the Git LFS batch API
+(upload by PUT, then verify) and commit. Like the real Hub, preupload answers "lfs" for weights
+(`*.safetensors`, `*.bin`, `*.pt`), images and anything over 10 MB, and "regular" (base64 in the
+ndjson commit) for small text files; a regular line for an LFS file, or an `lfsFile` line whose
+object was never uploaded or does not match its sha256, is refused. The Xet route is not spoken:
+its token endpoint answers 501, so tests set HF_HUB_DISABLE_XET=1 and huggingface_hub takes LFS.
+A wrong token gets 401 everywhere.
 """
 
 from __future__ import annotations
@@ -24,8 +27,14 @@ _ROUTES = (
     ("POST", re.compile(r"^/api/validate-yaml$"), "validate"),
     ("POST", re.compile(rf"^/api/{_REPO}/preupload/(?P<rev>[^/?]+)"), "preupload"),
     ("POST", re.compile(rf"^/api/{_REPO}/commit/(?P<rev>[^/?]+)"), "commit"),
+    ("GET", re.compile(rf"^/api/{_REPO}/xet-write-token/(?P<rev>[^/?]+)"), "xet"),
     ("GET", re.compile(rf"^/api/{_REPO}(?:/revision/(?P<rev>[^/?]+))?(?:\?.*)?$"), "info"),
+    ("POST", re.compile(r"^/(?:(?P<kind>datasets)/)?(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch$"), "lfs_batch"),
+    ("PUT", re.compile(r"^/lfs-upload/(?P<oid>[0-9a-f]{64})$"), "lfs_put"),
+    ("POST", re.compile(r"^/lfs-verify/(?P<oid>[0-9a-f]{64})$"), "lfs_verify"),
 )
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".png", ".jpg", ".jpeg", ".webp", ".gif")
+LFS_MIN_BYTES = 10 * 1024 * 1024
 
 
 @dataclass
@@ -47,6 +56,7 @@ class FakeHub:
         self.calls: Counter[str] = Counter()
         self.rejected_tokens = 0
         self.errors: list[str] = []
+        self.lfs_objects: dict[str, bytes] = {}  # sha256 -> bytes PUT through the LFS route
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -87,13 +97,54 @@ class FakeHub:
             if self.faults[route]:
                 status = self.faults[route].pop(0)
                 return status, {"error": f"injected {status}"}
-        if headers.get("authorization") != f"Bearer {self.token}":
+        # The upload href stands for a presigned storage URL: no Hub token is sent there.
+        if route != "lfs_put" and headers.get("authorization") != f"Bearer {self.token}":
             with self._lock:
                 self.rejected_tokens += 1
             return 401, {"error": "Invalid credentials in Authorization header"}
         params = match.groupdict()
-        payload = json.loads(body) if body and route != "commit" else None
+        payload = json.loads(body) if body and route not in ("commit", "lfs_put") else None
         return getattr(self, f"_{route}")(params, payload, body)
+
+    def _xet(self, params, payload, body) -> tuple[int, dict]:
+        self.errors.append("xet-write-token requested: set HF_HUB_DISABLE_XET=1 to use Git LFS")
+        return 501, {"error": "fake hub: the Xet route is not spoken; set HF_HUB_DISABLE_XET=1"}
+
+    def _lfs_batch(self, params, payload, body) -> tuple[int, dict]:
+        kind = "dataset" if params.get("kind") else "model"
+        if f"{kind}:{params['repo']}" not in self.repos:
+            return 404, {"error": "Repository not found"}
+        if payload.get("operation") != "upload" or payload.get("hash_algo", "sha256") != "sha256":
+            return 422, {"error": "only sha256 uploads"}
+        objects = []
+        for obj in payload["objects"]:
+            actions = {}
+            if obj["oid"] not in self.lfs_objects:  # already stored objects need no upload
+                actions = {
+                    "upload": {"href": f"{self.url}/lfs-upload/{obj['oid']}", "header": {}},
+                    "verify": {"href": f"{self.url}/lfs-verify/{obj['oid']}", "header": {}},
+                }
+            objects.append({"oid": obj["oid"], "size": obj["size"], "authenticated": True, "actions": actions})
+        return 200, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}
+
+    def _lfs_put(self, params, payload, body) -> tuple[int, dict]:
+        if hashlib.sha256(body).hexdigest() != params["oid"]:
+            self.errors.append(f"LFS object {params['oid']} arrived with other content")
+            return 400, {"error": "sha256 mismatch"}
+        with self._lock:
+            self.lfs_objects[params["oid"]] = body
+        return 200, {}
+
+    def _lfs_verify(self, params, payload, body) -> tuple[int, dict]:
+        stored = self.lfs_objects.get(params["oid"])
+        if stored is None or len(stored) != payload.get("size"):
+            return 404, {"error": "object not uploaded"}
+        return 200, {}
+
+    @staticmethod
+    def is_lfs(path: str, size: int) -> bool:
+        """What the real Hub routes through LFS (its .gitattributes and the 10 MB rule)."""
+        return path.lower().endswith(LFS_SUFFIXES) or size > LFS_MIN_BYTES
 
     def _whoami(self, params, payload, body) -> tuple[int, dict]:
         return 200, {"type": "user", "name": self.user, "auth": {"accessToken": {"role": "write"}}}
@@ -128,7 +179,13 @@ class FakeHub:
         if f"{params['kind'][:-1]}:{params['repo']}" not in self.repos:
             return 404, {"error": "Repository not found"}
         files = [
-            {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in payload["files"]
+            {
+                "path": f["path"],
+                "uploadMode": "lfs" if self.is_lfs(f["path"], int(f.get("size", 0))) else "regular",
+                "shouldIgnore": False,
+                "oid": None,
+            }
+            for f in payload["files"]
         ]
         return 200, {"files": files, "commitOid": "0" * 40}
 
@@ -140,11 +197,22 @@ class FakeHub:
         header = next(line["value"] for line in lines if line["key"] == "header")
         added = {}
         for line in lines:
+            value = line["value"]
             if line["key"] == "file":
-                added[line["value"]["path"]] = base64.b64decode(line["value"]["content"])
+                content = base64.b64decode(value["content"])
+                if self.is_lfs(value["path"], len(content)):
+                    self.errors.append(f"{value['path']} committed inline; the Hub takes it through LFS only")
+                    return 400, {"error": f"{value['path']} must be uploaded with Git LFS"}
+                added[value["path"]] = content
+            elif line["key"] == "lfsFile":
+                stored = self.lfs_objects.get(value["oid"])
+                if stored is None:
+                    self.errors.append(f"lfsFile {value['path']} refers to an object never uploaded")
+                    return 422, {"error": f"LFS object {value['oid']} not found"}
+                added[value["path"]] = stored
             elif line["key"] != "header":
                 self.errors.append(f"unsupported commit line {line['key']}")
-                return 400, {"error": f"fake hub: only regular uploads are supported, got {line['key']}"}
+                return 400, {"error": f"fake hub: unsupported commit line {line['key']}"}
         oid = hashlib.sha1(json.dumps(sorted(added)).encode() + str(len(repo.commits)).encode()).hexdigest()
         with self._lock:
             repo.files.update(added)
@@ -167,9 +235,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._serve("POST")
 
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
     def _serve(self, method: str) -> None:
         fake: FakeHub = self.server.fake  # type: ignore[attr-defined]
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body = self._read_chunked()
+        else:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
             status, reply = fake.handle(method, self.path, self.headers, body)
         except Exception as exc:  # a bug in the fake: fail loudly, not retryably
@@ -181,6 +255,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _read_chunked(self) -> bytes:
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+        self.rfile.readline()
+        return b"".join(chunks)
 
     def log_message(self, format: str, *args) -> None:
         pass
