@@ -142,17 +142,7 @@ def main() -> None:
     if args.zero2_only:
         return
 
-    result = ex.extrapolate(
-        QWEN3_VL_32B,
-        runs,
-        lora_rank=production.lora_rank,
-        per_device_batch=production.per_device_train_batch_size,
-        accumulation=production.gradient_accumulation_steps,
-        text_tokens=text,
-        image_tokens=image,
-        zero2_run=zero2,
-        gpu=gpu,
-    )
+    result = extrapolate_recipe(runs, {"text": text, "image": image}, zero2, gpu)
     report = {
         "date": date.today().isoformat(),
         "device": device_name(gpu),
@@ -170,15 +160,10 @@ def main() -> None:
     print_last_lines(result)
 
 
-def report_from_files(paths: list[str]) -> None:
-    """Print the report of earlier GPU runs from their JSON figures (a --zero2-only file may follow)."""
-    reports = [json.loads(Path(p).read_text()) for p in paths]
-    runs = [RunFigures(**r) for report in reports for r in report.get("runs", [])]
-    zero2 = next((RunFigures(**r["zero2_run"]) for r in reports if r.get("zero2_run")), None)
-    resume = next((r["resume"] for r in reports if r.get("resume")), None)
-    tokens = reports[0]["tokens_per_example"]
+def extrapolate_recipe(runs: list[RunFigures], tokens: dict, zero2: RunFigures | None, gpu: bool) -> ex.Extrapolation:
+    """The production recipe (TrainConfig defaults) on the full 32B model, from the measured runs."""
     production = TrainConfig()
-    result = ex.extrapolate(
+    return ex.extrapolate(
         QWEN3_VL_32B,
         runs,
         lora_rank=production.lora_rank,
@@ -187,8 +172,17 @@ def report_from_files(paths: list[str]) -> None:
         text_tokens=tokens["text"],
         image_tokens=tokens["image"],
         zero2_run=zero2,
-        gpu=True,
+        gpu=gpu,
     )
+
+
+def report_from_files(paths: list[str]) -> None:
+    """Print the report of earlier GPU runs from their JSON figures (a --zero2-only file may follow)."""
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    runs = [RunFigures(**r) for report in reports for r in report.get("runs", [])]
+    zero2 = next((RunFigures(**r["zero2_run"]) for r in reports if r.get("zero2_run")), None)
+    resume = next((r["resume"] for r in reports if r.get("resume")), None)
+    result = extrapolate_recipe(runs, reports[0]["tokens_per_example"], zero2, gpu=True)
     print_report(reports[0], runs, result, resume, zero2, gpu=True)
     print_last_lines(result)
 
