@@ -83,6 +83,7 @@ HOURS = 60 * MINUTES
 POSE_GPU = "L4"  # one per shard: yolo26x-pose needs a few GB
 EVAL_GPU = "H200"  # one card holds the 32B model in bf16 for batched greedy generation
 TRAIN_GPU = "H200:8"  # 32B bf16 weights replicated per GPU (DDP), plus LoRA, optimizer and activations
+SMOKE_GPU = "L40S"  # the --smoke run: a 2B model on one 48 GB card, for cents
 POSE_MAX_CONTAINERS = int(os.environ.get("MOTIONCOACH_POSE_MAX_CONTAINERS", "8"))  # read at deploy time
 RETRIES = modal.Retries(max_retries=2, initial_delay=10.0, backoff_coefficient=3.0)
 # Modal restarts preempted inputs on its own; these retries are for infrastructure errors (a lost
@@ -203,8 +204,34 @@ def write_dataset(labeled: list[dict], split: dict, name: str) -> dict:
     dataset = build_dataset([LabelOutcome.model_validate(outcome) for outcome in labeled], data_dir)
     summary = split_dataset(dataset.path, SplitConfig.model_validate(split), data_dir / SPLITS_DIR)
     _commit()
-    files = {"dataset": dataset, "train": summary.train, "val": summary.val}
-    return {key: {"path": _relative(f.path), "sha256": f.sha256, "rows": f.rows} for key, f in files.items()}
+    return _dataset_files(dataset, summary)
+
+
+@app.function(image=cpu_image, volumes=VOLUMES, secrets=[teacher_secret], timeout=4 * HOURS, retries=RETRIES, cpu=2.0)
+def relabel(config: dict, split: dict, name: str) -> dict:
+    """The nightly relabel where the images and the store are: ask again for the labels that need it,
+    then rebuild labels.jsonl, pose_dataset.jsonl and the split on the volume."""
+    from motioncoach.config import LabelConfig, SplitConfig
+    from motioncoach.dataset import SPLITS_DIR, build_dataset, split_dataset
+    from motioncoach.labels.store import write_label_log
+    from motioncoach.teachers.keys import required_keys
+    from motioncoach.teachers.relabel import current_labels, relabel_data_dir
+    from motioncoach.teachers.store_copy import store_on_local_disk
+
+    _reload()
+    data_dir = data_dir_for(name)
+    label_config = LabelConfig.model_validate(config)
+    missing = [key for key in required_keys(label_config.labeler) if not os.environ.get(key, "").strip()]
+    if missing:
+        raise missing_secret("gemini-api-key", " and ".join(missing))
+    with tempfile.TemporaryDirectory() as scratch, store_on_local_disk(data_dir, scratch, _commit) as store_dir:
+        result = relabel_data_dir(label_config, data_dir, store_dir=store_dir)
+        report = current_labels(result.samples, label_config, store_dir)
+    write_label_log(report, data_dir)
+    dataset = build_dataset(report.labeled, data_dir)
+    summary = split_dataset(dataset.path, SplitConfig.model_validate(split), data_dir / SPLITS_DIR)
+    _commit()
+    return {"result": result.model_dump(mode="json"), "files": _dataset_files(dataset, summary)}
 
 
 @app.function(image=cpu_image, volumes=VOLUMES, secrets=[hf_secret], timeout=2 * HOURS, retries=RETRIES)
@@ -230,8 +257,22 @@ def download_base_model(repo_id: str) -> str:
     cpu=32.0,
     memory=256 * 1024,
 )
-def train(config: dict, name: str, expected_sha256: dict[str, str]) -> dict:
-    """`swift sft` under 8 processes on the split in the data dir, resuming from its latest checkpoint."""
+def train(config: dict, name: str, expected_sha256: dict[str, str], run_dir: str | None = None) -> dict:
+    """`swift sft` under 8 processes on the split in the data dir, resuming from its latest checkpoint.
+
+    run_dir (relative to the volume) is where the client records and follows the call; by default
+    the run's own key under <name>/runs/.
+    """
+    return _train(config, name, expected_sha256, run_dir)
+
+
+@app.function(image=train_image, gpu=SMOKE_GPU, volumes=VOLUMES, timeout=1 * HOURS, retries=TRAIN_RETRIES)
+def train_single_gpu(config: dict, name: str, expected_sha256: dict[str, str], run_dir: str | None = None) -> dict:
+    """The same training on one GPU: the --smoke run that proves an account before the full one."""
+    return _train(config, name, expected_sha256, run_dir)
+
+
+def _train(config: dict, name: str, expected_sha256: dict[str, str], run_dir: str | None) -> dict:
     from motioncoach.config import TrainConfig
     from motioncoach.dataset import load_split
     from motioncoach.errors import TrainingError
@@ -250,7 +291,7 @@ def train(config: dict, name: str, expected_sha256: dict[str, str]) -> dict:
             f"The split on the volume ({_relative(data_dir)}/splits) is not the one in your local data dir: "
             f"run `motioncoach dataset --profile modal --data-dir <dir named {name!r}>` again."
         )
-    run_dir = run_dir_for(split, train_config, data_dir)
+    run_dir = _inside(data_root(), run_dir) if run_dir else run_dir_for(split, train_config, data_dir)
     try:
         with _commit_on_new_checkpoints(run_dir):
             result = run_sft(
@@ -347,6 +388,12 @@ def upload_dataset(name: str, lineage: dict, repo_id: str, hub: dict) -> dict:
 
 
 # ---- Helpers ----
+
+
+def _dataset_files(dataset, summary) -> dict:
+    """Each written file's volume path, sha256 and rows, for the client's checked copies."""
+    files = {"dataset": dataset, "train": summary.train, "val": summary.val}
+    return {key: {"path": _relative(f.path), "sha256": f.sha256, "rows": f.rows} for key, f in files.items()}
 
 
 def data_root() -> Path:

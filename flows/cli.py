@@ -13,7 +13,14 @@ from typing import Annotated
 
 import typer
 
-from motioncoach.config import LabelConfig, Profile, default_labeler, default_source
+from motioncoach.config import (
+    SMOKE_BASE_MODEL,
+    SMOKE_SAMPLES,
+    LabelConfig,
+    Profile,
+    default_labeler,
+    default_source,
+)
 from motioncoach.errors import ConfigurationError, MotionCoachError
 from motioncoach.runtime import apply_local_defaults
 
@@ -75,6 +82,13 @@ MaxDownloadOption = Annotated[
         min=0,
         help="On Modal: download the adapter into --adapter-dir when it is at most this many MB; a larger one "
         "stays on the volume (the release is complete either way, and the Hub upload runs from the volume).",
+    ),
+]
+SmokeOption = Annotated[
+    bool,
+    typer.Option(
+        help=f"With --profile modal: a cheap real run to prove the account, secrets and images first: "
+        f"{SMOKE_SAMPLES} photos, {SMOKE_BASE_MODEL} on one GPU for one epoch (well under a dollar).",
     ),
 ]
 RehearseOption = Annotated[
@@ -162,11 +176,16 @@ def run(
     gate: GateOption = True,
     push_dataset: PushDatasetOption = False,
     max_download_mb: MaxDownloadOption = 2000,
+    smoke: SmokeOption = False,
     rehearse_volume: RehearseOption = None,
 ) -> None:
     """The whole pipeline: dataset, training, evaluation, then the adapter (uploaded if it is better)."""
     try:
         _rehearse(profile, rehearse_volume)
+        if smoke and profile is not Profile.modal:
+            raise ConfigurationError("--smoke is a short real run on Modal: add --profile modal.")
+        if smoke:
+            max_samples = min(max_samples, SMOKE_SAMPLES)
         labeling = _label_config(
             labeler, profile, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate,
             daily_budget=daily_budget, max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements,
@@ -191,6 +210,7 @@ def run(
             gate=gate,
             push_dataset=push_dataset,
             max_download_mb=max_download_mb,
+            smoke=smoke,
         )
     )
 

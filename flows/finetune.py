@@ -33,6 +33,7 @@ def finetune(
     push_dataset: bool = False,
     release: ReleaseConfig | None = None,
     max_download_mb: int = 2000,
+    smoke: bool = False,
 ) -> Path:
     apply_local_defaults()
     release = with_release_flags(release, gate=gate, push_dataset=push_dataset)
@@ -40,7 +41,7 @@ def finetune(
     data = resolve_dir(data_dir)
     with data_dir_lock(data, f"finetune run {flow_run.name!r}"):
         splits = find_split(data)
-        trained = persist_in(data, train_adapter)(splits, profile, data)
+        trained = persist_in(data, train_adapter)(splits, profile, data, smoke)
         placed = place_adapter(trained, Path(adapter_dir).expanduser().resolve(), profile, max_download_mb)
         report = persist_in(data, evaluate_adapter)(trained, splits, profile, data)
         decision = release_gate(report, release.gate)

@@ -37,6 +37,7 @@ def pipeline(
     push_dataset: bool = False,
     release: ReleaseConfig | None = None,
     max_download_mb: int = 2000,
+    smoke: bool = False,
 ) -> Path | None:
     # Missing keys fail now, before anything is downloaded or a data dir is created.
     preflight(with_labeler(labeling, labeler or default_labeler(profile)), profile)
@@ -62,6 +63,7 @@ def pipeline(
             push_dataset=push_dataset,
             release=release,
             max_download_mb=max_download_mb,
+            smoke=smoke,
             return_state=True,
         )
         return forward_state(finished)  # the pipeline ends as finetune did: Published, or Kept local and why

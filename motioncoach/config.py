@@ -203,6 +203,16 @@ def local_train_config(base_model_dir: Path) -> TrainConfig:
     )
 
 
+# The --smoke run on Modal: the real profile on a few photos, a small Qwen3-VL on one GPU, one short epoch.
+SMOKE_SAMPLES = 20
+SMOKE_BASE_MODEL = "Qwen/Qwen3-VL-2B-Instruct"
+
+
+def smoke_train_config() -> TrainConfig:
+    """The production recipe on Qwen3-VL-2B, one process, one epoch: a few minutes of one GPU."""
+    return TrainConfig(base_model=SMOKE_BASE_MODEL, nproc_per_node=1, num_train_epochs=1, dataloader_num_workers=2)
+
+
 # What `--profile modal` means when --source and --labeler are not given: the real run.
 PROFILE_DEFAULTS: dict[Profile, tuple[str, LabelerName]] = {
     Profile.local: ("samples", "rules"),

@@ -92,14 +92,18 @@ def write_release(
     adapter_dir = Path(adapter_dir)
     settings = HubSettings()
     on_modal = modal_adapter(adapter_dir)
+    remote = None
+    if on_modal:
+        from tasks import modal_client, modal_steps
+
+        remote = modal_client.connect(Path(on_modal["data_dir"]))
     eval_file = write_eval_files(report, adapter_dir)
     gallery = draw_gallery(report, adapter_dir / GALLERY_DIR, report.config.gallery_images)
+    if remote is not None:  # drawn where the images are, by evaluate_adapter on the volume
+        gallery = modal_steps.fetch_gallery(remote, trained, adapter_dir / GALLERY_DIR)
     with tempfile.TemporaryDirectory(prefix="motioncoach-store-") as scratch:
         store = None
-        if on_modal:  # the label store, and with it the teacher's cost, is on the volume
-            from tasks import modal_client, modal_steps
-
-            remote = modal_client.connect(Path(on_modal["data_dir"]))
+        if remote is not None:  # the label store, and with it the teacher's cost, is on the volume
             store = modal_steps.fetch_label_store(remote, Path(scratch) / "labels.sqlite")
         lineage = build_lineage(
             data_dir=Path(data_dir),

@@ -16,14 +16,18 @@ from pathlib import Path
 
 from motioncoach.config import LabelConfig, PoseFilterConfig, SourceConfig, SplitConfig, TrainConfig, local_train_config
 from motioncoach.dataset import DATASET_FILE, SPLITS_DIR, DatasetFile, SplitSummary
+from motioncoach.dataset.rows import refuse_emptying
 from motioncoach.errors import TrainingError
+from motioncoach.evaluation.gallery import GALLERY_DIR
 from motioncoach.labels.outcomes import LabelReport
+from motioncoach.labels.store import LABELS_FILE
 from motioncoach.pose import PoseFilterReport
 from motioncoach.pose.shards import merge_pose_caches, merge_reports, shard_records
 from motioncoach.publish import HubConfig, HubStatus
 from motioncoach.records import ImageRecord, PoseSample
 from motioncoach.sources import source_kind
 from motioncoach.sources.samples import assemble_samples
+from motioncoach.teachers.relabel import RelabelResult
 from motioncoach.training.checkpoints import ADAPTER_FILES, copy_adapter, record_step
 from motioncoach.training.session import TrainedAdapter, run_dir_for
 from tasks.modal_client import Remote, modal_errors, scratch_dir_beside, volume_get_command
@@ -99,6 +103,23 @@ def write_dataset(remote: Remote, labels: LabelReport, split: SplitConfig, data_
     labeled = [o.model_dump(mode="json") for o in labels.labeled]
     with modal_errors():
         files = remote.function("write_dataset").remote(labeled, split.model_dump(mode="json"), remote.name)
+    return _copy_dataset_home(remote, files, data_dir)
+
+
+def relabel(remote: Remote, config: LabelConfig, data_dir: Path) -> tuple[RelabelResult, SplitSummary]:
+    """The nightly relabel on the volume (teacher key from the gemini-api-key secret); the rebuilt
+    labels.jsonl, dataset and split are copied into data_dir."""
+    with modal_errors():
+        answer = remote.function("relabel").remote(
+            config.model_dump(mode="json"), SplitConfig().model_dump(mode="json"), remote.name
+        )
+    summary = _copy_dataset_home(remote, answer["files"], data_dir)
+    remote.fetch(f"{remote.name}/{LABELS_FILE}", Path(data_dir) / LABELS_FILE)
+    return RelabelResult.model_validate(answer["result"]), summary
+
+
+def _copy_dataset_home(remote: Remote, files: dict, data_dir: Path) -> SplitSummary:
+    """Copy pose_dataset.jsonl and the split from the volume into data_dir, checked by sha256."""
     local = {
         "dataset": Path(data_dir) / DATASET_FILE,
         "train": Path(data_dir) / SPLITS_DIR / "train.jsonl",
@@ -106,6 +127,8 @@ def write_dataset(remote: Remote, labels: LabelReport, split: SplitConfig, data_
     }
     copies = {}
     for key, path in local.items():
+        if files[key]["rows"] == 0:
+            refuse_emptying(path)  # an empty file on the volume never replaces rows here
         copy = DatasetFile.of(remote.fetch(files[key]["path"], path), files[key]["rows"])
         if copy.sha256 != files[key]["sha256"]:
             raise RuntimeError(f"{path} differs from {files[key]['path']} on the volume after the copy")
@@ -125,6 +148,8 @@ def train(
     The spawned call is owned: its id is recorded on the volume and locally, a rerun of the same run
     re-attaches to it instead of paying for a second one, and an interrupted client cancels it.
     """
+    # The GPU function the recipe asks for: 8xH200, or one GPU for --smoke (a rehearsal runs either).
+    function = "train" if config.nproc_per_node > 1 else "train_single_gpu"
     if remote.rehearsal and not config.base_model.startswith(f"{remote.settings.volume_path}/"):
         config = rehearsal_train_config(remote)  # the 32B recipe needs GPUs: the tiny model's instead
     with modal_errors():
@@ -136,7 +161,7 @@ def train(
     with modal_errors():
         call = attach_training(remote, run_dir, local_record)
         if call is None:
-            call = remote.function("train").spawn(config.model_dump(mode="json"), remote.name, expected)
+            call = remote.function(function).spawn(config.model_dump(mode="json"), remote.name, expected, run_dir)
             record_call(remote, call, run_dir, local_record)
         result = watch_call(call, remote, f"{run_dir}/logging.jsonl", on_log, local_record)
     if "error" in result:  # deterministic: the function returned it rather than let Modal retry
@@ -311,6 +336,16 @@ def upload_dataset_from_volume(remote: Remote, lineage: dict, repo_id: str, hub:
     with modal_errors():
         status = remote.function("upload_dataset").remote(remote.name, lineage, repo_id, hub.model_dump(mode="json"))
     return HubStatus.model_validate(status)
+
+
+def fetch_gallery(remote: Remote, trained: TrainedAdapter, dest: Path) -> list[Path]:
+    """The gallery evaluate_adapter drew on the volume (where the photos are), copied into dest."""
+    run_dir = trained.run_dir.relative_to(remote.settings.volume_path).as_posix()
+    try:
+        remote.fetch_dir(f"{run_dir}/eval/{GALLERY_DIR}", dest)
+    except FileNotFoundError:
+        return []
+    return sorted(Path(dest).glob("*.png"))
 
 
 def fetch_label_store(remote: Remote, dest: Path) -> Path | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from motioncoach.config import Profile, TrainConfig
+from motioncoach.config import Profile, TrainConfig, smoke_train_config
 from motioncoach.dataset import SplitSummary, load_split
 from motioncoach.training.session import TrainedAdapter, local_config, train
 from tasks import reporting
@@ -21,10 +21,13 @@ def find_split(data_dir: Path) -> SplitSummary:
 
 
 @task(name="train-adapter", cache_policy=CONTENT)
-def train_adapter(splits: SplitSummary, profile: Profile, data_dir: Path) -> TrainedAdapter:
+def train_adapter(splits: SplitSummary, profile: Profile, data_dir: Path, smoke: bool = False) -> TrainedAdapter:
     """LoRA SFT with MS-Swift (tiny model on CPU, or 32B on 8xH200 on Modal); the best checkpoint by eval_loss."""
     logger = get_run_logger()
-    config = TrainConfig() if profile == Profile.modal else local_config(data_dir)
+    if profile == Profile.modal:
+        config = smoke_train_config() if smoke else TrainConfig()
+    else:
+        config = local_config(data_dir)
     total = config.max_steps or _expected_steps(splits, config)
     step_progress = reporting.progress("training", "Training steps")
 

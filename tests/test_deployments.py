@@ -135,6 +135,9 @@ def test_prefect_yaml_deploys_every_deployment_with_the_nightly_schedule(server)
         or names["build-dataset/local"]["global_concurrency_limit"]
     )
     assert names["build-dataset/modal"]["parameters"]["profile"] == "modal"
+    # A data dir built on Modal is relabeled on the volume, where its images are.
+    assert names["relabel/nightly-modal"]["parameters"]["profile"] == "modal"
+    assert names["relabel/nightly"]["parameters"]["profile"] == "local"
     assert all(d["description"] for d in names.values())
 
 

@@ -181,8 +181,11 @@ def test_kill_9_midway_repays_at_most_the_requests_in_flight(tmp_path, gemini):
     while labeled < 16 and time.monotonic() < deadline and worker.poll() is None:
         time.sleep(0.05)
         if store_path.exists():
-            with sqlite3.connect(store_path) as db:
-                labeled = db.execute("SELECT count(*) FROM labels WHERE status = 'labeled'").fetchone()[0]
+            try:
+                with sqlite3.connect(store_path) as db:
+                    labeled = db.execute("SELECT count(*) FROM labels WHERE status = 'labeled'").fetchone()[0]
+            except sqlite3.OperationalError:  # the worker has created the file but not its tables yet
+                continue
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     assert 16 <= labeled < 40

@@ -70,7 +70,12 @@ FUNCTIONS = (
     "write_dataset",
     "download_base_model",
     "train",
+    "train_single_gpu",
     "package_adapter",
+    "relabel",
+    "hub_account",
+    "upload_adapter",
+    "upload_dataset",
 )
 VOLUME_DATA_DIR = Path("/data/data")  # the data dir "data" as the functions see it on the volume
 HEAVY = {"torch", "ultralytics", "swift", "transformers", "peft", "cv2", "prefect"}
@@ -230,7 +235,10 @@ def test_training_and_packaging_on_the_volume(runs, tmp_path):
         big,
         f"modal volume get --force qwen-finetune-data data/adapters/{run_dir.name}/lora-adapter {big.parent}",
     )
-    assert not big.exists()
+    assert not (big / "adapter_model.safetensors").exists()  # the weights stay on the volume
+    record = json.loads((big / "modal-adapter.json").read_text())
+    assert record["path"] == f"data/adapters/{run_dir.name}/lora-adapter"
+    assert record["command"].startswith("modal volume get --force qwen-finetune-data ")
 
 
 def test_training_progress_is_read_from_the_volume_while_waiting(tmp_path):
@@ -336,6 +344,11 @@ SPECS = {  # name: (gpus, timeout s, retries, secrets)
     "write_dataset": ([], 1800, 2, []),
     "download_base_model": ([], 2 * 3600, 2, ["huggingface-secret"]),
     "train": ([("H200", 8)], 6 * 3600, 1, []),
+    "train_single_gpu": ([("L40S", 1)], 3600, 1, []),
+    "relabel": ([], 4 * 3600, 2, ["gemini-api-key"]),
+    "hub_account": ([], 600, 2, ["huggingface-secret"]),
+    "upload_adapter": ([], 3 * 3600, 2, ["huggingface-secret"]),
+    "upload_dataset": ([], 3 * 3600, 2, ["huggingface-secret"]),
     "package_adapter": ([], 1800, 2, ["huggingface-secret"]),
 }
 
@@ -398,6 +411,17 @@ def test_images_ship_the_prompt_templates_and_the_pose_weights_where_they_are_lo
     # resolve_weights() finds a downloaded asset under ~/.cache/motioncoach/weights; HOME is /root on Modal.
     looked_up = Path("/root") / CACHE_HOME.relative_to(Path.home()) / "weights" / MODAL_POSE_WEIGHTS
     assert modal_app.POSE_WEIGHTS_PATH == str(looked_up)
+
+
+def test_smoke_preset_is_the_recipe_on_a_small_model_and_one_gpu():
+    from motioncoach.config import SMOKE_BASE_MODEL, smoke_train_config
+
+    smoke, production = smoke_train_config(), TrainConfig()
+    assert (smoke.base_model, smoke.nproc_per_node, smoke.num_train_epochs) == (SMOKE_BASE_MODEL, 1, 1)
+    same = ("lora_rank", "lora_alpha", "lora_dropout", "learning_rate", "per_device_train_batch_size", "torch_dtype")
+    assert all(getattr(smoke, name) == getattr(production, name) for name in same)
+    assert swift_launcher(smoke)[-1] == "swift.cli.sft"  # one process, no torchrun
+    assert _options(modal_app.train_single_gpu)["gpu"] == "L40S"
 
 
 def test_modal_profile_defaults_are_the_real_run():

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -71,18 +70,18 @@ def _swift_processes(marker: str) -> list[int]:
     return found
 
 
-def _when(condition, then, timeout: float = 600) -> threading.Thread:
-    def watch() -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                then()
-                return
-            time.sleep(0.2)
+def _client(rehearsal, steps: int) -> subprocess.Popen:
+    """A client process training on the modal profile (rehearsed), as `motioncoach train` would."""
+    env = os.environ | {REHEARSAL_ENV: str(rehearsal.volume)}
+    command = [sys.executable, "-m", "tests.training_client", str(rehearsal.data_dir), str(steps)]
+    return subprocess.Popen(command, cwd=ROOT, env=env)
 
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+
+def _wait_for(condition, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
 
 
 def _training_started(volume: Path) -> bool:
@@ -91,10 +90,14 @@ def _training_started(volume: Path) -> bool:
 
 @pytest.mark.slow
 def test_an_interrupted_client_cancels_the_training_call(rehearsal):
-    """Ctrl-C (or the SIGTERM a Prefect cancel sends) stops the GPU job, swift included."""
-    _when(lambda: _training_started(rehearsal.volume), lambda: os.kill(os.getpid(), signal.SIGINT))
-    with pytest.raises(KeyboardInterrupt):
-        modal_steps.train(rehearsal.remote, rehearsal.splits, _config(500), rehearsal.data_dir)
+    """Ctrl-C in the client (or the SIGTERM a Prefect cancel sends its worker) stops the GPU job, swift included."""
+    client = _client(rehearsal, steps=500)  # minutes of CPU: it must be stopped, not finish
+    try:
+        _wait_for(lambda: _training_started(rehearsal.volume))
+        client.send_signal(signal.SIGINT)
+        assert client.wait(timeout=120) != 0
+    finally:
+        client.kill()
     record = _record(rehearsal.data_dir)
     assert record["state"] == "cancelled"
     with pytest.raises(RemoteError, match="cancelled"):
@@ -109,14 +112,9 @@ def test_an_interrupted_client_cancels_the_training_call(rehearsal):
 @pytest.mark.slow
 def test_a_rerun_reattaches_to_the_running_call_instead_of_paying_twice(rehearsal):
     """A client killed with -9 (a crashed worker) leaves the call running; the rerun waits on that call."""
-    env = os.environ | {REHEARSAL_ENV: str(rehearsal.volume)}
-    client = subprocess.Popen(
-        [sys.executable, "-m", "tests.training_client", str(rehearsal.data_dir), "6"], cwd=ROOT, env=env
-    )
+    client = _client(rehearsal, steps=6)
     try:
-        deadline = time.monotonic() + 300
-        while not _training_started(rehearsal.volume) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        _wait_for(lambda: _training_started(rehearsal.volume))
     finally:
         client.kill()
         client.wait()
@@ -160,9 +158,7 @@ def test_cancelling_or_crashing_the_flow_run_cancels_the_call(rehearsal):
     )
     run_dir = "data/runs/hook"
     modal_steps.record_call(rehearsal.remote, call, run_dir, rehearsal.data_dir / "runs" / "hook" / "modal_call.json")
-    deadline = time.monotonic() + 300
-    while not _training_started(rehearsal.volume) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    _wait_for(lambda: _training_started(rehearsal.volume))
     flow_run = SimpleNamespace(parameters={"profile": "modal", "data_dir": str(rehearsal.data_dir)})
     cancel_training_on_modal(None, flow_run, SimpleNamespace(name="Cancelling"))
     with pytest.raises(RemoteError, match="cancelled"):

@@ -64,7 +64,7 @@ def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path):
         ]
         assert gemini.requests > 0
         # The weights stayed on the volume: the adapter dir has the release and the command that fetches them.
-        remote = json.loads((adapter / "remote-adapter.json").read_text())
+        remote = json.loads((adapter / "modal-adapter.json").read_text())
         assert remote["command"].startswith("modal volume get --force qwen-finetune-data data/adapters/")
         assert not (adapter / "adapter_model.safetensors").exists()
         assert {"README.md", "eval.json", "lineage.json"} <= {p.name for p in adapter.iterdir()}
@@ -79,6 +79,7 @@ def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path):
         assert lineage["total_cost_usd"] > 0 and lineage["cost"][0]["labels"] >= 1
         assert [(s["kind"], s["name"]) for s in lineage["sources"]] == [("folder", "photos")]
         assert not [p.name for p in adapter.iterdir() if p.name.startswith(".")]
+        assert list((adapter / "gallery").glob("*.png"))  # drawn on the volume, where the photos are
         assert (data / "pose_dataset.jsonl").read_bytes() == (volume / "data" / "pose_dataset.jsonl").read_bytes()
         assert json.loads(next((data / "runs").glob("*/modal_call.json")).read_text())["state"] == "finished"
 

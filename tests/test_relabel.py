@@ -84,3 +84,34 @@ def test_a_run_on_a_busy_data_dir_is_refused_and_changes_nothing(tmp_path, prefe
         None,
         "build-dataset run 'other'",
     )
+
+
+@pytest.mark.slow
+def test_relabel_of_a_modal_data_dir_runs_on_the_volume(tmp_path, prefect_server, gemini, monkeypatch):
+    """The local copy of a modal data dir names volume paths: the relabel runs where the images are
+    (rehearsed), and its rebuilt labels, dataset and split come home; nothing is emptied."""
+    from tasks.modal_client import connect
+    from tasks.modal_rehearsal import REHEARSAL_ENV
+    from tests.rehearsal import rehearsal_calls
+    from tests.release_data import build_release_data
+
+    data = build_release_data(tmp_path / "client")
+    volume = tmp_path / "volume"
+    monkeypatch.setenv(REHEARSAL_ENV, str(volume))
+    connect(data.data_dir).upload_dir(data.data_dir, "data")
+    # What `dataset --profile modal` leaves: yolo_cache.json, here and on the volume, names the files
+    # as the functions see them, so a relabel on this machine would find no image at all.
+    cache = (data.data_dir / "yolo_cache.json").read_text().replace(str(data.data_dir), str(volume / "data"))
+    for home in (data.data_dir, volume / "data"):
+        (home / "yolo_cache.json").write_text(cache)
+    rows_before = read_jsonl(data.data_dir / "pose_dataset.jsonl")
+
+    summary = relabel(data_dir=data.data_dir, labeler="gemini", profile="modal")
+    assert rehearsal_calls(volume) == ["relabel"]
+    assert gemini.requests == len(data.samples)  # rules labels are not Gemini's: every image asked once
+    for name in ("labels.jsonl", "pose_dataset.jsonl", "splits/train.jsonl", "splits/val.jsonl"):
+        assert (data.data_dir / name).read_bytes() == (volume / "data" / name).read_bytes()
+    rows = read_jsonl(data.data_dir / "pose_dataset.jsonl")
+    assert len(rows) == len(rows_before) == summary.train.rows + summary.val.rows
+    assert rows != rows_before  # Gemini's labels replaced the rules labels
+    assert set(_statuses(data.data_dir).values()) == {"labeled"}

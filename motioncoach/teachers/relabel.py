@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -11,10 +12,10 @@ from pydantic import BaseModel
 from motioncoach.config import LabelConfig
 from motioncoach.labels.outcomes import LabelReport
 from motioncoach.labels.store import LABELS_FILE
-from motioncoach.pose.cache import PoseCache
+from motioncoach.pose.cache import CACHE_FILE_NAME, PoseCache
 from motioncoach.records import KEYPOINT_NAMES, Keypoint, PoseSample
 from motioncoach.teachers.keys import LABELER_TEACHERS
-from motioncoach.teachers.labeling import stored_teacher
+from motioncoach.teachers.labeling import label_with_teachers, stored_teacher
 from motioncoach.teachers.store import LabelKey, LabelStore
 
 Problem = Literal["disagreement", "invalid", "failed", "stale", "missing"]
@@ -129,3 +130,51 @@ def keep_stale_labels(report: LabelReport, store: LabelStore) -> LabelReport:
             )
         )
     return LabelReport(outcomes=outcomes, usage=report.usage)
+
+
+class RelabelResult(BaseModel):
+    """What one relabel pass found and asked for."""
+
+    samples: list[PoseSample]  # every kept image still on disk
+    candidates: list[Candidate]  # those with a problem, newest problem first
+    chosen: list[Candidate]  # those that fit today's budget, asked for again
+    statuses: dict[str, str]  # sha256 -> what became of a chosen image this run
+
+
+def relabel_data_dir(
+    config: LabelConfig,
+    data_dir: Path,
+    *,
+    store_dir: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RelabelResult:
+    """Ask the teachers again for the kept images whose labels are stale, invalid, failed or disputed.
+
+    store_dir holds the label store when it is not data_dir (a working copy on local disk, on Modal).
+    """
+    data_dir = Path(data_dir)
+    store_dir = Path(store_dir or data_dir)
+    samples = kept_samples(data_dir / CACHE_FILE_NAME)
+    store = LabelStore.in_data_dir(store_dir)
+    try:
+        candidates = find_candidates(samples, config, store, data_dir)
+    finally:
+        store.close()
+    chosen = within_budget(candidates, config)
+    refresh = frozenset(c.sample.sha256 for c in chosen if c.problem == "disagreement")
+    statuses: dict[str, str] = {}
+    if chosen:
+        report = label_with_teachers([c.sample for c in chosen], config, store_dir, progress, refresh=refresh)
+        statuses = {o.sample.sha256: o.status for o in report.outcomes}
+    return RelabelResult(samples=samples, candidates=candidates, chosen=chosen, statuses=statuses)
+
+
+def current_labels(samples: list[PoseSample], config: LabelConfig, store_dir: Path) -> LabelReport:
+    """The label every kept image has now, read from the store without sending anything; a stale
+    label stays in use until its replacement is there."""
+    report = label_with_teachers(samples, config, Path(store_dir), send=False)
+    store = LabelStore.in_data_dir(store_dir)
+    try:
+        return keep_stale_labels(report, store)
+    finally:
+        store.close()
