@@ -72,7 +72,9 @@ def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path):
         repo = hub.repo("tester/motioncoach-rehearsal")
         assert repo.private and repo.files["adapter_model.safetensors"] == on_volume
         assert hub.lfs_objects[hashlib.sha256(on_volume).hexdigest()] == on_volume  # through Git LFS
-        assert repo.files["README.md"] == (adapter / "README.md").read_bytes() and not hub.errors
+        # The card went up from beside the weights; the local one then records where the upload landed.
+        assert repo.files["README.md"] == (volume / remote["path"] / "README.md").read_bytes() and not hub.errors
+        assert repo.files["README.md"].startswith(b"---\n") and b"peft" in repo.files["README.md"]
         lineage = json.loads((adapter / "lineage.json").read_text())
         assert lineage["hub"]["status"] == "uploaded"
         # The card tells the truth on Modal: the teacher's spend from the store on the volume, the folder by name.
