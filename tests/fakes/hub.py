@@ -118,13 +118,13 @@ class FakeHub:
             return 422, {"error": "only sha256 uploads"}
         objects = []
         for obj in payload["objects"]:
-            actions = {}
-            if obj["oid"] not in self.lfs_objects:  # already stored objects need no upload
-                actions = {
+            answer = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
+            if obj["oid"] not in self.lfs_objects:  # a stored object gets no "actions": nothing to upload
+                answer["actions"] = {
                     "upload": {"href": f"{self.url}/lfs-upload/{obj['oid']}", "header": {}},
                     "verify": {"href": f"{self.url}/lfs-verify/{obj['oid']}", "header": {}},
                 }
-            objects.append({"oid": obj["oid"], "size": obj["size"], "authenticated": True, "actions": actions})
+            objects.append(answer)
         return 200, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}
 
     def _lfs_put(self, params, payload, body) -> tuple[int, dict]:
