@@ -88,9 +88,11 @@ def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path):
         gemini.reset_counters()
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, cwd=ROOT)
         assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
-        # Pose filter, dataset and training come back Cached; the store on the volume answers the labels.
+        # Pose filter and training come back Cached; the store on the volume answers the labels. The
+        # dataset is rewritten (the same rows): a teacher's label report is not yet a stable cache key.
         assert rehearsal_calls(volume)[len(calls) :] == [
-            "hub_account", "download_images", "label_poses", "hub_account", "package_adapter", "upload_adapter"
+            "hub_account", "download_images", "label_poses", "write_dataset", "hub_account", "package_adapter",
+            "upload_adapter",
         ]  # fmt: skip
         assert gemini.requests == 0
 
