@@ -271,25 +271,14 @@ class RehearsalCall:
 # ---- The process a call runs in ----
 
 
-def _to_volume(value: Any, root: str) -> Any:
-    """Volume paths as the function sees them: /data/... is the rehearsal directory."""
-    if isinstance(value, str) and (value == MOUNT or value.startswith(MOUNT + "/")):
-        return root + value[len(MOUNT) :]
+def _rebase(value: Any, old: str, new: str) -> Any:
+    """Every string path under old in a JSON value, moved under new (lists and dicts walked)."""
+    if isinstance(value, str) and (value == old or value.startswith(old + "/")):
+        return new + value[len(old) :]
     if isinstance(value, list):
-        return [_to_volume(v, root) for v in value]
+        return [_rebase(v, old, new) for v in value]
     if isinstance(value, dict):
-        return {k: _to_volume(v, root) for k, v in value.items()}
-    return value
-
-
-def _to_mount(value: Any, root: str) -> Any:
-    """Paths the function returns, named as on Modal (/data/...)."""
-    if isinstance(value, str) and (value == root or value.startswith(root + "/")):
-        return MOUNT + value[len(root) :]
-    if isinstance(value, list):
-        return [_to_mount(v, root) for v in value]
-    if isinstance(value, dict):
-        return {k: _to_mount(v, root) for k, v in value.items()}
+        return {k: _rebase(v, old, new) for k, v in value.items()}
     return value
 
 
@@ -312,8 +301,10 @@ def run_call(call_dir: Path) -> int:
 
         warnings.filterwarnings("ignore", message=".*executing locally.*")
         function = getattr(modal_app, request["function"])
-        result = function.local(*_to_volume(request["args"], root), **_to_volume(request["kwargs"], root))
-        payload = json.dumps(_to_mount(json.loads(json.dumps(result)), root))
+        # Arguments name /data paths, as on Modal; the function sees the rehearsal directory there.
+        args, kwargs = _rebase(request["args"], MOUNT, root), _rebase(request["kwargs"], MOUNT, root)
+        result = function.local(*args, **kwargs)
+        payload = json.dumps(_rebase(json.loads(json.dumps(result)), root, MOUNT))
         partial = call_dir / ".result.json.partial"
         partial.write_text(payload)
         partial.replace(call_dir / "result.json")

@@ -10,7 +10,7 @@ import base64
 import importlib.util
 from pathlib import Path
 
-from motioncoach.training.tiny_model import PLAIN_ADDED_TOKENS, SPECIAL_TOKENS
+from motioncoach.training.tiny_model import qwen2_tokenizer
 
 VOCAB_PACKAGE = "dashscope"
 VOCAB_FILE = "resources/qwen.tiktoken"
@@ -32,7 +32,6 @@ def qwen_vocab_file() -> Path:
 
 def build_qwen_tokenizer():
     """A Qwen2Tokenizer with Qwen's merges and the special tokens at Qwen3-VL's ids."""
-    from transformers import Qwen2Tokenizer
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
     ranks = {
@@ -52,14 +51,8 @@ def build_qwen_tokenizer():
         ]
         merges += sorted(splits, key=lambda m: (ranks[m[0]], ranks[m[1]]))
     merges.sort(key=lambda m: m[2])
-    tokenizer = Qwen2Tokenizer(
-        vocab={as_text(token): rank for token, rank in ranks.items()} | SPECIAL_TOKENS | PLAIN_ADDED_TOKENS,
-        merges=[(as_text(left), as_text(right)) for left, right, _ in merges],
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token=None,
-        extra_special_tokens=list(SPECIAL_TOKENS),
+    return qwen2_tokenizer(
+        {as_text(token): rank for token, rank in ranks.items()},
+        [(as_text(left), as_text(right)) for left, right, _ in merges],
         model_max_length=262144,
     )
-    tokenizer.add_tokens(list(PLAIN_ADDED_TOKENS))
-    return tokenizer

@@ -226,7 +226,6 @@ def build_processor(tokenizer, *, min_pixels: int, max_pixels: int):
 def _build_tokenizer():
     """Train a byte-level BPE on a few lines and place Qwen's added tokens at their real ids."""
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
-    from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
     bpe = Tokenizer(models.BPE())
@@ -241,16 +240,22 @@ def _build_tokenizer():
     )
     bpe.train_from_iterator(_TOKENIZER_CORPUS, trainer=trainer)
     state = json.loads(bpe.to_str())["model"]
-    vocab = {**state["vocab"], **SPECIAL_TOKENS, **PLAIN_ADDED_TOKENS}
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in state["merges"]]
+    return qwen2_tokenizer(state["vocab"], merges, model_max_length=32768)
+
+
+def qwen2_tokenizer(vocab: dict[str, int], merges: list[tuple[str, str]], *, model_max_length: int):
+    """A byte-level BPE as Qwen2Tokenizer, with Qwen's added tokens at their real ids."""
+    from transformers import Qwen2Tokenizer
+
     tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
+        vocab={**vocab, **SPECIAL_TOKENS, **PLAIN_ADDED_TOKENS},
         merges=merges,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         unk_token=None,
         extra_special_tokens=list(SPECIAL_TOKENS),
-        model_max_length=32768,
+        model_max_length=model_max_length,
     )
     tokenizer.add_tokens(list(PLAIN_ADDED_TOKENS))
     return tokenizer
