@@ -16,6 +16,7 @@ import typer
 from motioncoach.config import (
     SMOKE_BASE_MODEL,
     SMOKE_SAMPLES,
+    DEFAULT_PRICES,
     LabelConfig,
     Profile,
     default_labeler,
@@ -66,6 +67,15 @@ MaxCostOption = Annotated[
 BatchOption = Annotated[bool, typer.Option(help="Gemini Batch API: half price, results collected on a later run.")]
 KeepDisagreementsOption = Annotated[
     bool, typer.Option(help="Consensus: also train on labels the teachers disagree on.")
+]
+PriceOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--price",
+        help="A teacher model's price as MODEL=IN,OUT in USD per million input and output tokens (repeatable); "
+        "needed for --max-cost and the cost report with a paid model the built-in table lacks.",
+        show_default=False,
+    ),
 ]
 GeminiModelOption = Annotated[str, typer.Option(help="Gemini model id.")]
 OpenRouterModelOption = Annotated[str, typer.Option(help="OpenRouter model id (a vision model).")]
@@ -120,17 +130,22 @@ def _fail(exc: MotionCoachError) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _label_config(labeler: Labeler | None, profile: Profile, **options) -> LabelConfig:
+def _label_config(labeler: Labeler | None, profile: Profile, price: list[str] | None = None, **options) -> LabelConfig:
     """Validate the labeling flags and check credentials before Prefect starts.
 
     Locally that is the labeler's API key; on Modal the keys are in Modal secrets, and what must be
     here is a Modal token.
     """
+    from motioncoach.teachers.labeling import check_label_config
+    from motioncoach.teachers.pricing import parse_price
+
     if profile is Profile.modal:
         from tasks.modal_client import check_modal_credentials
 
         check_modal_credentials()
-    config = LabelConfig(labeler=labeler.value if labeler else default_labeler(profile), **options)
+    prices = {**DEFAULT_PRICES, **dict(parse_price(text) for text in price or [])}
+    config = LabelConfig(labeler=labeler.value if labeler else default_labeler(profile), prices=prices, **options)
+    check_label_config(config)
     if profile is Profile.local:
         from motioncoach.teachers.keys import check_keys
 
@@ -173,6 +188,7 @@ def run(
     keep_disagreements: KeepDisagreementsOption = False,
     gemini_model: GeminiModelOption = "gemini-3-flash-preview",
     openrouter_model: OpenRouterModelOption = "google/gemma-3-27b-it:free",
+    price: PriceOption = None,
     gate: GateOption = True,
     push_dataset: PushDatasetOption = False,
     max_download_mb: MaxDownloadOption = 2000,
@@ -189,7 +205,7 @@ def run(
         labeling = _label_config(
             labeler, profile, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate,
             daily_budget=daily_budget, max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements,
-            gemini_model=gemini_model, openrouter_model=openrouter_model,
+            gemini_model=gemini_model, openrouter_model=openrouter_model, price=price,
         )  # fmt: skip
         if not skip_train:
             _check_hub(push_dataset, profile)
@@ -231,6 +247,7 @@ def dataset(
     keep_disagreements: KeepDisagreementsOption = False,
     gemini_model: GeminiModelOption = "gemini-3-flash-preview",
     openrouter_model: OpenRouterModelOption = "google/gemma-3-27b-it:free",
+    price: PriceOption = None,
     rehearse_volume: RehearseOption = None,
 ) -> None:
     """Download, filter, label and split: writes pose_dataset.jsonl and splits/."""
@@ -239,7 +256,7 @@ def dataset(
         labeling = _label_config(
             labeler, profile, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate,
             daily_budget=daily_budget, max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements,
-            gemini_model=gemini_model, openrouter_model=openrouter_model,
+            gemini_model=gemini_model, openrouter_model=openrouter_model, price=price,
         )  # fmt: skip
     except MotionCoachError as exc:
         raise _fail(exc) from None

@@ -121,6 +121,9 @@ class LabelConfig(StepConfig):
     )
     max_cost: float | None = Field(None, ge=0, description="Stop before this run's spend in USD would exceed it.")
     batch: bool = Field(False, description="Use Gemini's Batch API (half price; results on a later run).")
+    batch_job_requests: int = Field(
+        1000, ge=1, le=10_000, description="Batch: images per job (a job over 20 MB goes as a JSONL file)."
+    )
     agreement_score_tolerance: int = Field(15, ge=0, le=100, description="Consensus: progress_score difference.")
     agreement_angle_degrees: float = Field(30.0, gt=0, le=180, description="Consensus: Target vector directions.")
     keep_disagreements: bool = Field(False, description="Consensus: train on labels the teachers disagree on.")

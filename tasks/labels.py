@@ -14,8 +14,8 @@ from motioncoach.labels.rules import RulesLabeler
 from motioncoach.labels.store import write_label_log
 from motioncoach.records import PoseSample
 from motioncoach.teachers.keys import check_keys
-from motioncoach.teachers.labeling import label_with_teachers
-from motioncoach.teachers.pricing import TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, cost_usd
+from motioncoach.teachers.labeling import check_label_config, label_with_teachers
+from motioncoach.teachers.pricing import TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, cost_usd, is_priced
 from motioncoach.teachers.store import STORE_FILE
 from tasks import reporting
 from tasks.storage import LABELS
@@ -26,6 +26,7 @@ SAMPLE_ROWS = 20
 @task(name="preflight", cache_policy=NO_CACHE)
 def preflight(config: LabelConfig, profile: Profile = Profile.local) -> None:
     """Fail within seconds, naming what to set, when the labeler's key (or Modal's set-up) is missing."""
+    check_label_config(config)
     if profile == Profile.modal:  # the keys live in Modal secrets, read by the deployed functions
         from tasks.modal_client import check_modal_ready
 
@@ -93,6 +94,11 @@ def _publish(report: LabelReport, config: LabelConfig) -> None:
         remaining = len(report.having("deferred"))
         rows = []
         for usage in report.usage:
+            if not usage.get("priced", is_priced(usage["model_id"], config.prices)):
+                rows.append(
+                    {**usage, "cost_usd": "unknown", "remaining_images": remaining, "estimated_remaining_usd": "unknown"}
+                )
+                continue
             per_image = (
                 usage["cost_usd"] / max(1, usage["requests"])
                 if usage["requests"]

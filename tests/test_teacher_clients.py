@@ -15,9 +15,10 @@ from pydantic import ValidationError
 
 from motioncoach.labels import CoachingLabel, grounding_problems
 from motioncoach.records import KEYPOINT_NAMES, Keypoint, PoseSample
-from motioncoach.teachers.base import PermanentError, TeacherAnswer, TeacherRequest, TransientError
-from motioncoach.teachers.gemini import GeminiTeacher
+from motioncoach.teachers.base import BlockedAnswer, PermanentError, TeacherAnswer, TeacherRequest, TransientError
+from motioncoach.teachers.gemini import INLINE_BATCH_BUDGET, GeminiTeacher, inline_batch_bytes
 from motioncoach.teachers.openrouter import OpenRouterTeacher
+from motioncoach.teachers.request import label_json_schema
 from tests.fakes import GeminiFake, OpenRouterFake, grounded_label, parse_keypoints
 
 KEY = "sk-test-4f1c9a0b7e2d4c6a"
@@ -37,7 +38,7 @@ def make_request(n: int = 0) -> TeacherRequest:
         image_jpeg=image,
         system="You are a movement coach.",
         prompt=PROMPT,
-        response_schema=CoachingLabel.model_json_schema(),
+        response_schema=label_json_schema(),
     )
 
 
@@ -93,7 +94,7 @@ def test_gemini_request_carries_system_schema_and_thinking_level(monkeypatch):
         ask(GeminiTeacher(api_key=KEY, thinking_level="low", temperature=0.3), make_request())
         body = fake.last_request
     config = body["generationConfig"]
-    assert config["responseJsonSchema"] == CoachingLabel.model_json_schema()
+    assert config["responseJsonSchema"] == label_json_schema()
     assert config["responseMimeType"] == "application/json"
     # google-genai 3.6 writes this one field in snake case; the API reads both spellings.
     assert "LOW" in config["thinkingConfig"].values() and config["temperature"] == 0.3
@@ -172,11 +173,34 @@ def test_a_custom_answer_function(served):
     assert sorted(a.text for a in answers) == [f'{{"attempt": {n}, "chars": {len(PROMPT)}}}' for n in (1, 2)]
 
 
-def test_a_blocked_answer_comes_back_empty(served):
+def test_a_blocked_answer_is_a_billed_refusal_not_a_retryable_error(served):
     fake, teacher = served
     fake.faults = ["blocked"]
+    (refusal,) = ask(teacher(), make_request())
+    assert isinstance(refusal, BlockedAnswer) and isinstance(refusal, PermanentError)
+    assert str(refusal).startswith(f"blocked by {teacher().name}:") and "SAFETY" in str(refusal)
+    assert refusal.answer.input_tokens > 0  # a refusal is still billed
+
+
+def test_structured_output_is_asked_for_as_each_service_documents_it(served):
+    fake, teacher = served
     (answer,) = ask(teacher(), make_request())
-    assert isinstance(answer, TeacherAnswer) and answer.text == ""
+    assert isinstance(answer, TeacherAnswer) and not fake.errors
+    if isinstance(fake, GeminiFake):
+        schema = fake.last_request["generationConfig"]["responseJsonSchema"]
+        assert schema["properties"]["status"]["enum"] == ["success"]  # a one-value enum, not const
+        assert "description" in schema["properties"]["feedback_points"]["items"]
+    else:
+        assert fake.last_request["provider"] == {"require_parameters": True}
+        assert fake.last_request["response_format"]["json_schema"]["strict"] is True
+
+
+def test_the_fakes_refuse_what_the_services_refuse(served):
+    fake, teacher = served
+    loose = make_request().model_copy(update={"response_schema": CoachingLabel.model_json_schema()})
+    (refused,) = ask(teacher(), loose)
+    assert isinstance(refused, PermanentError) and refused.status == 400
+    assert ("is not supported" if isinstance(fake, GeminiFake) else "additionalProperties") in str(refused)
 
 
 def test_concurrent_asks_overlap(served):
@@ -206,12 +230,61 @@ def test_gemini_batch_round_trip(monkeypatch):
 
         name, running, done = asyncio.run(run())
     assert name.startswith("batches/") and running is None
-    assert set(done) == {r.sha256 for r in requests}
-    ok, limited, truncated = (done[r.sha256] for r in requests)
+    assert set(done.answers) == {r.sha256 for r in requests} and done.unmatched == 0
+    ok, limited, truncated = (done.answers[r.sha256] for r in requests)
     assert CoachingLabel.model_validate_json(ok.text) and ok.output_tokens > 0
     assert isinstance(limited, TransientError) and limited.status == 429
     assert isinstance(truncated, TeacherAnswer) and truncated.text and truncated.text[-1] != "}"
     assert fake.requests == 3
+
+
+def big_request(n: int) -> TeacherRequest:
+    """A request carrying a 768 x 576 photo of noise: about 400 KB of JPEG, as much as a busy real photo."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (768, 576), random.Random(n).randbytes(768 * 576 * 3)).save(buffer, "JPEG", quality=90)
+    return make_request(n).model_copy(
+        update={"image_jpeg": buffer.getvalue(), "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()}
+    )
+
+
+def test_a_batch_over_20_mb_goes_as_a_jsonl_file_through_the_files_api(monkeypatch):
+    requests = [big_request(n) for n in range(48)]
+    assert inline_batch_bytes(requests) > 20_000_000 > INLINE_BATCH_BUDGET
+    with GeminiFake(KEY, faults=[None] * 46 + ["blocked", "server_error"], batch_running_polls=0) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+        teacher = GeminiTeacher(api_key=KEY)
+
+        async def run():
+            try:
+                return await teacher.collect_batch(await teacher.submit_batch(requests))
+            finally:
+                await teacher.aclose()
+
+        done = asyncio.run(run())
+        uploaded = [f for f in fake.files.values() if not f["generated"]]
+    assert len(uploaded) == 1 and len(uploaded[0]["data"]) > 20_000_000  # sent in 8 MB resumable chunks
+    assert max(fake.batch_request_bytes) < 10_000  # the job names the file instead of inlining it
+    assert fake.requests == 48 and set(done.answers) == {r.sha256 for r in requests}
+    answers = [done.answers[r.sha256] for r in requests]
+    assert all(CoachingLabel.model_validate_json(a.text) for a in answers[:46])
+    assert isinstance(answers[46], BlockedAnswer) and isinstance(answers[47], TransientError)
+    assert not fake.errors
+
+
+def test_an_inline_batch_over_20_mb_is_refused_by_the_fake_as_by_gemini(monkeypatch):
+    from google import genai
+    from google.genai import errors, types
+
+    inlined = [
+        types.InlinedRequest(contents=[types.Part.from_bytes(data=r.image_jpeg, mime_type="image/jpeg"), r.prompt])
+        for r in (big_request(n) for n in range(48))
+    ]
+    with GeminiFake(KEY) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+        client = genai.Client(api_key=KEY)  # the SDK itself, as a user who skips our chunking would call it
+        with pytest.raises(errors.ClientError, match="payload size exceeds the limit"):
+            client.batches.create(model="gemini-3-flash-preview", src=types.BatchJobSource(inlined_requests=inlined))
+    assert fake.requests == 0 and max(fake.batch_request_bytes) > 20_000_000
 
 
 def test_a_failed_gemini_batch_is_permanent(monkeypatch):

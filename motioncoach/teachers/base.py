@@ -48,6 +48,20 @@ class PermanentError(TeacherError):
         self.status = status
 
 
+BLOCKED = "blocked by"  # how a content refusal's reason starts, in the store and in reports
+
+
+class BlockedAnswer(PermanentError):
+    """The teacher refused on content (SAFETY, RECITATION, a content filter): asking again only costs again.
+
+    It was still an answer, and billed: `answer` carries its token counts.
+    """
+
+    def __init__(self, teacher: str, why: str, answer: TeacherAnswer):
+        super().__init__(f"{BLOCKED} {teacher}: {why}")
+        self.answer = answer
+
+
 class Teacher(Protocol):
     """An asynchronous labeling client for one model."""
 

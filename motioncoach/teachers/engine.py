@@ -13,7 +13,15 @@ from motioncoach.config import LabelConfig
 from motioncoach.errors import ConfigurationError
 from motioncoach.labels.schema import CoachingLabel
 from motioncoach.records import PoseSample
-from motioncoach.teachers.base import PermanentError, Teacher, TeacherAnswer, TeacherRequest, TransientError
+from motioncoach.teachers.base import (
+    BLOCKED,
+    BlockedAnswer,
+    PermanentError,
+    Teacher,
+    TeacherAnswer,
+    TeacherRequest,
+    TransientError,
+)
 from motioncoach.teachers.pacing import RateLimiter, retry_delay
 from motioncoach.teachers.pricing import TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, cost_usd
 from motioncoach.teachers.request import build_request
@@ -46,7 +54,12 @@ class _Stop(Exception):
 
 
 class _Rejected(Exception):
-    """The teacher refused this request for good."""
+    """The teacher refused this request for good; `answer` is the billed refusal, if there was one."""
+
+    def __init__(self, reason: str, answer: TeacherAnswer | None = None, attempt: int = 0):
+        super().__init__(reason)
+        self.answer = answer
+        self.attempt = attempt
 
 
 class TeacherEngine:
@@ -114,8 +127,9 @@ class TeacherEngine:
             self.run.labeled[sample.sha256] = stored.label
             self.run.from_store += 1
             return
-        if stored is not None and stored.status == "failed" and not self.send:
-            self.run.failed[sample.sha256] = stored.reason or "failed"
+        refused = stored is not None and is_blocked(stored.reason) and sample.sha256 not in self.refresh
+        if stored is not None and stored.status == "failed" and (not self.send or refused):
+            self.run.failed[sample.sha256] = stored.reason or "failed"  # a refusal would only be paid again
             return
         if self.run.stop_reason or self._auth_failure or not self.send:
             self.run.deferred.append(sample.sha256)
@@ -149,6 +163,11 @@ class TeacherEngine:
             return
         except _Rejected as exc:
             reason = str(exc)
+            attempts += exc.attempt
+            if exc.answer is not None:
+                tokens_in += exc.answer.input_tokens
+                tokens_out += exc.answer.output_tokens
+                cost += self._cost(exc.answer)
         except TransientError as exc:
             reason = f"gave up after {self.config.max_attempts} attempts: {exc}"
         self._fail(key, reason, attempts, tokens_in, tokens_out, cost)
@@ -173,8 +192,10 @@ class TeacherEngine:
                     return await self.teacher.ask(request), attempt
                 except TransientError as exc:
                     error = exc
+                except BlockedAnswer as exc:
+                    raise _Rejected(str(exc), exc.answer, attempt) from None
                 except PermanentError as exc:
-                    if _is_auth_error(exc):
+                    if is_auth_error(exc):
                         self._auth_failure = exc
                         raise _Stop() from None
                     raise _Rejected(f"rejected by {self.teacher.name}: {exc}") from None
@@ -221,7 +242,12 @@ class TeacherEngine:
         return cost
 
 
-def _is_auth_error(error: PermanentError) -> bool:
+def is_blocked(reason: str | None) -> bool:
+    """A stored failure that is the teacher's refusal on content, not a flaky call."""
+    return bool(reason) and reason.startswith(BLOCKED)
+
+
+def is_auth_error(error: PermanentError) -> bool:
     """A rejected key fails every request alike; Gemini says so with a 400 API_KEY_INVALID."""
     text = str(error).lower()
     return error.status in (401, 403) or "api_key_invalid" in text or "api key not valid" in text

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import importlib
 import json
 import re
+import tempfile
 from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 from google import genai
 from google.genai import errors, types
 
-from motioncoach.teachers.base import PermanentError, TeacherAnswer, TeacherError, TeacherRequest, TransientError
+from motioncoach.errors import ConfigurationError
+from motioncoach.teachers.base import (
+    BlockedAnswer,
+    PermanentError,
+    TeacherAnswer,
+    TeacherError,
+    TeacherRequest,
+    TransientError,
+)
 
 T = TypeVar("T")
 
@@ -19,11 +32,38 @@ _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # An empty answer that ended like this may well come back on a second try; SAFETY, RECITATION,
 # PROHIBITED_CONTENT and a blocked prompt are decided by the content and would only cost again.
 _RETRY_FINISH = frozenset({"OTHER", "MALFORMED_RESPONSE", "FINISH_REASON_UNSPECIFIED"})
+_BLOCK_FINISH = frozenset(
+    {
+        "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "LANGUAGE", "MODEL_ARMOR",
+    }
+)  # fmt: skip
 _BATCH_OK = frozenset({"JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED"})
 _BATCH_DEAD = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
-# The Batch API refuses inlined requests over 20 MB in all (base64 included).
-_INLINE_BATCH_BYTES = 20_000_000
+# The Batch API refuses an inlined job over 20 MB in all (base64 included): inline up to a margin
+# below it, else send a JSONL input file (the Files API takes up to 2 GB).
+INLINE_BATCH_LIMIT = 20_000_000
+INLINE_BATCH_BUDGET = 18_000_000
+FILE_BATCH_BYTES = 2_000_000_000
 _RETRY_DELAY = re.compile(r"\s*(\d+(?:\.\d+)?)s\s*")
+
+
+@dataclass
+class BatchResults:
+    """A finished job's answers or errors by image sha256, and how many entries named no image."""
+
+    answers: dict[str, TeacherAnswer | TeacherError] = field(default_factory=dict)
+    unmatched: int = 0
+
+
+def inline_batch_bytes(requests: list[TeacherRequest]) -> int:
+    """An upper bound of the inlined job's request size: base64 images, texts, schemas and JSON framing."""
+    per_request = 1024
+    return sum(
+        (len(r.image_jpeg) + 2) // 3 * 4 + len(r.prompt.encode()) + len(r.system.encode())
+        + len(json.dumps(r.response_schema)) + per_request
+        for r in requests
+    )  # fmt: skip
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -80,27 +120,61 @@ class GeminiTeacher:
         return _answer(response)
 
     async def submit_batch(self, requests: list[TeacherRequest]) -> str:
-        """Start one Batch API job with the requests inlined; returns the job name to collect later."""
+        """Start one Batch API job; returns the job name to collect later.
+
+        Requests that fit Gemini's 20 MB inline limit go inline; larger jobs go as a JSONL input
+        file through the Files API, as Gemini asks for big batches.
+        """
         keys = [r.sha256 for r in requests]
         if not keys or len(set(keys)) != len(keys):
             raise ValueError("submit_batch needs at least one request and distinct sha256 values")
-        size = sum(len(r.image_jpeg) * 4 // 3 + len(r.prompt) + len(r.system) for r in requests)
-        if size > _INLINE_BATCH_BYTES:
-            raise ValueError(f"the batch inlines about {size / 1e6:.1f} MB, over 20 MB: submit fewer requests")
-        inlined = [
-            types.InlinedRequest(contents=_contents(r), metadata={"key": r.sha256}, config=self._config(r))
-            for r in requests
-        ]
-        job = await self._guarded(
-            self._client.aio.batches.create(
-                model=self.model_id,
-                src=types.BatchJobSource(inlined_requests=inlined),
-                config=types.CreateBatchJobConfig(display_name=f"motioncoach-{len(requests)}"),
-            )
-        )
+        display = types.CreateBatchJobConfig(display_name=f"motioncoach-{len(requests)}")
+        if inline_batch_bytes(requests) <= INLINE_BATCH_BUDGET:
+            inlined = [
+                types.InlinedRequest(contents=_contents(r), metadata={"key": r.sha256}, config=self._config(r))
+                for r in requests
+            ]
+            source = types.BatchJobSource(inlined_requests=inlined)
+        else:
+            source = types.BatchJobSource(file_name=await self._upload_requests(requests))
+        job = await self._guarded(self._client.aio.batches.create(model=self.model_id, src=source, config=display))
         return job.name
 
-    async def collect_batch(self, job_name: str) -> dict[str, TeacherAnswer | TeacherError] | None:
+    async def _upload_requests(self, requests: list[TeacherRequest]) -> str:
+        """Write the requests as the Batch API's JSONL input file and upload it; the file's name."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "requests.jsonl"
+            size = await asyncio.to_thread(self._write_jsonl, requests, path)
+            if size > FILE_BATCH_BYTES:
+                raise ConfigurationError(
+                    f"a Gemini batch input file of {size / 1e9:.2f} GB is over the Files API's 2 GB: "
+                    "lower labeling.batch_job_requests"
+                )
+            config = types.UploadFileConfig(mime_type="jsonl", display_name=f"motioncoach-{len(requests)}-requests")
+            uploaded = await self._guarded(self._client.aio.files.upload(file=str(path), config=config))
+        return uploaded.name
+
+    def _write_jsonl(self, requests: list[TeacherRequest], path: Path) -> int:
+        with path.open("w", encoding="utf-8") as out:
+            for request in requests:
+                out.write(json.dumps({"key": request.sha256, "request": self._rest_request(request)}) + "\n")
+        return path.stat().st_size
+
+    def _rest_request(self, request: TeacherRequest) -> dict:
+        """A GenerateContentRequest as the REST API spells it: what one line of the input file holds."""
+        generation: dict = {"responseMimeType": "application/json", "responseJsonSchema": request.response_schema}
+        if self.thinking_level:
+            generation["thinkingConfig"] = {"thinkingLevel": self.thinking_level.upper()}
+        if self.temperature is not None:
+            generation["temperature"] = self.temperature
+        image = {"inlineData": {"mimeType": "image/jpeg", "data": base64.b64encode(request.image_jpeg).decode()}}
+        return {
+            "contents": [{"role": "user", "parts": [image, {"text": request.prompt}]}],
+            "systemInstruction": {"role": "user", "parts": [{"text": request.system}]},
+            "generationConfig": generation,
+        }
+
+    async def collect_batch(self, job_name: str) -> BatchResults | None:
         """None while the job runs; then each request's answer or error, keyed by its sha256."""
         job = await self._guarded(self._client.aio.batches.get(name=job_name))
         state = job.state.value if job.state else None
@@ -108,25 +182,36 @@ class GeminiTeacher:
             raise PermanentError(f"gemini batch {job_name} ended {state}: submit its requests again")
         if state not in _BATCH_OK:
             return None
-        if job.dest is None or job.dest.inlined_responses is None:
-            if job.dest is not None and job.dest.file_name:
-                raise PermanentError(f"gemini batch {job_name} wrote its results to a file, which is not supported")
-            return {}
-        results: dict[str, TeacherAnswer | TeacherError] = {}
-        for item in job.dest.inlined_responses:
-            key = (item.metadata or {}).get("key")
-            if key is None:
-                continue  # the API echoes each request's metadata; an entry without it cannot be matched
-            if item.error is not None:
-                results[key] = _status_error(item.error.code or 0, None, item.error.message, self._key)
-            elif item.response is None:
-                results[key] = TransientError("gemini batch entry has neither a response nor an error")
-            else:
-                try:
-                    results[key] = _answer(item.response)
-                except TransientError as exc:
-                    results[key] = exc
+        results = BatchResults()
+        if job.dest is not None and job.dest.file_name:
+            data = await self._guarded(self._client.aio.files.download(file=job.dest.file_name))
+            for line in data.decode("utf-8").splitlines():
+                if line.strip():
+                    self._add_result(results, json.loads(line))
+        elif job.dest is not None and job.dest.inlined_responses is not None:
+            for item in job.dest.inlined_responses:
+                error = {"code": item.error.code, "message": item.error.message} if item.error else None
+                self._add_result(results, {"key": (item.metadata or {}).get("key"), "error": error}, item.response)
         return results
+
+    def _add_result(self, results: BatchResults, entry: dict, response: types.GenerateContentResponse | None = None):
+        """One output entry: a file line {"key", "response" | "error"}, or an inlined response's parts."""
+        key = entry.get("key")
+        if key is None:  # the API echoes each request's key; an entry without one cannot be matched
+            results.unmatched += 1
+            return
+        if response is None and entry.get("response") is not None:
+            response = types.GenerateContentResponse.model_validate(entry["response"])
+        if entry.get("error"):
+            error = entry["error"]
+            results.answers[key] = _status_error(error.get("code") or 0, None, error.get("message"), self._key)
+        elif response is None:
+            results.answers[key] = TransientError("gemini batch entry has neither a response nor an error")
+        else:
+            try:
+                results.answers[key] = _answer(response)
+            except TeacherError as exc:
+                results.answers[key] = exc
 
     async def aclose(self) -> None:
         await self._client.aio.aclose()
@@ -161,20 +246,30 @@ def _contents(request: TeacherRequest) -> list:
 
 
 def _answer(response: types.GenerateContentResponse) -> TeacherAnswer:
-    """The text and token counts; an empty answer worth retrying raises TransientError."""
-    text = response.text or ""
-    if not text:
-        blocked = response.prompt_feedback is not None and response.prompt_feedback.block_reason is not None
-        candidate = response.candidates[0] if response.candidates else None
-        reason = candidate.finish_reason.value if candidate and candidate.finish_reason else None
-        if not blocked and (reason is None or reason in _RETRY_FINISH):
-            raise TransientError(f"gemini returned no text (finish reason {reason or 'missing'})")
+    """The text and token counts. An empty answer worth retrying raises TransientError; one refused
+    on its content raises BlockedAnswer, which is never retried."""
     usage = response.usage_metadata
-    return TeacherAnswer(
-        text=text,
+    answer = TeacherAnswer(
+        text=response.text or "",
         input_tokens=(usage.prompt_token_count or 0) if usage else 0,
         output_tokens=((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)) if usage else 0,
     )
+    if answer.text:
+        return answer
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason is not None:
+        raise BlockedAnswer("gemini", f"prompt blocked ({_enum_value(feedback.block_reason)})", answer)
+    candidate = response.candidates[0] if response.candidates else None
+    reason = _enum_value(candidate.finish_reason) if candidate and candidate.finish_reason else None
+    if reason is None or reason in _RETRY_FINISH:
+        raise TransientError(f"gemini returned no text (finish reason {reason or 'missing'})")
+    if reason in _BLOCK_FINISH:
+        raise BlockedAnswer("gemini", f"finish reason {reason}", answer)
+    return answer  # MAX_TOKENS and the like: an empty answer, which the caller may ask again
+
+
+def _enum_value(value) -> str:
+    return value.value if hasattr(value, "value") else str(value)
 
 
 def _status_error(

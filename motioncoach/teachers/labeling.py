@@ -14,6 +14,7 @@ from motioncoach.teachers.base import Teacher
 from motioncoach.teachers.consensus import compare
 from motioncoach.teachers.engine import TeacherEngine, TeacherRun
 from motioncoach.teachers.keys import LABELER_TEACHERS, api_key
+from motioncoach.teachers.pricing import check_prices, is_priced
 from motioncoach.teachers.store import LabelStore
 
 OPENROUTER_DEFAULT_TEMPERATURE = 0.2
@@ -59,6 +60,17 @@ class StoredTeacher:
         return None
 
 
+def teacher_models(config: LabelConfig) -> dict[str, str]:
+    """teacher name -> model id, for the labeler's teachers."""
+    models = {"gemini": config.gemini_model, "openrouter": config.openrouter_model}
+    return {name: models[name] for name in LABELER_TEACHERS[config.labeler]}
+
+
+def check_label_config(config: LabelConfig) -> None:
+    """What can be refused before anything is paid: a spending cap on a model without a price."""
+    check_prices(teacher_models(config), config.prices, config.max_cost)
+
+
 def stored_teacher(name: str, config: LabelConfig) -> StoredTeacher:
     """The identity build_teacher's client would have, without needing its API key."""
     if name == "gemini":
@@ -83,6 +95,8 @@ def label_with_teachers(
     refresh: images to ask again even though a label is stored. send=False: answer from the store
     only (what is not there is reported deferred), so nothing is paid.
     """
+    if send:
+        check_label_config(config)
     if teachers is None:
         make = build_teacher if send else stored_teacher
         teachers = [make(name, config) for name in LABELER_TEACHERS[config.labeler]]
@@ -104,6 +118,7 @@ def label_with_teachers(
             "input_tokens": run.input_tokens,
             "output_tokens": run.output_tokens,
             "cost_usd": round(run.cost_usd, 6),
+            "priced": is_priced(run.model_id, config.prices),
             "stop_reason": run.stop_reason,
         }
         for run in runs

@@ -9,7 +9,14 @@ import time
 
 import openai
 
-from motioncoach.teachers.base import PermanentError, TeacherAnswer, TeacherError, TeacherRequest, TransientError
+from motioncoach.teachers.base import (
+    BlockedAnswer,
+    PermanentError,
+    TeacherAnswer,
+    TeacherError,
+    TeacherRequest,
+    TransientError,
+)
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 _TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -66,6 +73,8 @@ class OpenRouterTeacher:
                     "type": "json_schema",
                     "json_schema": {"name": "coaching_label", "strict": True, "schema": request.response_schema},
                 },
+                # Route only to providers that honour response_format: one that drops it costs retries.
+                extra_body={"provider": {"require_parameters": True}},
                 **({} if self.temperature is None else {"temperature": self.temperature}),
             )
         except openai.APIStatusError as exc:
@@ -87,16 +96,18 @@ class OpenRouterTeacher:
             error = (completion.model_extra or {}).get("error") or {}
             raise _status_error(int(error.get("code") or 502), error, self._key)
         choice = choices[0]
-        text = (choice.message.content or "") if choice.message else ""
-        if not text and choice.finish_reason in (None, "error"):
-            raise TransientError(f"openrouter returned no text (finish reason {choice.finish_reason or 'missing'})")
-        # An empty answer cut by "content_filter" is a refusal: returned as "", recorded by the caller.
         usage = completion.usage
-        return TeacherAnswer(
-            text=text,
+        answer = TeacherAnswer(
+            text=(choice.message.content or "") if choice.message else "",
             input_tokens=(usage.prompt_tokens or 0) if usage else 0,
             output_tokens=(usage.completion_tokens or 0) if usage else 0,
         )
+        if not answer.text and choice.finish_reason in (None, "error"):
+            raise TransientError(f"openrouter returned no text (finish reason {choice.finish_reason or 'missing'})")
+        if not answer.text and choice.finish_reason == "content_filter":
+            native = (choice.model_extra or {}).get("native_finish_reason")
+            raise BlockedAnswer("openrouter", f"content filter ({native or 'no reason given'})", answer)
+        return answer
 
 
 def _status_error(code: int, body: object, key: str, retry_after: float | None = None) -> TeacherError:

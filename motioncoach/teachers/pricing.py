@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from motioncoach.errors import ConfigurationError
+
 # Typical tokens of one request (a 768 px image and the prompt) and its answer; used to estimate
 # before any answer has come back.
 TYPICAL_INPUT_TOKENS = 1600
 TYPICAL_OUTPUT_TOKENS = 700
 BATCH_DISCOUNT = 0.5
+PRICE_SETTING = "--price MODEL=IN,OUT (labeling.prices in the Prefect form)"
+
+
+def is_priced(model_id: str, prices: dict[str, tuple[float, float]]) -> bool:
+    """Free models (':free') and those in the table; any other model's cost is unknown."""
+    return model_id.endswith(":free") or model_id in prices or model_id.split("/")[-1] in prices
 
 
 def price_per_token(model_id: str, prices: dict[str, tuple[float, float]]) -> tuple[float, float]:
-    """USD per input and output token; free models cost nothing, unknown ones are priced as listed."""
+    """USD per input and output token; free and unpriced models count as 0 (check is_priced to tell them apart)."""
     if model_id.endswith(":free"):
         return 0.0, 0.0
     per_million = prices.get(model_id) or prices.get(model_id.split("/")[-1])
@@ -26,5 +34,36 @@ def cost_usd(
     return (input_tokens * per_in + output_tokens * per_out) * (BATCH_DISCOUNT if batch else 1.0)
 
 
-def is_priced(model_id: str, prices: dict[str, tuple[float, float]]) -> bool:
-    return model_id.endswith(":free") or model_id in prices or model_id.split("/")[-1] in prices
+def check_prices(models: dict[str, str], prices: dict[str, tuple[float, float]], max_cost: float | None) -> None:
+    """Refuse a spending cap that could never fire: max_cost with a paid model missing from the price table.
+
+    models: teacher name -> model id.
+    """
+    if max_cost is None:
+        return
+    unpriced = [f"{teacher} model {model!r}" for teacher, model in models.items() if not is_priced(model, prices)]
+    if unpriced:
+        example = next(m for m in models.values() if not is_priced(m, prices))
+        raise ConfigurationError(
+            f"--max-cost {max_cost:g} cannot be enforced: the price of the {' and the '.join(unpriced)} is unknown. "
+            f"Add it with {PRICE_SETTING}, in USD per million input and output tokens "
+            f"(e.g. --price {example}=0.10,0.40), or drop --max-cost."
+        )
+
+
+def parse_price(text: str) -> tuple[str, tuple[float, float]]:
+    """'vendor/model=0.10,0.40' -> ('vendor/model', (0.10, 0.40))."""
+    model, _, numbers = text.rpartition("=")
+    parts = numbers.split(",")
+    try:
+        if not model.strip() or len(parts) != 2:
+            raise ValueError
+        per_in, per_out = (float(p) for p in parts)
+        if per_in < 0 or per_out < 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigurationError(
+            f"--price {text!r} is not MODEL=IN,OUT (USD per million input and output tokens, e.g. "
+            "--price openai/gpt-4o-mini=0.15,0.60)."
+        ) from None
+    return model.strip(), (per_in, per_out)

@@ -57,9 +57,21 @@ def build_request(sample: PoseSample) -> TeacherRequest:
     )
 
 
+# The JSON-Schema keywords Gemini documents for response_json_schema (ai.google.dev/gemini-api/docs/
+# structured-output). Others (const, minLength, default) are rewritten or left out of what is sent;
+# the answer is still validated against the full pydantic schema.
+SCHEMA_KEYWORDS = frozenset(
+    {
+        "type", "title", "description", "properties", "required", "additionalProperties", "enum", "format",
+        "minimum", "maximum", "items", "prefixItems", "minItems", "maxItems", "anyOf", "$ref", "$defs",
+    }
+)  # fmt: skip
+
+
 @cache
 def label_json_schema() -> dict:
-    """The label schema as plain JSON schema: references inlined, titles dropped.
+    """The label schema as plain JSON schema in the subset Gemini documents: references inlined,
+    a single allowed value as a one-item enum, descriptions kept (they guide the model).
 
     Structured-output endpoints accept different subsets of JSON schema; a self-contained schema
     without $defs is the subset both Gemini and OpenRouter's providers take.
@@ -71,7 +83,15 @@ def label_json_schema() -> dict:
         if isinstance(node, dict):
             if "$ref" in node:
                 return inline(definitions[node["$ref"].rsplit("/", 1)[1]])
-            return {k: inline(v) for k, v in node.items() if k not in ("title", "default", "description")}
+            if "const" in node:
+                node = {**{k: v for k, v in node.items() if k != "const"}, "enum": [node["const"]]}
+            kept = {}
+            for key, value in node.items():
+                if key == "properties":
+                    kept[key] = {name: inline(child) for name, child in value.items()}
+                elif key in SCHEMA_KEYWORDS and key != "title":
+                    kept[key] = inline(value)
+            return kept
         if isinstance(node, list):
             return [inline(v) for v in node]
         return node

@@ -208,12 +208,12 @@ class LabelStore:
         ).fetchone()
         return row[0] if row else 0
 
-    def count_request(self, teacher: str) -> None:
+    def count_request(self, teacher: str, requests: int = 1) -> None:
         """Counted before sending, so a killed run never under-counts what it spent."""
         self._db.execute(
-            "INSERT INTO daily_requests (day, teacher, requests) VALUES (?, ?, 1) "
-            "ON CONFLICT (day, teacher) DO UPDATE SET requests = requests + 1",
-            (today(), teacher),
+            "INSERT INTO daily_requests (day, teacher, requests) VALUES (?, ?, ?) "
+            "ON CONFLICT (day, teacher) DO UPDATE SET requests = requests + excluded.requests",
+            (today(), teacher, requests),
         )
 
     # Batch jobs: submitted on one run, collected on a later one.

@@ -7,12 +7,25 @@ import json
 import re
 import threading
 from datetime import UTC, datetime
+from urllib.parse import parse_qs
 
 from tests.fakes.server import ERROR_FAULTS, Call, FakeTeacherServer, Reply
 
 _GENERATE = re.compile(r"/models/([^/:]+):generateContent$")
 _BATCH_CREATE = re.compile(r"/models/([^/:]+):batchGenerateContent$")
 _BATCH_GET = re.compile(r"/batches/([^/:]+)$")
+_UPLOAD = re.compile(r"^/upload/[^/]+/files$")
+_DOWNLOAD = re.compile(r"/files/([^/:]+):download$")
+# Gemini's documented limits: an inlined batch (or any request) up to 20 MB, a file up to 2 GB.
+REQUEST_LIMIT = 20_000_000
+FILE_LIMIT = 2_000_000_000
+# The JSON-Schema keywords Gemini documents for responseJsonSchema (ai.google.dev/gemini-api/docs/structured-output).
+SCHEMA_KEYWORDS = frozenset(
+    {
+        "type", "title", "description", "properties", "required", "additionalProperties", "enum", "format",
+        "minimum", "maximum", "items", "prefixItems", "minItems", "maxItems", "anyOf", "$ref", "$defs",
+    }
+)  # fmt: skip
 _TYPES = "type.googleapis.com/google.ai.generativelanguage.v1main."
 _ERRORS = {
     "rate_limit": (429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
@@ -27,7 +40,13 @@ class GeminiFake(FakeTeacherServer):
 
     A wrong x-goog-api-key gets Google's real answer, 400 API_KEY_INVALID; a missing one 403.
     A 429 carries RetryInfo {"retryDelay": "<retry_after>s"} and, if retry_after_header, a Retry-After header.
-    Batches report RUNNING for batch_running_polls GETs, then batch_final_state with inlined responses.
+    Batches report RUNNING for batch_running_polls GETs, then batch_final_state with inlined responses,
+    or, for a job whose input was a JSONL file, a responses file to download.
+
+    As strict as the service: a request body over 20 MB is refused (the inline batch limit), as is a
+    response schema with a keyword Gemini does not document. The Files API speaks Google's resumable
+    upload protocol (start, then upload chunks at the right offsets, then finalize) and serves only
+    files the service generated (batch results) for download.
     """
 
     def __init__(
@@ -46,6 +65,9 @@ class GeminiFake(FakeTeacherServer):
         self.batch_running_polls = batch_running_polls
         self.batch_final_state = batch_final_state
         self.batches: dict[str, dict] = {}
+        self.files: dict[str, dict] = {}  # name -> {"data": bytes, "generated": bool, "meta": dict}
+        self.uploads: dict[str, dict] = {}  # upload id -> {"size": declared, "data": bytearray, "meta": dict}
+        self.batch_request_bytes: list[int] = []  # body size of every batchGenerateContent request
         self._batch_lock = threading.Lock()
 
     @property
@@ -54,19 +76,33 @@ class GeminiFake(FakeTeacherServer):
         return self.root_url + "/"
 
     def route(self, method: str, path: str, headers, body: bytes) -> Reply:
-        path = path.split("?", 1)[0]
+        path, _, query = path.partition("?")
+        upload_id = parse_qs(query).get("upload_id", [None])[0]
+        if method == "POST" and _UPLOAD.search(path) and upload_id:  # the session URL is the credential
+            return self._upload_chunk(upload_id, headers, body)
         key = headers.get("x-goog-api-key")
         if key is None:
             return _error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (no API key).")
         if key != self.api_key:
             return _error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", "API_KEY_INVALID")
+        if method == "POST" and _BATCH_CREATE.search(path):
+            with self._batch_lock:
+                self.batch_request_bytes.append(len(body))
+        if len(body) > REQUEST_LIMIT:
+            return _error(400, "INVALID_ARGUMENT", f"Request payload size exceeds the limit: {REQUEST_LIMIT} bytes.")
         if method == "POST" and (match := _GENERATE.search(path)):
             self.last_request = json.loads(body)
+            if problem := schema_problem(self.last_request):
+                return _error(400, "INVALID_ARGUMENT", problem)
             return self._generate(match.group(1), self.last_request)
         if method == "POST" and (match := _BATCH_CREATE.search(path)):
             return self._create_batch(match.group(1), json.loads(body))
         if method == "GET" and (match := _BATCH_GET.search(path)):
             return self._get_batch(f"batches/{match.group(1)}")
+        if method == "POST" and _UPLOAD.search(path):
+            return self._start_upload(headers, json.loads(body or b"{}"))
+        if method == "GET" and (match := _DOWNLOAD.search(path)):
+            return self._download(f"files/{match.group(1)}")
         return _error(404, "NOT_FOUND", f"{method} {path} is not a method the fake knows.")
 
     def _generate(self, model: str, request: dict) -> Reply:
@@ -111,8 +147,20 @@ class GeminiFake(FakeTeacherServer):
 
     def _create_batch(self, model: str, body: dict) -> Reply:
         batch = body["batch"]
+        source = batch["inputConfig"]
+        if "fileName" in source:
+            with self._batch_lock:
+                file = self.files.get(source["fileName"])
+            if file is None:
+                return _error(404, "NOT_FOUND", f"File {source['fileName']} not found.")
+            items = [json.loads(line) for line in file["data"].decode("utf-8").splitlines() if line.strip()]
+        else:
+            items = source["requests"]["requests"]
+        for item in items:
+            if problem := schema_problem(item["request"]):
+                return _error(400, "INVALID_ARGUMENT", problem)
         entries = []
-        for item in batch["inputConfig"]["requests"]["requests"]:
+        for item in items:
             call = self.register(*_unpack(item["request"]))
             fault = self.fault_for(call)  # no waiting: the job runs in the background
             if fault in (*ERROR_FAULTS, "hang"):
@@ -120,17 +168,78 @@ class GeminiFake(FakeTeacherServer):
                 entry = {"error": {"code": code, "message": message}}
             else:
                 entry = {"response": self._response(model, call, fault)}
-            entries.append(entry | ({"metadata": item["metadata"]} if "metadata" in item else {}))
+            if "fileName" in source:  # file lines carry a key; inlined requests echo their metadata
+                entries.append({"key": item["key"], **entry} if "key" in item else entry)
+            else:
+                entries.append(entry | ({"metadata": item["metadata"]} if "metadata" in item else {}))
         with self._batch_lock:
             name = f"batches/fake{len(self.batches) + 1}"
-            self.batches[name] = {
+            job = {
                 "model": f"models/{model}",
                 "displayName": batch.get("displayName", ""),
                 "createTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
                 "polls": 0,
                 "responses": entries,
             }
+            if "fileName" in source:
+                output = f"files/batch-fake{len(self.batches) + 1}-results"
+                lines = "".join(json.dumps(entry) + "\n" for entry in entries).encode()
+                self.files[output] = {"data": lines, "generated": True, "meta": {"mimeType": "application/jsonl"}}
+                job["responsesFile"] = output
+            self.batches[name] = job
         return Reply(200, self._operation(name, "BATCH_STATE_PENDING"))
+
+    def _start_upload(self, headers, body: dict) -> Reply:
+        """Start of a resumable upload: the declared size and metadata in, the session URL out."""
+        if (headers.get("X-Goog-Upload-Protocol"), headers.get("X-Goog-Upload-Command")) != ("resumable", "start"):
+            return _error(400, "INVALID_ARGUMENT", "An upload starts with protocol resumable and command start.")
+        size = int(headers.get("X-Goog-Upload-Header-Content-Length") or -1)
+        if not 0 < size <= FILE_LIMIT:
+            return _error(400, "INVALID_ARGUMENT", f"File size {size} is outside 1 byte to {FILE_LIMIT} bytes.")
+        with self._batch_lock:
+            upload_id = f"up{len(self.uploads) + 1}"
+            self.uploads[upload_id] = {"size": size, "data": bytearray(), "meta": body.get("file") or {}}
+        url = f"{self.root_url}/upload/v1beta/files?upload_id={upload_id}&upload_protocol=resumable"
+        return Reply(200, {}, {"X-Goog-Upload-URL": url, "X-Goog-Upload-Status": "active"})
+
+    def _upload_chunk(self, upload_id: str, headers, body: bytes) -> Reply:
+        with self._batch_lock:
+            upload = self.uploads.get(upload_id)
+            if upload is None:
+                return _error(404, "NOT_FOUND", "No such upload session.")
+            commands = {c.strip() for c in (headers.get("X-Goog-Upload-Command") or "").split(",")}
+            if int(headers.get("X-Goog-Upload-Offset") or -1) != len(upload["data"]):
+                return _error(400, "INVALID_ARGUMENT", f"Upload offset must be {len(upload['data'])}.")
+            if "upload" in commands:
+                upload["data"] += body
+            if len(upload["data"]) > upload["size"]:
+                return _error(400, "INVALID_ARGUMENT", "More bytes than the upload declared.")
+            if "finalize" not in commands:
+                return Reply(200, {}, {"X-Goog-Upload-Status": "active"})
+            if len(upload["data"]) != upload["size"]:
+                return _error(400, "INVALID_ARGUMENT", "Finalized before all declared bytes arrived.")
+            name = f"files/fake-{upload_id}"
+            meta = {
+                "name": name,
+                "displayName": upload["meta"].get("displayName", ""),
+                "mimeType": upload["meta"].get("mimeType", "application/octet-stream"),
+                "sizeBytes": str(upload["size"]),
+                "state": "ACTIVE",
+                "source": "UPLOADED",
+                "uri": f"{self.root_url}/v1beta/{name}",
+            }
+            self.files[name] = {"data": bytes(upload["data"]), "generated": False, "meta": meta}
+            del self.uploads[upload_id]
+        return Reply(200, {"file": meta}, {"X-Goog-Upload-Status": "final"})
+
+    def _download(self, name: str) -> Reply:
+        with self._batch_lock:
+            file = self.files.get(name)
+        if file is None:
+            return _error(404, "NOT_FOUND", f"File {name} not found.")
+        if not file["generated"]:
+            return _error(400, "INVALID_ARGUMENT", "Only generated files can be downloaded.")
+        return Reply(200, file["data"], {"Content-Type": "application/octet-stream"})
 
     def _get_batch(self, name: str) -> Reply:
         with self._batch_lock:
@@ -154,12 +263,37 @@ class GeminiFake(FakeTeacherServer):
         }
         operation: dict = {"name": name, "metadata": metadata}
         if state == "BATCH_STATE_SUCCEEDED":
-            output = {"inlinedResponses": {"inlinedResponses": job.get("responses", [])}}
+            if "responsesFile" in job:
+                output = {"responsesFile": job["responsesFile"]}
+            else:
+                output = {"inlinedResponses": {"inlinedResponses": job.get("responses", [])}}
             metadata["output"] = output
             operation |= {"done": True, "response": {"@type": _TYPES + "GenerateContentBatchOutput", **output}}
         elif state in ("BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"):
             operation["done"] = True
         return operation
+
+
+def schema_problem(request: dict) -> str | None:
+    """The first JSON-Schema keyword of the request's responseJsonSchema that Gemini does not document."""
+    schema = (request.get("generationConfig") or {}).get("responseJsonSchema")
+
+    def walk(node, where: str) -> str | None:
+        if isinstance(node, list):
+            return next((p for i, n in enumerate(node) if (p := walk(n, f"{where}[{i}]"))), None)
+        if not isinstance(node, dict):
+            return None
+        for key, value in node.items():
+            if key not in SCHEMA_KEYWORDS:
+                return f"responseJsonSchema{where}: keyword {key!r} is not supported."
+            children = value.items() if key in ("properties", "$defs") else [("", value)]
+            for name, child in children:
+                if key in ("properties", "$defs", "items", "anyOf", "prefixItems", "additionalProperties"):
+                    if problem := walk(child, f"{where}.{key}{'.' + name if name else ''}"):
+                        return problem
+        return None
+
+    return walk(schema, "") if schema is not None else None
 
 
 def _unpack(request: dict) -> tuple[bytes, str, str]:

@@ -18,6 +18,9 @@ _ERRORS = {
 class OpenRouterFake(FakeTeacherServer):
     """Answers like openrouter.ai/api/v1 (base_path) for image + text chat requests.
 
+    A request must ask for structured output as OpenRouter documents it: response_format json_schema
+    with strict true and a closed schema (every object with additionalProperties false and all its
+    properties required), and provider.require_parameters true so no provider may ignore it.
     A 429 carries error.metadata.headers with X-RateLimit-Reset (ms epoch, retry_after from now) and,
     if retry_after_header, a Retry-After header. The answer's finish_reason is "stop", or
     "content_filter" with no content for the "blocked" fault.
@@ -42,6 +45,8 @@ class OpenRouterFake(FakeTeacherServer):
         if method != "POST" or path != f"{self.base_path}/chat/completions":
             return _error(404, f"{method} {path} is not a route the fake knows.")
         request = self.last_request = json.loads(body)
+        if problem := structured_output_problem(request):
+            return _error(400, problem)
         call = self.register(*_unpack(request))
         fault = self.fault_for(call)
         self.wait(fault)
@@ -86,6 +91,32 @@ class OpenRouterFake(FakeTeacherServer):
                 "total_tokens": prompt_tokens + output_tokens,
             },
         }
+
+
+def structured_output_problem(request: dict) -> str | None:
+    """Why this chat request does not ask for strict structured output, or None."""
+    response_format = request.get("response_format") or {}
+    spec = response_format.get("json_schema") or {}
+    if response_format.get("type") != "json_schema" or spec.get("strict") is not True or "schema" not in spec:
+        return "response_format must be a strict json_schema"
+    if (request.get("provider") or {}).get("require_parameters") is not True:
+        return "provider.require_parameters must be true so that only providers honouring response_format answer"
+
+    def open_object(node) -> bool:
+        if isinstance(node, list):
+            return any(open_object(n) for n in node)
+        if not isinstance(node, dict):
+            return False
+        if node.get("type") == "object" and (
+            node.get("additionalProperties") is not False
+            or set(node.get("required", [])) != set(node.get("properties", {}))
+        ):
+            return True
+        return any(open_object(v) for k, v in node.items() if k not in ("enum", "required"))
+
+    if open_object(spec["schema"]):
+        return "a strict json_schema needs additionalProperties false and every property required on each object"
+    return None
 
 
 def _unpack(request: dict) -> tuple[bytes, str, str]:
