@@ -164,15 +164,17 @@ def merge_pose_shards(caches: list[str], name: str) -> str:
 
 
 @app.function(image=cpu_image, volumes=VOLUMES, secrets=[teacher_secret], timeout=4 * HOURS, retries=RETRIES, cpu=2.0)
-def label_poses(samples: list[dict], config: dict, name: str) -> dict:
-    """Label the kept poses; the teacher's concurrency runs inside this container, the label store on the volume."""
+def label_shard(samples: list[dict], config: dict, name: str, shards: int = 1) -> dict:
+    """Label one shard of the kept poses with the teacher's concurrency; the shard's own store sits beside
+    the data dir's on the volume (seeded from it) until merge_label_shards folds it in."""
     from motioncoach.config import LabelConfig
     from motioncoach.labels.outcomes import label_samples
     from motioncoach.labels.rules import RulesLabeler
-    from motioncoach.labels.store import write_label_log
     from motioncoach.records import PoseSample
     from motioncoach.teachers.keys import required_keys
     from motioncoach.teachers.labeling import label_with_teachers
+    from motioncoach.teachers.shards import requests_today, seed_shard_store, shard_config, shard_dir
+    from motioncoach.teachers.store import STORE_FILE
     from motioncoach.teachers.store_copy import store_on_local_disk
 
     _reload()
@@ -180,13 +182,43 @@ def label_poses(samples: list[dict], config: dict, name: str) -> dict:
     label_config = LabelConfig.model_validate(config)
     poses = [PoseSample.model_validate(sample) for sample in samples]
     if label_config.labeler == "rules":
-        report = label_samples(poses, RulesLabeler())
-    else:
-        missing = [key for key in required_keys(label_config.labeler) if not os.environ.get(key, "").strip()]
-        if missing:
-            raise missing_secret("gemini-api-key", " and ".join(missing))
-        with tempfile.TemporaryDirectory() as scratch, store_on_local_disk(data_dir, scratch, _commit) as store_dir:
-            report = label_with_teachers(poses, label_config, store_dir)
+        return {"report": label_samples(poses, RulesLabeler()).model_dump(mode="json"), "store": None}
+    missing = [key for key in required_keys(label_config.labeler) if not os.environ.get(key, "").strip()]
+    if missing:
+        raise missing_secret("gemini-api-key", " and ".join(missing))
+    own = shard_dir(data_dir, poses, label_config)
+    with tempfile.TemporaryDirectory() as scratch, store_on_local_disk(own, scratch, _commit) as store_dir:
+        seed_shard_store(data_dir / STORE_FILE, Path(store_dir) / STORE_FILE)
+        used = requests_today(Path(store_dir) / STORE_FILE, label_config)
+        report = label_with_teachers(poses, shard_config(label_config, shards, used), store_dir)
+    _commit()
+    return {"report": report.model_dump(mode="json"), "store": _relative(own / STORE_FILE)}
+
+
+@app.function(image=cpu_image, volumes=VOLUMES, timeout=30 * MINUTES, retries=RETRIES)
+def merge_label_shards(samples: list[dict], shards: list[dict], name: str) -> dict:
+    """Fold the shards' stores into the data dir's label store, write labels.jsonl, return the whole report."""
+    from motioncoach.labels.outcomes import LabelReport
+    from motioncoach.labels.store import write_label_log
+    from motioncoach.records import PoseSample
+    from motioncoach.teachers.shards import merge_label_reports, merge_label_stores
+    from motioncoach.teachers.store import STORE_FILE
+    from motioncoach.teachers.store_copy import store_on_local_disk
+
+    _reload()
+    data_dir = data_dir_for(name)
+    stores = [_inside(data_root(), shard["store"]) for shard in shards if shard["store"]]
+    with tempfile.TemporaryDirectory() as tmp, store_on_local_disk(data_dir, Path(tmp) / "home", _commit) as home:
+        scratch = tmp
+        copies = []
+        for index, store in enumerate(stores):
+            copies.append(Path(scratch) / f"shard-{index}.sqlite")
+            shutil.copyfile(store, copies[-1])
+        merge_label_stores(Path(home) / STORE_FILE, copies)
+    for store in stores:
+        shutil.rmtree(store.parent, ignore_errors=True)
+    poses = [PoseSample.model_validate(sample) for sample in samples]
+    report = merge_label_reports(poses, [LabelReport.model_validate(shard["report"]) for shard in shards])
     write_label_log(report, data_dir)
     _commit()
     return report.model_dump(mode="json")

@@ -14,9 +14,9 @@ from typing import Annotated
 import typer
 
 from motioncoach.config import (
+    DEFAULT_PRICES,
     SMOKE_BASE_MODEL,
     SMOKE_SAMPLES,
-    DEFAULT_PRICES,
     LabelConfig,
     Profile,
     default_labeler,

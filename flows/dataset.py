@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.runtime import flow_run
+from prefect.states import State
 
 from motioncoach.config import (
     LabelConfig,
@@ -22,14 +23,18 @@ from motioncoach.dataset import SplitSummary
 from motioncoach.lock import data_dir_lock
 from motioncoach.runtime import apply_local_defaults, resolve_dir
 from tasks.dataset import split, write_dataset
-from tasks.labels import label_images, label_images_on_modal, preflight
+from tasks.labels import label_images_on_modal, labeling_task, preflight, waiting_for_labels
 from tasks.pose import filter_images
 from tasks.remote import write_dataset_on_modal
 from tasks.sources import find_images
 from tasks.storage import persist_in
 
 
-@flow(name="build-dataset", description="Find images, keep single-person poses, label them, split 90/10.")
+@flow(
+    name="build-dataset",
+    description="Find images, keep single-person poses, label them, split 90/10. Ends 'Waiting for labels' "
+    "when labels are still to come (a Gemini batch job): the next run collects them.",
+)
 def build_dataset(
     source: str | None = None,
     labeler: LabelerName | None = None,
@@ -37,7 +42,7 @@ def build_dataset(
     max_samples: int = 2500,
     profile: Profile = Profile.local,
     labeling: LabelConfig | None = None,
-) -> SplitSummary:
+) -> SplitSummary | State:
     apply_local_defaults()
     source = source or default_source(profile)  # modal: kaggle and gemini, the real run
     label_config = with_labeler(labeling, labeler or default_labeler(profile))
@@ -48,7 +53,13 @@ def build_dataset(
         poses = persist_in(data, filter_images)(images, pose_filter_config(profile), data, profile)
         if profile == Profile.modal:  # labels, rows and split are written on the volume, then copied here
             labels = label_images_on_modal(poses.kept, label_config, data)
-            return persist_in(data, write_dataset_on_modal)(labels, SplitConfig(), data)
-        labels = persist_in(data, label_images)(poses.kept, label_config, data)
-        dataset = persist_in(data, write_dataset)(labels, data)
-        return persist_in(data, split)(dataset, SplitConfig(), data)
+            if not labels.labeled and (waiting := waiting_for_labels(labels, label_config)):
+                return waiting
+            summary = persist_in(data, write_dataset_on_modal)(labels, SplitConfig(), data)
+        else:
+            labels = persist_in(data, labeling_task(label_config))(poses.kept, label_config, data)
+            if not labels.labeled and (waiting := waiting_for_labels(labels, label_config)):
+                return waiting
+            dataset = persist_in(data, write_dataset)(labels, data)
+            summary = persist_in(data, split)(dataset, SplitConfig(), data)
+        return waiting_for_labels(labels, label_config) or summary

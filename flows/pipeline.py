@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.runtime import flow_run
+from prefect.states import Completed
 
 from flows.dataset import build_dataset
 from flows.finetune import finetune
@@ -14,7 +15,7 @@ from motioncoach.lock import data_dir_lock
 from motioncoach.publish import ReleaseConfig, with_release_flags
 from motioncoach.runtime import resolve_dir
 from tasks.hub import forward_state, hub_preflight
-from tasks.labels import preflight
+from tasks.labels import WAITING, preflight
 from tasks.training import cancel_training_on_modal
 
 
@@ -45,14 +46,18 @@ def pipeline(
         hub_preflight(with_release_flags(release, gate=gate, push_dataset=push_dataset), profile, data_dir)
     # Held across both sub-flows, so no other run can change the dataset between them.
     with data_dir_lock(resolve_dir(data_dir), f"motioncoach-pipeline run {flow_run.name!r}"):
-        build_dataset(
+        built = build_dataset(
             source=source,
             labeler=labeler,
             data_dir=data_dir,
             max_samples=max_samples,
             profile=profile,
             labeling=labeling,
+            return_state=True,
         )
+        if built.name == WAITING:  # training waits for every label: the next run collects them, then trains
+            return Completed(name=WAITING, message=f"{built.message} Training starts once they are collected.")
+        built.result()  # a failed dataset fails the pipeline here
         if skip_train:
             return None
         finished = finetune(

@@ -106,7 +106,10 @@ class LabelConfig(StepConfig):
     gemini_thinking_level: str = Field("low", description="Gemini thinking level.")
     openrouter_model: str = Field("google/gemma-3-27b-it:free", description="OpenRouter model id (vision).")
     temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature; None keeps the default.")
-    concurrency: int = Field(16, ge=1, le=512, description="Teacher requests in flight at once.")
+    concurrency: int = Field(16, ge=1, le=512, description="Teacher requests in flight at once (per container).")
+    containers: int = Field(
+        8, ge=1, le=64, description="Modal: containers labeling at once, sharing the store and the rpm limit."
+    )
     rpm: int | None = Field(None, gt=0, description="Requests per minute per teacher; None for no limit.")
     max_attempts: int = Field(6, ge=1, description="Tries per request on 429, 5xx and timeouts.")
     invalid_retries: int = Field(2, ge=0, description="New requests after an unusable answer.")

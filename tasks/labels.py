@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, State
 
 from motioncoach.config import LabelConfig, Profile
 from motioncoach.labels.outcomes import LabelReport, label_samples
@@ -21,6 +22,7 @@ from tasks import reporting
 from tasks.storage import LABELS
 
 SAMPLE_ROWS = 20
+WAITING = "Waiting for labels"  # the state of a run whose labels arrive later (a Gemini batch job)
 
 
 @task(name="preflight", cache_policy=NO_CACHE)
@@ -52,13 +54,36 @@ def label_images(samples: list[PoseSample], config: LabelConfig, data_dir: Path)
     return report
 
 
+def labeling_task(config: LabelConfig):
+    """label_images; in batch mode never answered from the Prefect cache, since the answers arrive
+    between runs: the label store is the cache, and a run that finds nothing new sends nothing."""
+    if config.batch and config.labeler != "rules":
+        return label_images.with_options(cache_policy=NO_CACHE)
+    return label_images
+
+
+def waiting_for_labels(labels: LabelReport, config: LabelConfig) -> State | None:
+    """The final state of a run that must stop before the dataset: nothing labeled yet, or batch answers
+    still to come (training waits for them); None when the run goes on."""
+    pending = labels.pending_message()
+    if pending is None or (labels.labeled and not config.batch):
+        return None
+    if labels.labeled:
+        message = f"{pending}. The dataset and split hold the {len(labels.labeled)} labeled images so far."
+    else:
+        message = f"{pending}. Nothing is labeled yet, so the dataset and split are left as they were."
+    get_run_logger().info(message)
+    return Completed(name=WAITING, message=message)
+
+
 @task(name="label-poses-on-modal", cache_policy=NO_CACHE)
 def label_images_on_modal(samples: list[PoseSample], config: LabelConfig, data_dir: Path) -> LabelReport:
     """Label on Modal; never cached here: the label store on the volume answers a rerun without teacher calls."""
     from tasks import modal_client, modal_steps
 
     remote = modal_client.connect(data_dir)
-    report = modal_steps.label_poses(remote, samples, config)
+    progress = reporting.progress("labeling", f"Labeling with {config.labeler} on Modal")
+    report = modal_steps.label_poses(remote, samples, config, progress)
     log_path = write_label_log(report, Path(data_dir))  # a local copy of the volume's labels.jsonl
     counts = {s: len(report.having(s)) for s in ("labeled", "failed", "deferred", "disagreed")}
     get_run_logger().info("labels: %s (%s; the store: %s/%s on the volume)", counts, log_path, remote.name, STORE_FILE)
@@ -92,23 +117,20 @@ def _publish(report: LabelReport, config: LabelConfig) -> None:
         )
     if report.usage:
         remaining = len(report.having("deferred"))
-        rows = []
-        for usage in report.usage:
-            if not usage.get("priced", is_priced(usage["model_id"], config.prices)):
-                rows.append(
-                    {**usage, "cost_usd": "unknown", "remaining_images": remaining, "estimated_remaining_usd": "unknown"}
-                )
-                continue
-            per_image = (
-                usage["cost_usd"] / max(1, usage["requests"])
-                if usage["requests"]
-                else cost_usd(
-                    usage["model_id"], TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, config.prices, config.batch
-                )
-            )
-            rows.append(
-                {**usage, "remaining_images": remaining, "estimated_remaining_usd": round(per_image * remaining, 4)}
-            )
+        rows = [_cost_row(usage, remaining, config) for usage in report.usage]
         reporting.table(
             "labeling-cost", rows, "Teacher requests, tokens and spend this run, and the estimate for what remains"
         )
+
+
+def _cost_row(usage: dict, remaining: int, config: LabelConfig) -> dict:
+    """One teacher's spend and the estimate for the images left; "unknown" for a paid model without a price."""
+    if not usage.get("priced", is_priced(usage["model_id"], config.prices)):
+        return {**usage, "cost_usd": "unknown", "remaining_images": remaining, "estimated_remaining_usd": "unknown"}
+    if usage["requests"]:
+        per_image = usage["cost_usd"] / usage["requests"]
+    else:
+        per_image = cost_usd(
+            usage["model_id"], TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, config.prices, config.batch
+        )
+    return {**usage, "remaining_images": remaining, "estimated_remaining_usd": round(per_image * remaining, 4)}

@@ -93,7 +93,7 @@ def check_modal_ready(settings: ModalConfig | None = None) -> None:
     with modal_errors():
         for name in MODAL_SECRETS:
             modal.Secret.from_name(name).hydrate()
-        modal.Function.from_name(settings.app_name, "label_poses").hydrate()
+        modal.Function.from_name(settings.app_name, "label_shard").hydrate()
 
 
 @dataclass

@@ -28,6 +28,7 @@ from motioncoach.records import ImageRecord, PoseSample
 from motioncoach.sources import source_kind
 from motioncoach.sources.samples import assemble_samples
 from motioncoach.teachers.relabel import RelabelResult
+from motioncoach.teachers.shards import shard_count, shard_samples
 from motioncoach.training.checkpoints import ADAPTER_FILES, copy_adapter, record_step
 from motioncoach.training.session import TrainedAdapter, run_dir_for
 from tasks.modal_client import Remote, modal_errors, scratch_dir_beside, volume_get_command
@@ -89,11 +90,32 @@ def filter_poses(
     return merge_reports([PoseFilterReport.model_validate(r["report"]) for r in results])
 
 
-def label_poses(remote: Remote, samples: Sequence[PoseSample], config: LabelConfig) -> LabelReport:
-    """Label on Modal with the teacher's key from the gemini-api-key secret; the store stays on the volume."""
+def label_poses(
+    remote: Remote,
+    samples: Sequence[PoseSample],
+    config: LabelConfig,
+    progress: Callable[[int, int], None] | None = None,
+) -> LabelReport:
+    """Label on Modal, fanned out over containers (the teachers' keys from the gemini-api-key secret);
+    every shard's answers are folded into the label store on the volume."""
+    shards = shard_samples(samples, shard_count(config, len(samples)))
+    if not shards:
+        return LabelReport(outcomes=[])
+    payload = [[s.model_dump(mode="json") for s in shard] for shard in shards]
+    results, done = [], 0
     with modal_errors():
-        report = remote.function("label_poses").remote(
-            [s.model_dump(mode="json") for s in samples], config.model_dump(mode="json"), remote.name
+        outputs = remote.function("label_shard").map(
+            payload,
+            kwargs={"config": config.model_dump(mode="json"), "name": remote.name, "shards": len(shards)},
+            order_outputs=False,
+        )
+        for result in outputs:
+            results.append(result)
+            done += len(result["report"]["outcomes"])
+            if progress:
+                progress(done, len(samples))
+        report = remote.function("merge_label_shards").remote(
+            [s.model_dump(mode="json") for s in samples], results, remote.name
         )
     return LabelReport.model_validate(report)
 

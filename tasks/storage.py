@@ -35,17 +35,16 @@ def persist_in(data_dir: Path, task: Task[P, R]) -> Task[P, R]:
     return task.with_options(result_storage=results_dir(data_dir), persist_result=True)
 
 
-def _label_contract(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
+def _label_contract(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """The prompt templates, the label schema, and what the label store already holds.
 
     The store's state is part of the key so that a run left unfinished (a spent budget, a failed
-    rerun) is continued rather than answered from the cache; a Batch API run is never cached,
-    since its results arrive between runs.
+    rerun) is continued rather than answered from the cache. A Batch API run is not cached at all:
+    the flow picks NO_CACHE at the call site (tasks.labels.labeling_task), since a compound policy
+    ignores a part that returns None.
     """
     config: LabelConfig = parameters["config"]
     teachers = LABELER_TEACHERS[config.labeler]
-    if config.batch and teachers:
-        return None
     key = {"prompt": prompt_version(), "schema": SCHEMA_VERSION}
     if teachers:
         store_path = Path(parameters["data_dir"]) / STORE_FILE

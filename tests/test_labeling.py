@@ -270,3 +270,135 @@ def test_keys_never_reach_the_data_dir(tmp_path, gemini, openrouter):
     for path in (tmp_path / "data").rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes() and OR_KEY.encode() not in path.read_bytes()
+
+
+def test_a_blocked_answer_is_asked_once_recorded_with_its_cost_and_never_asked_again(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 4)
+    refused = _jpeg_sha(samples[1])
+    gemini.faults = lambda call: "blocked" if call.image_sha == refused else None
+    report = label_with_teachers(samples, LabelConfig(labeler="gemini", **FAST), tmp_path / "data")
+    assert gemini.requests_per_image[refused] == 1 and gemini.requests == 4
+    (failed,) = report.failed
+    assert failed.sample.sha256 == samples[1].sha256 and failed.reason == "blocked by gemini: finish reason SAFETY"
+    with sqlite3.connect(tmp_path / "data" / STORE_FILE) as db:
+        (cost,) = db.execute("SELECT cost_usd FROM labels WHERE sha256 = ?", (samples[1].sha256,)).fetchone()
+    assert cost > 0  # the refusal was billed, and the store says so
+    again = label_with_teachers(samples, LabelConfig(labeler="gemini", **FAST), tmp_path / "data")
+    assert gemini.requests == 4 and len(again.labeled) == 3 and again.failed[0].reason == failed.reason
+
+
+def test_a_paid_model_without_a_price_refuses_max_cost_before_any_request(tmp_path, openrouter):
+    samples = make_samples(tmp_path / "photos", 2)
+    paid = LabelConfig(labeler="openrouter", openrouter_model="openai/gpt-4o-mini", max_cost=1.0)
+    with pytest.raises(ConfigurationError) as refused:
+        label_with_teachers(samples, paid, tmp_path / "data")
+    message = str(refused.value)
+    assert "'openai/gpt-4o-mini'" in message and "--price openai/gpt-4o-mini=" in message and "--max-cost" in message
+    assert openrouter.http_requests == 0
+    # Priced through the setting the message names, the cap works; its spend is known.
+    priced = paid.model_copy(update={"prices": {**paid.prices, "openai/gpt-4o-mini": (0.15, 0.60)}})
+    report = label_with_teachers(samples, priced, tmp_path / "data")
+    assert len(report.labeled) == 2 and report.usage[0]["priced"] and report.usage[0]["cost_usd"] > 0
+    # Without a cap an unpriced model runs, and its usage says its cost is unknown rather than $0.
+    other = label_with_teachers(
+        samples, paid.model_copy(update={"max_cost": None, "temperature": 0.5}), tmp_path / "d2"
+    )
+    assert len(other.labeled) == 2 and other.usage[0]["priced"] is False
+    free = LabelConfig(labeler="openrouter", max_cost=0.0)  # ':free' models cost nothing: a zero cap is fine
+    assert len(label_with_teachers(samples, free, tmp_path / "d3").labeled) == 2
+
+
+def test_batch_mode_counts_submitted_requests_against_the_daily_budget_and_max_cost(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 10)
+    data = tmp_path / "data"
+    gemini.batch_running_polls = 0  # each job is done by the next run
+    budget = label_with_teachers(samples, LabelConfig(labeler="gemini", batch=True, daily_budget=4), data)
+    assert gemini.requests == 4 and len(budget.having("deferred")) == 10
+    assert (
+        "daily budget of 4 gemini requests is spent: 6 images left for the next run" in budget.usage[0]["stop_reason"]
+    )
+    store = LabelStore.in_data_dir(data)
+    try:
+        assert store.requests_today("gemini") == 4
+    finally:
+        store.close()
+    # Each request costs about $1.15 at the batch price with these prices: a $3 cap submits two more.
+    prices = {"gemini-3-flash-preview": (1000.0, 1000.0)}
+    capped = LabelConfig(labeler="gemini", batch=True, max_cost=3.0, prices=prices)
+    report = label_with_teachers(samples, capped, data)  # collects the first job, then submits within the cap
+    assert len(report.labeled) == 4 and gemini.requests == 6
+    assert "max cost $3.00 reached at the batch price" in report.usage[0]["stop_reason"]
+    assert "2 images wait in Gemini batch job(s)" in report.usage[0]["stop_reason"]
+
+
+def test_a_batch_job_that_expires_gives_its_images_back_and_none_is_in_two_live_jobs(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 3)
+    data, config = tmp_path / "data", LabelConfig(labeler="gemini", batch=True)
+    gemini.batch_running_polls, gemini.batch_final_state = 0, "BATCH_STATE_EXPIRED"
+    label_with_teachers(samples, config, data)
+    label_with_teachers(samples, config, data)  # the first job expired: its images go into a new one
+    assert gemini.requests == 6 and len(gemini.batches) == 2
+    store = LabelStore.in_data_dir(data)
+    try:
+        (live,) = store.open_batches("gemini", "gemini-3-flash-preview")
+    finally:
+        store.close()
+    assert live[0] == "batches/fake2" and sorted(live[1]) == sorted(s.sha256 for s in samples)
+    gemini.batch_final_state = "BATCH_STATE_SUCCEEDED"
+    done = label_with_teachers(samples, config, data)
+    assert len(done.labeled) == 3 and gemini.requests == 6
+
+
+def test_a_blocked_batch_answer_is_recorded_and_not_submitted_again(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 3)
+    refused = _jpeg_sha(samples[0])
+    gemini.faults = lambda call: "blocked" if call.image_sha == refused else None
+    gemini.batch_running_polls = 0
+    data, config = tmp_path / "data", LabelConfig(labeler="gemini", batch=True)
+    label_with_teachers(samples, config, data)
+    collected = label_with_teachers(samples, config, data)
+    assert len(collected.labeled) == 2 and collected.failed[0].reason.startswith("blocked by gemini")
+    label_with_teachers(samples, config, data)
+    assert gemini.requests == 3 and len(gemini.batches) == 1
+
+
+def test_labeling_in_shards_shares_one_store_without_losing_or_duplicating_an_answer(tmp_path, gemini):
+    from motioncoach.teachers.shards import (
+        merge_label_reports,
+        merge_label_stores,
+        requests_today,
+        seed_shard_store,
+        shard_config,
+        shard_samples,
+    )
+
+    samples = make_samples(tmp_path / "photos", 30)
+    home = tmp_path / "data"
+    config = LabelConfig(labeler="gemini", rpm=6000, daily_budget=27, max_cost=3.0, **FAST)
+    label_with_teachers(samples[:5], config, home)  # an earlier run bought five labels
+    gemini.reset_counters()
+    shards = shard_samples(samples + samples[:3], 3)  # a repeated image is still in one shard only
+    assert sorted(s.sha256 for shard in shards for s in shard) == sorted(s.sha256 for s in samples)
+    reports = []
+    for index, shard in enumerate(shards):
+        own = tmp_path / f"shard-{index}"
+        seed_shard_store(home / STORE_FILE, own / STORE_FILE)
+        limits = shard_config(config, len(shards), requests_today(own / STORE_FILE, config))
+        assert (limits.rpm, limits.daily_budget, limits.max_cost) == (2000, 5 + 22 // 3, 1.0)
+        reports.append(label_with_teachers(shard, limits, own))
+    merge_label_stores(home / STORE_FILE, [tmp_path / f"shard-{i}" / STORE_FILE for i in range(3)])
+    report = merge_label_reports(samples, reports)
+    assert [o.sample.sha256 for o in report.outcomes] == [s.sha256 for s in samples]
+    assert len(report.labeled) == 5 + 3 * 7 and len(report.having("deferred")) == 4  # each shard's budget share
+    assert report.usage[0]["requests"] == 21 == gemini.requests and report.usage[0]["from_store"] == 5
+    assert "daily budget" in report.usage[0]["stop_reason"]
+    store = LabelStore.in_data_dir(home)
+    try:
+        assert store.requests_today("gemini") == 26  # 5 + 21, each request counted once
+    finally:
+        store.close()
+    with sqlite3.connect(home / STORE_FILE) as db:
+        assert db.execute("SELECT COUNT(*), COUNT(DISTINCT sha256) FROM labels").fetchone() == (26, 26)
+    gemini.reset_counters()
+    again = label_with_teachers(samples, config.model_copy(update={"daily_budget": None}), home)
+    assert len(again.labeled) == 30 and gemini.requests == 4  # only the four the budget left

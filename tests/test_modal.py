@@ -15,6 +15,7 @@ import dataclasses
 import inspect
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -66,7 +67,8 @@ FUNCTIONS = (
     "download_images",
     "filter_pose_shard",
     "merge_pose_shards",
-    "label_poses",
+    "label_shard",
+    "merge_label_shards",
     "write_dataset",
     "download_base_model",
     "train",
@@ -197,11 +199,54 @@ def test_teacher_labels_land_in_the_store_on_the_volume(runs, monkeypatch):
         assert [o.label for o in again.labeled] == [o.label for o in first.labeled]
 
 
+def test_labeling_fans_out_over_containers_that_share_the_store_on_the_volume(runs, monkeypatch):
+    """40 images over four label_shard containers: one answer per image, all in the volume's store, the
+    day's requests counted once, the shards' own stores gone, and a rerun answered without a request."""
+    from tests.test_labeling import make_samples
+
+    photos = runs.volume / "data" / "raw" / "fan-out"
+    samples = [
+        s.model_copy(update={"source_path": VOLUME_DATA_DIR / "raw" / "fan-out" / s.source_path.name})
+        for s in make_samples(photos, 40, seed=7)
+    ]
+    key = "test-key"
+    with GeminiFake(api_key=key, latency=0.05) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("GEMINI_API_KEY", key)
+        config = LabelConfig(labeler="gemini", concurrency=4, containers=4, rpm=60_000)
+        before, counted = len(rehearsal_calls(runs.volume)), _gemini_requests_today(runs.volume)
+        seen = []
+        report = modal_steps.label_poses(runs.remote, samples, config, lambda done, total: seen.append((done, total)))
+        assert rehearsal_calls(runs.volume)[before:] == ["label_shard"] * 4 + ["merge_label_shards"]
+        assert len(report.labeled) == 40 == fake.requests and set(fake.requests_per_image.values()) == {1}
+        assert [o.sample.sha256 for o in report.outcomes] == [s.sha256 for s in samples]
+        assert report.usage[0]["requests"] == 40 and seen[-1] == (40, 40)
+        with sqlite3.connect(runs.volume / "data" / "labels.sqlite") as db:
+            shas = {row[0] for row in db.execute("SELECT sha256 FROM labels WHERE status = 'labeled'")}
+        assert {s.sha256 for s in samples} <= shas and _gemini_requests_today(runs.volume) == counted + 40
+        assert not list((runs.volume / "data" / "label-shards").glob("*"))
+        assert (runs.volume / "data" / "labels.jsonl").read_text().count("\n") == 40
+        fake.reset_counters()
+        again = modal_steps.label_poses(runs.remote, samples, config)
+        assert fake.requests == 0 and [o.label for o in again.labeled] == [o.label for o in report.labeled]
+
+
+def _gemini_requests_today(volume: Path) -> int:
+    """Gemini requests the label store on the volume counted today (other tests share this volume)."""
+    store = volume / "data" / "labels.sqlite"
+    if not store.exists():
+        return 0
+    with sqlite3.connect(store) as db:
+        query = "SELECT COALESCE(SUM(requests), 0) FROM daily_requests WHERE teacher = 'gemini'"
+        (count,) = db.execute(query).fetchone()
+    return count
+
+
 def test_missing_secrets_on_modal_say_which_command_fixes_them(runs, monkeypatch, tmp_path):
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     samples = [s.model_dump(mode="json") for s in runs.m_poses.kept]
     with pytest.raises(ConfigurationError, match=r"modal secret create gemini-api-key GEMINI_API_KEY="):
-        modal_app.label_poses.local(samples, LabelConfig(labeler="gemini").model_dump(mode="json"), "data")
+        modal_app.label_shard.local(samples, LabelConfig(labeler="gemini").model_dump(mode="json"), "data")
     for name in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path))
@@ -340,7 +385,8 @@ SPECS = {  # name: (gpus, timeout s, retries, secrets)
     "download_images": ([], 3600, 2, ["kaggle-secret"]),
     "filter_pose_shard": ([("L4", 1)], 1800, 2, []),
     "merge_pose_shards": ([], 600, 2, []),
-    "label_poses": ([], 4 * 3600, 2, ["gemini-api-key"]),
+    "label_shard": ([], 4 * 3600, 2, ["gemini-api-key"]),
+    "merge_label_shards": ([], 1800, 2, []),
     "write_dataset": ([], 1800, 2, []),
     "download_base_model": ([], 2 * 3600, 2, ["huggingface-secret"]),
     "train": ([("H200", 8)], 6 * 3600, 1, []),

@@ -53,7 +53,8 @@ def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path):
             "download_images",
             *["filter_pose_shard"] * shards,
             "merge_pose_shards",
-            "label_poses",
+            "label_shard",
+            "merge_label_shards",
             "write_dataset",
             "hub_account",  # finetune's own preflight
             "download_base_model",
@@ -91,8 +92,8 @@ def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path):
         # Pose filter and training come back Cached; the store on the volume answers the labels. The
         # dataset is rewritten (the same rows): a teacher's label report is not yet a stable cache key.
         assert rehearsal_calls(volume)[len(calls) :] == [
-            "hub_account", "download_images", "label_poses", "write_dataset", "hub_account", "package_adapter",
-            "upload_adapter",
+            "hub_account", "download_images", "label_shard", "merge_label_shards", "write_dataset", "hub_account",
+            "package_adapter", "upload_adapter",
         ]  # fmt: skip
         assert gemini.requests == 0
 

@@ -62,3 +62,48 @@ def test_a_teacher_failing_every_call_fails_the_run_and_a_healthy_one_completes_
     for path in data.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_batch_run_over_20_mb_submits_then_collects_then_sends_nothing(tmp_path, prefect_server):
+    """`motioncoach dataset --batch` on 160 photos whose requests add up to well over 20 MB."""
+    from prefect.settings import PREFECT_API_URL
+
+    from tests.photos import single_person_photos
+
+    photos = single_person_photos(tmp_path / "photos", 160)
+    data = tmp_path / "data"
+    command = [
+        sys.executable, "-m", "flows.cli", "dataset", "--source", str(photos), "--labeler", "gemini", "--batch",
+        "--max-samples", "160", "--data-dir", str(data),
+    ]  # fmt: skip
+    with GeminiFake(api_key=KEY, batch_running_polls=0) as fake:
+        env = os.environ | {"GEMINI_API_KEY": KEY, "GOOGLE_GEMINI_BASE_URL": fake.base_url}
+        env["PREFECT_API_URL"] = PREFECT_API_URL.value()
+
+        def motioncoach_dataset() -> str:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            return done.stdout + done.stderr
+
+        first = motioncoach_dataset()
+        kept = fake.requests
+        assert kept >= 150 and "Waiting for labels" in first and f"{kept} images wait in Gemini batch job(s)" in first
+        assert "Nothing is labeled yet, so the dataset and split are left as they were" in first
+        assert not (data / "pose_dataset.jsonl").exists()
+        uploaded = [f for f in fake.files.values() if not f["generated"]]
+        assert sum(len(f["data"]) for f in uploaded) > 20_000_000  # the requests went as a JSONL file
+        assert max(fake.batch_request_bytes) < 20_000_000 and not fake.errors  # no job too large
+
+        second = motioncoach_dataset()
+        assert fake.requests == kept and "Waiting for labels" not in second
+        rows = (data / "splits" / "train.jsonl").read_text().splitlines()
+        rows += (data / "splits" / "val.jsonl").read_text().splitlines()
+        assert len(rows) == kept
+
+        polls = fake.http_requests
+        motioncoach_dataset()
+        assert fake.http_requests == polls  # nothing left to collect or ask
+    batched = sum(len(job["responses"]) for job in fake.batches.values())
+    assert batched == fake.requests == kept  # no online call
+    assert set(fake.requests_per_image.values()) == {1}  # no image answered twice

@@ -53,6 +53,16 @@ class LabelReport(BaseModel):
     def failed(self) -> list[LabelOutcome]:
         return self.having("failed")
 
+    def pending_message(self) -> str | None:
+        """What keeps images without a label for now (a batch still running, a spent budget), or None."""
+        deferred = self.having("deferred")
+        if not deferred:
+            return None
+        reasons = sorted({u["stop_reason"] for u in self.usage if u.get("stop_reason")}) or sorted(
+            {o.reason or "left for a later run" for o in deferred}
+        )
+        return f"{len(deferred)} of {len(self.outcomes)} images have no label yet: {'; '.join(reasons)}"
+
 
 def label_samples(
     samples: Sequence[PoseSample],

@@ -36,12 +36,14 @@ async def run_batch(engine: TeacherEngine, samples: Sequence[PoseSample]) -> Tea
     submitted = await _submit(engine, pending[:allowed])
     waiting.update(submitted)
     run.deferred = sorted(waiting | {s.sha256 for s in pending[len(submitted) :]})
-    jobs = len(engine.store.open_batches(teacher.name, teacher.model_id))
-    if run.deferred and not run.stop_reason:
-        run.stop_reason = (
-            f"{len(waiting)} images wait in {jobs} Gemini batch job(s); the next run (or the nightly relabel) "
-            "collects them"
+    if waiting:
+        jobs = [f"{name} ({len(shas)})" for name, shas in engine.store.open_batches(teacher.name, teacher.model_id)]
+        listed = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
+        collect = (
+            f"{len(waiting)} images wait in Gemini batch job(s) {listed}; "
+            "the next run (or the nightly relabel) collects them"
         )
+        run.stop_reason = f"{collect}; {run.stop_reason}" if run.stop_reason else collect
     return run
 
 

@@ -182,8 +182,8 @@ class TeacherEngine:
         for attempt in range(1, self.config.max_attempts + 1):
             self._check_budget()
             async with self._slots:
-                self._check_budget()
                 await self._limiter.wait()
+                self._check_budget()  # after the wait and before counting, with no await between: a budget holds
                 self.store.count_request(self.teacher.name)
                 self.run.requests += 1
                 reserved = self._expected_cost()
