@@ -107,3 +107,23 @@ def test_a_batch_run_over_20_mb_submits_then_collects_then_sends_nothing(tmp_pat
     batched = sum(len(job["responses"]) for job in fake.batches.values())
     assert batched == fake.requests == kept  # no online call
     assert set(fake.requests_per_image.values()) == {1}  # no image answered twice
+
+
+def test_a_paid_model_without_a_price_shows_its_cost_as_unknown(tmp_path, prefect_server, monkeypatch):
+    from prefect.artifacts import Artifact
+
+    from tests.fakes import OpenRouterFake
+
+    with OpenRouterFake(api_key=KEY) as fake:
+        monkeypatch.setenv("OPENROUTER_BASE_URL", fake.base_url)
+        monkeypatch.setenv("OPENROUTER_API_KEY", KEY)
+        paid = LabelConfig(labeler="openrouter", openrouter_model="openai/gpt-4o-mini")
+        build_dataset(labeler="openrouter", data_dir=tmp_path / "data", labeling=paid)
+        assert fake.requests == 3
+    (row,) = json.loads(Artifact.get("labeling-cost").data)
+    assert row["model_id"] == "openai/gpt-4o-mini" and row["requests"] == 3
+    assert row["cost_usd"] == "unknown" and row["estimated_remaining_usd"] == "unknown"
+    with pytest.raises(ConfigurationError, match="--price openai/gpt-4o-mini="):
+        build_dataset(
+            labeler="openrouter", data_dir=tmp_path / "data", labeling=paid.model_copy(update={"max_cost": 5})
+        )

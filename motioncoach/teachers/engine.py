@@ -154,8 +154,9 @@ class TeacherEngine:
                 except InvalidAnswer as exc:
                     reason = f"invalid answer: {exc}"
                     continue
-                self.store.put(key, label=label, attempts=attempts, input_tokens=tokens_in,
-                               output_tokens=tokens_out, cost_usd=cost)  # fmt: skip
+                # Committed off the event loop (sqlite releases the GIL): the loop keeps sending meanwhile.
+                await asyncio.to_thread(self.store.put, key, label=label, attempts=attempts, input_tokens=tokens_in,
+                                        output_tokens=tokens_out, cost_usd=cost)  # fmt: skip
                 self.run.labeled[sample.sha256] = label
                 return
         except _Stop:
