@@ -402,3 +402,16 @@ def test_labeling_in_shards_shares_one_store_without_losing_or_duplicating_an_an
     gemini.reset_counters()
     again = label_with_teachers(samples, config.model_copy(update={"daily_budget": None}), home)
     assert len(again.labeled) == 30 and gemini.requests == 4  # only the four the budget left
+
+
+def test_an_online_run_collects_open_batch_jobs_and_never_pays_twice_for_their_images(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 4)
+    data = tmp_path / "data"
+    label_with_teachers(samples[:3], LabelConfig(labeler="gemini", batch=True), data)  # a job of three
+    online = LabelConfig(labeler="gemini", **FAST)
+    running = label_with_teachers(samples, online, data)  # the job reports RUNNING: its images wait
+    assert gemini.requests == 3 + 1 and len(running.labeled) == 1 and len(running.having("deferred")) == 3
+    assert "3 images wait in Gemini batch jobs submitted earlier" in running.usage[0]["stop_reason"]
+    collected = label_with_teachers(samples, online, data)
+    assert len(collected.labeled) == 4 and gemini.requests == 4  # collected, not asked again
+    assert set(gemini.requests_per_image.values()) == {1}

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from motioncoach.errors import ConfigurationError
 from motioncoach.records import PoseSample
@@ -43,6 +43,24 @@ async def run_batch(engine: TeacherEngine, samples: Sequence[PoseSample]) -> Tea
             f"{len(waiting)} images wait in Gemini batch job(s) {listed}; "
             "the next run (or the nightly relabel) collects them"
         )
+        run.stop_reason = f"{collect}; {run.stop_reason}" if run.stop_reason else collect
+    return run
+
+
+async def collect_then_ask(
+    engine: TeacherEngine, samples: Sequence[PoseSample], progress: Callable[[int, int], None] | None = None
+) -> TeacherRun:
+    """The online path on a data dir with open batch jobs: their answers are collected first, and an
+    image still in a live job waits for it rather than being paid for twice."""
+    teacher = engine.teacher
+    if not hasattr(teacher, "collect_batch") or not engine.store.open_batches(teacher.name, teacher.model_id):
+        return await engine.label_all(samples, progress)
+    waiting = await _collect(engine, {s.sha256: s for s in samples})
+    done = engine.run.labeled.keys() | engine.run.failed.keys()
+    run = await engine.label_all([s for s in samples if s.sha256 not in waiting | done], progress)
+    if waiting:
+        run.deferred = sorted(set(run.deferred) | waiting)
+        collect = f"{len(waiting)} images wait in Gemini batch jobs submitted earlier; a later run collects them"
         run.stop_reason = f"{collect}; {run.stop_reason}" if run.stop_reason else collect
     return run
 

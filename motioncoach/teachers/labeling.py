@@ -139,11 +139,13 @@ async def _run_all(samples, teachers, store, config, progress, refresh, send) ->
 
     try:
         engines = [TeacherEngine(t, store, config, refresh=refresh, send=send) for t in teachers]
-        if config.batch and send:
-            from motioncoach.teachers.batch import run_batch
+        if not send:
+            return list(await asyncio.gather(*(e.label_all(samples, tracker(i)) for i, e in enumerate(engines))))
+        from motioncoach.teachers.batch import collect_then_ask, run_batch
 
+        if config.batch:
             return [await run_batch(engine, samples) for engine in engines]
-        return list(await asyncio.gather(*(e.label_all(samples, tracker(i)) for i, e in enumerate(engines))))
+        return list(await asyncio.gather(*(collect_then_ask(e, samples, tracker(i)) for i, e in enumerate(engines))))
     finally:
         for teacher in teachers:
             await teacher.aclose()
