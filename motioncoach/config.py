@@ -71,6 +71,9 @@ class PoseFilterConfig(StepConfig):
     person_conf: float = Field(0.25, ge=0, le=1, description="Minimum box confidence for a person.")
     keypoint_conf: float = Field(0.3, ge=0, le=1, description="A keypoint counts above this confidence.")
     min_keypoints: int = Field(3, ge=1, le=17, description="Keypoints above keypoint_conf to keep an image.")
+    require_shoulders: bool = Field(
+        True, description="Keep an image only when both shoulders are confident: a face alone (or a cat's) is no pose."
+    )
     imgsz: int = Field(640, ge=32, description="YOLO inference size in pixels.")
     batch_size: int = Field(16, ge=1, description="Images per YOLO forward pass.")
     max_pixels: int = Field(

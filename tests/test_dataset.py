@@ -10,6 +10,7 @@ from PIL import Image
 
 from motioncoach.config import SplitConfig
 from motioncoach.dataset import build_dataset, read_jsonl, split_dataset
+from motioncoach.dataset.prompt import pose_block
 from motioncoach.dataset.rows import write_jsonl
 from motioncoach.dataset.split import image_key
 from motioncoach.errors import MotionCoachError
@@ -52,7 +53,11 @@ def test_rows_are_swift_conversations_with_content_addressed_images(tmp_path):
     user = row["messages"][1]["content"]
     assert user.startswith("<image>Activity: squat\n")
     assert "left_knee: [0.500, 0.550]" in user and "nose" not in user
-    assert json.loads(row["messages"][2]["content"])["feedback_points"][0]["coaching_script"]
+    # The student sees the angles its labels are about, measured by the function the app calls too.
+    assert user.endswith("\n" + pose_block(_sample(photo))) and "Measured angles" in user
+    assert "\nleft_knee: 1" in user.split("Measured angles")[1]  # whole degrees
+    label = json.loads(row["messages"][2]["content"])  # one leg only: the rules abstain, and that is a label
+    assert label["status"] == "low_confidence" and label["feedback_points"] == []
     assert row["images"] == [f"images/{file_sha256(photo)}.png"]
     assert (tmp_path / "data" / row["images"][0]).read_bytes() == photo.read_bytes()
     assert dataset.sha256 == file_sha256(dataset.path) and dataset.rows == 1

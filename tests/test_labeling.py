@@ -415,3 +415,28 @@ def test_an_online_run_collects_open_batch_jobs_and_never_pays_twice_for_their_i
     collected = label_with_teachers(samples, online, data)
     assert len(collected.labeled) == 4 and gemini.requests == 4  # collected, not asked again
     assert set(gemini.requests_per_image.values()) == {1}
+
+
+def test_cues_a_coach_would_sign_reach_the_dataset_and_mismatched_drawings_do_not(tmp_path, gemini):
+    from motioncoach.dataset import build_dataset
+
+    samples = make_samples(tmp_path / "photos", 5)
+    answers = [None, "midline", "abstain", "wrong_joint", "no_change"]
+    by_image = {_jpeg_sha(s): fault for s, fault in zip(samples, answers, strict=True)}
+    gemini.faults = lambda call: by_image[call.image_sha]
+    report = label_with_teachers(samples, LabelConfig(labeler="gemini", **FAST), tmp_path / "data")
+    labeled = {o.sample.sha256: o.label for o in report.labeled}
+    sided, midline, abstained = (labeled[s.sha256] for s in samples[:3])
+    assert sided.feedback_points[0].coaching_script == "Bend your LEFT knee a little more."
+    assert midline.feedback_points[0].coaching_script == "Keep your back flat and your chest up."
+    assert abstained.status == "low_confidence" and abstained.feedback_points == []
+    reasons = {o.sample.sha256: o.reason for o in report.failed}
+    assert reasons[samples[3].sha256] == (
+        "invalid answer: not grounded: feedback point 1: the script names the left knee but the vectors start "
+        "at the right shoulder"
+    )
+    assert "Target turns only 0.0 degrees from Current: it asks for no change" in reasons[samples[4].sha256]
+    assert gemini.requests == 3 + 2 * 3  # a rejected drawing is asked again (invalid_retries), then recorded
+    dataset = build_dataset(report.labeled, tmp_path / "data")
+    rows = [json.loads(line) for line in dataset.path.read_text().splitlines()]
+    assert dataset.rows == 3 and sum('"low_confidence"' in r["messages"][-1]["content"] for r in rows) == 1

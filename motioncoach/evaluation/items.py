@@ -17,7 +17,7 @@ from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from motioncoach.dataset import read_jsonl
-from motioncoach.dataset.prompt import keypoint_lines
+from motioncoach.dataset.prompt import pose_block
 from motioncoach.labels.schema import CoachingLabel
 from motioncoach.pose.cache import CACHE_FILE_NAME, CacheEntry
 from motioncoach.records import KEYPOINT_NAMES, Keypoint, PoseSample
@@ -107,7 +107,7 @@ def _from_cache(entries: list[CacheEntry], user: str, activity: str, image: Path
             box_conf=entry.box_conf or 0.0,
             keypoints=tuple(Keypoint(name=n, x=x, y=y, conf=c) for n, x, y, c in entry.keypoints),
         )
-        if user.endswith("\n" + keypoint_lines(sample)):  # the prompt ends with its keypoint block
+        if user.endswith("\n" + pose_block(sample)):  # the prompt ends with its pose block
             return sample
     return None
 

@@ -22,8 +22,13 @@ JOINTS: dict[str, tuple[str, str, str]] = {
 }
 TRUNK_LEAN = "trunk_lean"
 UP = (0.0, -1.0)  # image y grows downwards
-# Lines that should be level, measured against the horizontal: (name, left end, right end).
-LEVEL_LINES = (("shoulder_tilt", "left_shoulder", "right_shoulder"), ("head_tilt", "left_ear", "right_ear"))
+# Lines that should be level, measured against the horizontal: (name, left end, right end, shortest span).
+# The span is a share of the person's size (the diagonal of the detected keypoints' box): from the side
+# the two shoulders or ears overlap, and a tilt read between them is noise, not posture.
+LEVEL_LINES = (
+    ("shoulder_tilt", "left_shoulder", "right_shoulder", 0.15),
+    ("head_tilt", "left_ear", "right_ear", 0.05),
+)
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,13 @@ def measure(sample: PoseSample, min_conf: float = 0.3) -> dict[str, Angle]:
             angles[TRUNK_LEAN] = Angle(TRUNK_LEAN, degrees, hip, shoulder, None)
     # Shoulder and head tilt: the left-right line against the horizontal it runs along, which
     # also reads upper-body portraits where no limb joint is visible.
-    for name, left, right in LEVEL_LINES:
+    xs = [to_pixels(sample, n)[0] for n in seen]
+    ys = [to_pixels(sample, n)[1] for n in seen]
+    size = math.hypot(max(xs) - min(xs), max(ys) - min(ys)) if seen else 0.0
+    for name, left, right, shortest in LEVEL_LINES:
         if {left, right} <= seen.keys():
+            if math.dist(to_pixels(sample, left), to_pixels(sample, right)) < shortest * size:
+                continue
             # Measured from the higher end: that is the one a correction lowers.
             if to_pixels(sample, right)[1] < to_pixels(sample, left)[1]:
                 left, right = right, left
@@ -97,6 +107,32 @@ def measure(sample: PoseSample, min_conf: float = 0.3) -> dict[str, Angle]:
             if degrees is not None:
                 angles[name] = Angle(name, degrees, left, right, None, horizontal)
     return angles
+
+
+# Sagittal angles (bending forward and back) read true only from the side; from the front a deep
+# squat's knees read nearly straight.
+SAGITTAL = frozenset({"knee", "hip", "trunk_lean"})
+
+
+def camera_view(sample: PoseSample, min_conf: float = 0.3) -> str:
+    """'front' (or back), 'side' or 'oblique', from the shoulder span against the torso's length."""
+    seen = sample.confident(min_conf)
+    if not {"left_shoulder", "right_shoulder"} <= seen.keys():
+        return "unknown"
+    span = math.dist(to_pixels(sample, "left_shoulder"), to_pixels(sample, "right_shoulder"))
+    hips = [h for h in ("left_hip", "right_hip") if h in seen]
+    if not hips:
+        return "unknown"
+    mid_shoulder = [
+        (a + b) / 2
+        for a, b in zip(to_pixels(sample, "left_shoulder"), to_pixels(sample, "right_shoulder"), strict=True)
+    ]
+    mid_hip = [sum(to_pixels(sample, h)[i] for h in hips) / len(hips) for i in (0, 1)]
+    torso = math.dist(mid_shoulder, mid_hip)
+    if torso < 1e-6:
+        return "unknown"
+    ratio = span / torso
+    return "front" if ratio >= 0.45 else "side" if ratio <= 0.2 else "oblique"
 
 
 def symmetry(angles: dict[str, Angle]) -> dict[str, float]:

@@ -1,45 +1,126 @@
-"""Checks that a label's drawings sit on the detected body, not somewhere the teacher imagined."""
+"""Checks that a label's drawings sit on the detected body, on the part its words name.
+
+For every correction: the arrows start on a detected keypoint of what the script names (the named
+joint on the named side, or a keypoint of the named region), the red Current arrow follows a limb
+or body segment from there, the green Target turns at least a few degrees away from it, and the
+focus point is at the start. Distances are in pixels relative to the person's size, so a 16:9 photo
+is judged the same across as down.
+"""
 
 from __future__ import annotations
 
 import math
 
-from motioncoach.labels.schema import CoachingLabel
-from motioncoach.records import PoseSample
+from motioncoach.labels.cues import named_parts
+from motioncoach.labels.schema import CoachingLabel, FeedbackPoint
+from motioncoach.records import Keypoint, PoseSample
 
-# How far, in normalized units, a vector's start may sit from the keypoint it claims.
-DEFAULT_TOLERANCE = 0.03
+TOLERANCE = 0.06  # of the person's size: the diagonal of the detected keypoints' box, in pixels
+MIN_TOLERANCE_PX = 6.0
+FOLLOW_DEGREES = 30.0  # how far Current may point from the nearest segment that leaves its keypoint
+MIN_TURN_DEGREES = 5.0  # a Target closer to Current than this asks for no change
+
+_SIDES = ("left", "right")
+# COCO-17 body segments, both directions: what a Current arrow may follow from each keypoint.
+_SEGMENTS = (
+    [("nose", f"{s}_eye") for s in _SIDES]
+    + [(f"{s}_eye", f"{s}_ear") for s in _SIDES]
+    + [(f"{s}_ear", f"{s}_shoulder") for s in _SIDES]
+    + [("nose", f"{s}_shoulder") for s in _SIDES]
+    + [(f"{s}_{a}", f"{s}_{b}") for s in _SIDES for a, b in
+       (("shoulder", "elbow"), ("elbow", "wrist"), ("shoulder", "hip"), ("hip", "knee"), ("knee", "ankle"))]
+    + [("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"), ("left_ear", "right_ear")]
+)  # fmt: skip
+NEIGHBOURS: dict[str, set[str]] = {}
+for _a, _b in _SEGMENTS:
+    NEIGHBOURS.setdefault(_a, set()).add(_b)
+    NEIGHBOURS.setdefault(_b, set()).add(_a)
 
 
-def grounding_problems(
-    label: CoachingLabel, sample: PoseSample, tolerance: float = DEFAULT_TOLERANCE, min_conf: float = 0.3
-) -> list[str]:
-    """Every reason the label is not grounded in the detection; empty when it is."""
+def grounding_problems(label: CoachingLabel, sample: PoseSample, min_conf: float = 0.3) -> list[str]:
+    """Every reason the label is not grounded in the detection; empty when it is (and for an abstention)."""
     confident = sample.confident(min_conf)
+    tolerance = tolerance_px(sample, confident)
     problems = []
     for number, point in enumerate(label.feedback_points, start=1):
-        current, target = point.visuals.vectors
-        start = current.start
-        nearest = min(confident.values(), key=lambda k: math.hypot(k.x - start[0], k.y - start[1]), default=None)
-        if nearest is None or math.hypot(nearest.x - start[0], nearest.y - start[1]) > tolerance:
-            problems.append(
-                f"feedback point {number}: vectors start at ({start[0]:.3f}, {start[1]:.3f}), "
-                f"not within {tolerance} of a detected keypoint"
-            )
-            continue
-        joint_side = nearest.name.split("_", 1)[0]
-        if joint_side in ("left", "right") and point.side and point.side != joint_side:
-            problems.append(
-                f"feedback point {number}: the script says {point.side.upper()} but the vectors "
-                f"start at the {nearest.name.replace('_', ' ')}"
-            )
+        problem = _point_problem(point, sample, confident, tolerance)
+        if problem:
+            problems.append(f"feedback point {number}: {problem}")
     return problems
 
 
+def tolerance_px(sample: PoseSample, confident: dict[str, Keypoint]) -> float:
+    """How far in pixels a drawn point may sit from its keypoint: a share of the person's size."""
+    if len(confident) < 2:
+        return MIN_TOLERANCE_PX
+    xs = [k.x * sample.width for k in confident.values()]
+    ys = [k.y * sample.height for k in confident.values()]
+    return max(MIN_TOLERANCE_PX, TOLERANCE * math.hypot(max(xs) - min(xs), max(ys) - min(ys)))
+
+
+def _point_problem(point: FeedbackPoint, sample: PoseSample, confident: dict[str, Keypoint], tolerance: float):
+    named = named_parts(point.coaching_script)
+    words = " or ".join(n.words for n in named)
+    current, target = point.visuals.vectors
+    start = _px(sample, current.start)
+    candidates = [confident[k] for n in named for k in n.keypoints if k in confident]
+    if not candidates:
+        return f"the script names the {words}, and none of its keypoints was detected"
+    anchor = min(candidates, key=lambda k: _distance(start, _px(sample, (k.x, k.y))))
+    if _distance(start, _px(sample, (anchor.x, anchor.y))) > tolerance:
+        nearest = min(confident.values(), key=lambda k: _distance(start, _px(sample, (k.x, k.y))))
+        if _distance(start, _px(sample, (nearest.x, nearest.y))) <= tolerance:
+            return f"the script names the {words} but the vectors start at the {_words(nearest.name)}"
+        return f"the vectors start {_distance(start, _px(sample, (anchor.x, anchor.y))):.0f} px from the {words}, " \
+            f"more than {tolerance:.0f} px"  # fmt: skip
+    focus = _px(sample, (point.visuals.focus_point.x, point.visuals.focus_point.y))
+    if _distance(focus, start) > tolerance:
+        return "focus_point is not at the vectors' start"
+    now = _sub(_px(sample, current.end), start)
+    wanted = _sub(_px(sample, target.end), start)
+    if math.hypot(*now) < tolerance or math.hypot(*wanted) < tolerance:
+        return "an arrow is too short to show a direction"
+    segments = [
+        _sub(_px(sample, (confident[n].x, confident[n].y)), start)
+        for n in NEIGHBOURS.get(anchor.name, ())
+        if n in confident
+    ]
+    off = min((_angle(now, segment) for segment in segments), default=0.0)
+    if off > FOLLOW_DEGREES:
+        return f"Current does not follow a limb from the {_words(anchor.name)} ({off:.0f} degrees off the nearest)"
+    turn = _angle(now, wanted)
+    if turn < MIN_TURN_DEGREES:
+        return f"Target turns only {turn:.1f} degrees from Current: it asks for no change"
+    return None
+
+
 def nearest_joint(label_point: tuple[float, float], sample: PoseSample, min_conf: float = 0.3) -> str | None:
-    """The name of the confident keypoint closest to a point."""
+    """The name of the confident keypoint closest to a point, in pixels."""
     confident = sample.confident(min_conf)
     if not confident:
         return None
-    x, y = label_point
-    return min(confident.values(), key=lambda k: math.hypot(k.x - x, k.y - y)).name
+    at = _px(sample, label_point)
+    return min(confident.values(), key=lambda k: _distance(at, _px(sample, (k.x, k.y)))).name
+
+
+def _px(sample: PoseSample, point) -> tuple[float, float]:
+    return point[0] * sample.width, point[1] * sample.height
+
+
+def _sub(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return a[0] - b[0], a[1] - b[1]
+
+
+def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return math.hypot(a[0] - b[0], a[1] - b[1])
+
+
+def _angle(u: tuple[float, float], v: tuple[float, float]) -> float:
+    nu, nv = math.hypot(*u), math.hypot(*v)
+    if nu < 1e-9 or nv < 1e-9:
+        return 0.0
+    return math.degrees(math.acos(max(-1.0, min(1.0, (u[0] * v[0] + u[1] * v[1]) / (nu * nv)))))
+
+
+def _words(keypoint: str) -> str:
+    return keypoint.replace("_", " ")

@@ -1,43 +1,46 @@
 """The offline labeler: coaching from measured joint angles and target ranges.
 
 It is the default without an API key, the baseline the fine-tuned model is compared against,
-and the source of the angle measurements the teacher prompts include.
+and the source of the angle measurements the teacher prompts include. It corrects only what is
+outside its activity's ranges, speaks its cues as a coach would (no numbers: they are read aloud),
+and abstains when too little of the body is visible.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from motioncoach.errors import LabelError
-from motioncoach.labels.geometry import Angle, measure, rotate_limb, symmetry
+from motioncoach.labels.geometry import SAGITTAL, Angle, camera_view, measure, rotate_limb, symmetry
 from motioncoach.labels.schema import CoachingLabel, FeedbackPoint, Point, Vector, Visuals
-from motioncoach.labels.targets import IDEAL_AT_LOW, Range, targets_for
+from motioncoach.labels.targets import IDEAL_AT_LOW, Range, profile_for, targets_for
 from motioncoach.records import PoseSample
 
 MAX_FEEDBACK_POINTS = 3
-ASYMMETRY_NOTE_DEGREES = 15.0
-# Points lost per degree outside the target ranges, summed over the joints.
+# Points lost per degree outside the target ranges, summed over the joints; a correction caps the score.
 SCORE_PER_DEGREE = 0.6
+SCORE_WITH_A_CORRECTION = 89
+# A correction aims this far inside the range, so the Target turns visibly from the Current arrow.
+AIM_INSIDE_DEGREES = 8.0
+SMALL_ERROR_DEGREES = 15.0
+# Body keypoints (beyond the face) a photo needs before the rules coach it.
+MIN_BODY_KEYPOINTS = 5
+_BODY = ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+TOO_LITTLE_VISIBLE = "Too little of the body is visible to coach this photo; step back so your whole body is in view."
 
-# kind -> (what to say to open the angle, what to say to close it)
+# kind -> (cue to open the angle, cue to close it). {SIDE} is the person's own side.
 _MOVES = {
-    "knee": ("Straighten your {SIDE} knee", "Bend your {SIDE} knee more"),
-    "hip": ("Open your {SIDE} hip", "Fold deeper at your {SIDE} hip"),
-    "elbow": ("Extend your {SIDE} arm", "Bend your {SIDE} elbow more"),
-    "shoulder": ("Raise your {SIDE} arm", "Bring your {SIDE} arm closer to your body"),
+    "knee": ("Straighten your {SIDE} knee{more}.", "Bend your {SIDE} knee{more}."),
+    "hip": ("Open your {SIDE} hip{more}, pushing it forward.", "Fold deeper at your {SIDE} hip."),
+    "elbow": ("Extend your {SIDE} arm{more}.", "Bend your {SIDE} elbow{more}."),
+    "shoulder": ("Raise your {SIDE} arm{more}.", "Bring your {SIDE} arm closer to your body."),
     "trunk_lean": (
-        "Lean your torso further forward from the {SIDE} hip",
-        "Lift your chest, stacking your {SIDE} shoulder over your {SIDE} hip",
+        "Hinge forward more from your hips, keeping your back long.",
+        "Lift your chest and stack your shoulders over your hips.",
     ),
-    "shoulder_tilt": ("Raise your {SIDE} shoulder a little", "Drop your {SIDE} shoulder to level your shoulders"),
-    "head_tilt": ("Tilt your head towards your {SIDE} ear", "Lower your {SIDE} ear to level your head"),
+    "shoulder_tilt": ("Level your shoulders.", "Level your shoulders: let your {SIDE} shoulder drop a little."),
+    "head_tilt": ("Level your head.", "Level your head: bring your {SIDE} ear down a little."),
 }
-# How the script names what it measured.
-_MEASURED = {
-    "trunk_lean": "your torso leans",
-    "shoulder_tilt": "your shoulder line tilts",
-    "head_tilt": "your head tilts",
-}
+_NAMES = {"trunk_lean": "torso", "shoulder_tilt": "shoulder line", "head_tilt": "head"}
 
 
 @dataclass(frozen=True)
@@ -54,84 +57,96 @@ class Assessment:
         return max(low - self.angle.degrees, self.angle.degrees - high, 0.0)
 
     @property
-    def ideal(self) -> float:
-        low, high = self.target
-        return low if self.angle.kind in IDEAL_AT_LOW else (low + high) / 2
-
-    @property
-    def off_centre(self) -> float:
-        """Distance from the ideal, in half-widths of the range: inside the range it is <= 2."""
-        low, high = self.target
-        return abs(self.angle.degrees - self.ideal) / max((high - low) / 2, 1.0)
-
-    @property
     def goal(self) -> float:
-        """The angle to aim for: the nearest edge when outside, a step towards the ideal inside."""
+        """The angle to aim for: a little inside the range, from the side the angle is on."""
         low, high = self.target
-        if self.error:
-            return min(max(self.angle.degrees, low), high)
-        return self.angle.degrees + (self.ideal - self.angle.degrees) / 2
+        if self.angle.kind in IDEAL_AT_LOW:
+            return low
+        if self.angle.degrees < low:
+            return min(low + AIM_INSIDE_DEGREES, high)
+        return max(high - AIM_INSIDE_DEGREES, low)
 
 
 class RulesLabeler:
     """Turns one kept pose into a coaching label, deterministically."""
 
     name = "rules"
-    model_id = "rules-v1"
+    model_id = "rules-v2"
 
     def __init__(self, keypoint_conf: float = 0.3):
         self.keypoint_conf = keypoint_conf
 
     def label(self, sample: PoseSample) -> CoachingLabel:
+        seen = sample.confident(self.keypoint_conf)
+        body = [name for name in seen if name.split("_", 1)[-1] in _BODY]
         angles = measure(sample, self.keypoint_conf)
         ranges = targets_for(sample.activity)
-        assessed = [Assessment(a, ranges[a.kind]) for a in angles.values() if a.kind in ranges]
-        if not assessed:
-            raise LabelError("no measurable joint angle: too few limb keypoints detected")
-        worst_first = sorted(assessed, key=lambda a: (-a.error, -a.off_centre, a.angle.joint))
-        faults = [a for a in worst_first if a.error > 0][:MAX_FEEDBACK_POINTS] or worst_first[:1]
-        diffs = symmetry(angles)
+        view = camera_view(sample, self.keypoint_conf)
+        assessed = [
+            Assessment(a, ranges[a.kind])
+            for a in angles.values()
+            if a.kind in ranges and not (view == "front" and a.kind in SAGITTAL)
+        ]
+        if len(body) < MIN_BODY_KEYPOINTS or not assessed:
+            return abstain(TOO_LITTLE_VISIBLE)
+        faults = sorted((a for a in assessed if a.error > 0), key=lambda a: (-a.error, a.angle.joint))
+        faults = _one_per_kind(faults)[:MAX_FEEDBACK_POINTS]
         return CoachingLabel(
             status="success",
-            positive_note=_positive_note(worst_first, diffs),
-            progress_score=_score(assessed),
+            positive_note=_positive_note(assessed, symmetry(angles), sample.activity),
+            progress_score=_score(assessed, bool(faults)),
             improvement_delta=None,
-            feedback_points=[_feedback(sample, a, angles, diffs) for a in faults],
+            feedback_points=[_feedback(sample, a) for a in faults],
         )
 
 
-def _score(assessed: list[Assessment]) -> int:
-    return int(round(max(0.0, min(100.0, 100 - SCORE_PER_DEGREE * sum(a.error for a in assessed)))))
+def abstain(reason: str) -> CoachingLabel:
+    """The label for a photo that cannot be coached."""
+    return CoachingLabel(status="low_confidence", error_message=reason, positive_note="", progress_score=0,
+                         improvement_delta=None, feedback_points=[])  # fmt: skip
 
 
-def _positive_note(worst_first: list[Assessment], diffs: dict[str, float]) -> str:
+def _one_per_kind(faults: list[Assessment]) -> list[Assessment]:
+    """The worse side only of a bilateral fault: one cue, not the same cue twice."""
+    kept, kinds = [], set()
+    for fault in faults:
+        if fault.angle.kind not in kinds:
+            kept.append(fault)
+            kinds.add(fault.angle.kind)
+    return kept
+
+
+def _score(assessed: list[Assessment], corrected: bool) -> int:
+    """100 for nothing to correct; below 90 with a correction, by degrees outside the ranges."""
+    if not corrected:
+        return 100
+    worst_per_kind: dict[str, float] = {}
+    for a in assessed:
+        worst_per_kind[a.angle.kind] = max(worst_per_kind.get(a.angle.kind, 0.0), a.error)
+    penalty = SCORE_PER_DEGREE * sum(worst_per_kind.values())
+    return int(round(max(0.0, min(SCORE_WITH_A_CORRECTION, 100 - penalty))))
+
+
+def _positive_note(assessed: list[Assessment], diffs: dict[str, float], activity: str) -> str:
     balanced = [kind for kind, diff in sorted(diffs.items(), key=lambda kv: kv[1]) if diff <= 5]
     if balanced:
-        return f"Your {balanced[0]}s are well balanced: left and right within {diffs[balanced[0]]:.0f}°."
-    best = worst_first[-1]
-    if best.error == 0:
-        return f"Your {_describe(best.angle)} is well placed at {best.angle.degrees:.0f}°."
-    return "You hold a clear, readable position, which makes precise coaching possible."
+        return f"Your {balanced[0]}s are evenly matched left and right."
+    good = [a for a in assessed if a.error == 0]
+    if good:
+        angle = good[0].angle
+        return f"Your {_NAMES.get(angle.kind, f'{angle.side.upper()} {angle.kind}')} is well placed."
+    if profile_for(activity) == "generic":
+        return "You hold a clear, steady position."
+    return f"You hold a clear {activity.replace('_', ' ')} position, which makes precise coaching possible."
 
 
-def _describe(angle: Angle) -> str:
-    names = {"trunk_lean": "torso", "shoulder_tilt": "shoulder line", "head_tilt": "head position"}
-    return names.get(angle.kind, f"{angle.side.upper()} {angle.kind}")
-
-
-def _feedback(
-    sample: PoseSample, assessment: Assessment, angles: dict[str, Angle], diffs: dict[str, float]
-) -> FeedbackPoint:
+def _feedback(sample: PoseSample, assessment: Assessment) -> FeedbackPoint:
     angle = assessment.angle
     opening, closing = _MOVES[angle.kind]
     # For leans and tilts a larger angle means leaning further, so "opening" is leaning more.
     move = opening if assessment.goal > angle.degrees else closing
-    low, high = assessment.target
-    what = _MEASURED.get(angle.kind, "it is at")
-    script = f"{move.format(SIDE=angle.side.upper())}: {what} {angle.degrees:.0f}°, aim for {low:.0f}-{high:.0f}°."
-    other = f"{'right' if angle.side == 'left' else 'left'}_{angle.kind}"
-    if diffs.get(angle.kind, 0) > ASYMMETRY_NOTE_DEGREES and other in angles:
-        script += f" Your {other.split('_')[0].upper()} {angle.kind} is at {angles[other].degrees:.0f}°."
+    more = " a little" if assessment.error < SMALL_ERROR_DEGREES else " more"
+    script = move.format(SIDE=angle.side.upper(), more=more)
     start = next((k.x, k.y) for k in sample.keypoints if k.name == angle.vertex)
     current_end = next((k.x, k.y) for k in sample.keypoints if k.name == angle.distal)
     return FeedbackPoint(

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = "1"
+from motioncoach.labels.cues import first_side, named_parts
 
-Coordinate = Annotated[float, Field(ge=0, le=1), AfterValidator(lambda v: round(v, 4))]
+SCHEMA_VERSION = "2"  # 2: low_confidence abstentions, midline cues, corrections optional
+
+# Three decimals, as the prompts print keypoints: a label never claims more precision than it was given.
+Coordinate = Annotated[float, Field(ge=0, le=1), AfterValidator(lambda v: round(v, 3))]
 PointXY = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
-
-_SIDE = re.compile(r"\b(LEFT|RIGHT)\b")
 
 
 class Point(BaseModel):
@@ -61,34 +61,67 @@ class FeedbackPoint(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mistake_timestamp_ms: int = Field(0, ge=0, description="0 for photos.")
-    coaching_script: str = Field(min_length=1, description="Names the LEFT or RIGHT body part.")
+    mistake_timestamp_ms: int = Field(0, ge=0, le=0, description="0 for photos.")
+    coaching_script: str = Field(
+        min_length=1,
+        description="One spoken cue naming a side and joint (LEFT knee) or a midline or paired region "
+        "(back, chest, core, hips, shoulders, head, both knees); no digits or degree signs.",
+    )
     visuals: Visuals
 
     @model_validator(mode="after")
-    def _names_a_side(self) -> FeedbackPoint:
-        if not _SIDE.search(self.coaching_script):
-            raise ValueError("coaching_script must name a LEFT or RIGHT body part")
+    def _names_a_body_part(self) -> FeedbackPoint:
+        if not named_parts(self.coaching_script):
+            raise ValueError(
+                "coaching_script must name a side and joint (LEFT knee) or a midline or paired region "
+                "(back, both knees)"
+            )
         return self
 
     @property
     def side(self) -> str:
-        """The side the script names first: 'left' or 'right'."""
-        match = _SIDE.search(self.coaching_script)
-        return match.group(1).lower() if match else ""
+        """The side the script names first: 'left', 'right', or '' for a midline cue."""
+        return first_side(self.coaching_script)
 
 
 class CoachingLabel(BaseModel):
-    """The app's coaching JSON for one photo."""
+    """The app's coaching JSON for one photo: coaching ('success') or an abstention ('low_confidence')."""
 
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal["success"]
-    error_message: None = None
-    positive_note: str = Field(min_length=1)
-    progress_score: int = Field(ge=0, le=100)
-    improvement_delta: int | None = None
-    feedback_points: Annotated[list[FeedbackPoint], Field(min_length=1, max_length=3)]
+    status: Literal["success", "low_confidence"] = Field(
+        description="'success' when the photo can be coached; 'low_confidence' when it cannot (no person doing "
+        "the activity, body mostly hidden or cut off, too blurry, several people)."
+    )
+    error_message: str | None = Field(
+        None, description="null for success; for low_confidence one sentence saying what is missing."
+    )
+    positive_note: str = Field(description="One sentence on what the person does well; empty for low_confidence.")
+    progress_score: int = Field(ge=0, le=100, description="0-100 by the rubric; 0 for low_confidence.")
+    improvement_delta: int | None = Field(None, description="null for a single photo.")
+    feedback_points: Annotated[list[FeedbackPoint], Field(max_length=3)] = Field(
+        description="0-3 corrections, most important first; none when the form is already good or for low_confidence."
+    )
+
+    @model_validator(mode="after")
+    def _coaching_or_abstaining(self) -> CoachingLabel:
+        if self.improvement_delta is not None:
+            raise ValueError("improvement_delta must be null for a photo")
+        if self.status == "low_confidence":
+            if self.feedback_points or self.progress_score or self.positive_note.strip():
+                raise ValueError("a low_confidence label has no feedback points, progress_score 0, an empty note")
+            if not (self.error_message or "").strip():
+                raise ValueError("a low_confidence label says in error_message what is missing")
+            return self
+        if self.error_message is not None:
+            raise ValueError("error_message must be null for a success label")
+        if not self.positive_note.strip():
+            raise ValueError("a success label has a positive_note")
+        return self
+
+    @property
+    def abstained(self) -> bool:
+        return self.status == "low_confidence"
 
     def to_json(self) -> str:
         """The exact text the model is trained to answer with."""

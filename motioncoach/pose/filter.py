@@ -21,6 +21,7 @@ from motioncoach.records import KEYPOINT_NAMES, ImageRecord, Keypoint, PoseSampl
 
 log = logging.getLogger(__name__)
 
+NO_SHOULDERS = "no body: both shoulders are needed beyond the face"
 NO_PERSON = "no person"
 
 # One loaded model per weights file for the whole process; Ultralytics models are not thread-safe.
@@ -160,6 +161,9 @@ def _judge(result: Any, width: int, height: int, config: PoseFilterConfig) -> di
     if confident < config.min_keypoints:
         reason = f"too few keypoints ({confident} < {config.min_keypoints})"
         return {**fields, "outcome": "rejected", "reason": reason}
+    shoulders = [KEYPOINT_NAMES.index(f"{side}_shoulder") for side in ("left", "right")]
+    if config.require_shoulders and not all(points[i, 2] > config.keypoint_conf for i in shoulders):
+        return {**fields, "outcome": "rejected", "reason": NO_SHOULDERS}
     xs = np.clip(points[:, 0] / width, 0, 1)
     ys = np.clip(points[:, 1] / height, 0, 1)
     keypoints = [

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from motioncoach.dataset.prompt import keypoint_lines
-from motioncoach.labels.geometry import measure
+from motioncoach.dataset.prompt import pose_block
 from motioncoach.labels.schema import CoachingLabel
+from motioncoach.labels.targets import coaching_cues
 from motioncoach.prompts import system_prompt, teacher_template
 from motioncoach.records import PoseSample
 from motioncoach.teachers.base import TeacherRequest
@@ -29,20 +29,13 @@ def encode_image(path: Path, max_side: int = MAX_SIDE) -> bytes:
     return buffer.getvalue()
 
 
-def angle_lines(sample: PoseSample) -> str:
-    angles = measure(sample)
-    if not angles:
-        return "(none measurable)"
-    return "\n".join(f"{name}: {angle.degrees:.1f}" for name, angle in sorted(angles.items()))
-
-
 def teacher_prompt(sample: PoseSample) -> str:
     return teacher_template().format(
         activity=sample.activity,
         width=sample.width,
         height=sample.height,
-        keypoints=keypoint_lines(sample),
-        angles=angle_lines(sample),
+        pose=pose_block(sample),
+        cues=coaching_cues(sample.activity),
     )
 
 

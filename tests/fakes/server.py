@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 import threading
@@ -17,12 +18,19 @@ from motioncoach.labels.schema import CoachingLabel
 
 # Faults answered with an HTTP error; the rest change the answer text (or, for "hang", its timing).
 ERROR_FAULTS = ("rate_limit", "server_error", "unavailable")
-TEXT_FAULTS = ("truncated", "schema_violation", "ungrounded", "wrong_side", "blocked")
+TEXT_FAULTS = (
+    "truncated", "schema_violation", "ungrounded", "wrong_side", "wrong_joint", "no_change", "blocked",
+    "midline", "abstain",
+)  # fmt: skip
 FAULTS = (*ERROR_FAULTS, "hang", *TEXT_FAULTS)
 TRANSIENT_FAULTS = ERROR_FAULTS
 
 # A limb joint makes a plausible correction; an eye or an ear would not.
 _JOINT_PREFERENCE = ("knee", "elbow", "hip", "shoulder", "ankle", "wrist")
+# The limb a correction at each joint follows: the next keypoint outwards, else inwards.
+_NEXT = {"knee": ("ankle", "hip"), "elbow": ("wrist", "shoulder"), "hip": ("knee", "shoulder"),
+         "shoulder": ("elbow", "hip"), "ankle": ("knee",), "wrist": ("elbow",)}  # fmt: skip
+_SIZE = re.compile(r"Photo(?: size)?: (\d+)x(\d+) pixels")
 _KEYPOINT = re.compile(r"^\s*([a-z]+(?:_[a-z]+)*)\s*:\s*\[\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*\]", re.MULTILINE)
 
 
@@ -162,7 +170,7 @@ class FakeTeacherServer:
             return ""
         if fault == "schema_violation":
             return json.dumps({"status": "success", "progress_score": 150, "feedback_points": []})
-        if fault in ("ungrounded", "wrong_side"):
+        if fault in ("ungrounded", "wrong_side", "wrong_joint", "no_change", "midline", "abstain"):
             return grounded_label(call.prompt, fault=fault).to_json()
         text = self.answer(call) if self.answer else grounded_label(call.prompt).to_json()
         return text[: len(text) // 2] if fault == "truncated" else text
@@ -177,21 +185,48 @@ def parse_keypoints(prompt: str) -> dict[str, tuple[float, float]]:
 
 
 def grounded_label(prompt: str, fault: str | None = None) -> CoachingLabel:
-    """A valid label whose vectors start on a left/right keypoint of the prompt, its script naming that side.
+    """A valid label for the prompt's keypoints, as a careful teacher writes it.
 
-    fault="wrong_side" names the other side; fault="ungrounded" starts far from every keypoint.
+    By default a sided correction: "Bend your LEFT knee a little more.", both arrows on the left
+    knee, Current along the shin to the ankle, Target turned 25 degrees. fault="midline": "Keep your
+    back flat", anchored on a hip along the torso. fault="abstain": a low_confidence label.
+    Faults a strict check must catch: "wrong_side" names the other side, "ungrounded" starts far from
+    every keypoint, "wrong_joint" names a knee but starts at a shoulder, "no_change" sets Target on
+    Current.
     """
+    if fault == "abstain":
+        return CoachingLabel(
+            status="low_confidence", error_message="No person is doing the activity in this photo.",
+            positive_note="", progress_score=0, improvement_delta=None, feedback_points=[],
+        )  # fmt: skip
     points = parse_keypoints(prompt)
-    sided = sorted((n for n in points if n.startswith(("left_", "right_"))), key=_preference)
-    name = sided[0] if sided else next(iter(points), "left_hip")
-    x, y = points.get(name, (0.5, 0.5))
-    side, _, joint = name.partition("_") if name.startswith(("left_", "right_")) else ("left", "_", "arm")
-    if fault == "wrong_side":
-        side = "right" if side == "left" else "left"
+    size = _SIZE.search(prompt)
+    width, height = (int(size.group(1)), int(size.group(2))) if size else (1, 1)
+    if fault == "midline":
+        anchor = next((n for n in ("left_hip", "right_hip") if n in points), None)
+        toward = anchor.replace("hip", "shoulder") if anchor else None
+        words = "Keep your back flat and your chest up."
+    else:
+        if fault == "wrong_joint":
+            anchor = next((n for n in ("left_shoulder", "right_shoulder") if n in points), None)
+        else:
+            sided = sorted((n for n in points if n.startswith(("left_", "right_"))), key=_preference)
+            anchor = sided[0] if sided else next(iter(points), None)
+        side, _, joint = (anchor or "left_knee").partition("_")
+        toward = next((f"{side}_{n}" for n in _NEXT.get(joint, ()) if f"{side}_{n}" in points), None)
+        named = joint.replace("_", " ")
+        if fault == "wrong_side":
+            side = "right" if side == "left" else "left"
+        if fault == "wrong_joint":  # a knee the detector found, while the arrows sit on a shoulder
+            side = next((n.partition("_")[0] for n in ("left_knee", "right_knee") if n in points), "left")
+            named = "knee"
+        words = f"Bend your {side.upper()} {named} a little more."
+    x, y = points.get(anchor, (0.5, 0.5)) if anchor else (0.5, 0.5)
     if fault == "ungrounded":
         x, y = _far_from(points.values())
-    current_end = [_clip(x), _clip(y + 0.15)]
-    target_end = [_clip(x + 0.1), _clip(y + 0.12)]
+    end_x, end_y = points[toward] if toward in points else (_clip(x), _clip(y + 0.15))
+    turned = 0.0 if fault == "no_change" else 25.0
+    target = _turn((x, y), (end_x, end_y), turned, width, height)
     return CoachingLabel.model_validate(
         {
             "status": "success",
@@ -199,19 +234,31 @@ def grounded_label(prompt: str, fault: str | None = None) -> CoachingLabel:
             "progress_score": 70,
             "feedback_points": [
                 {
-                    "coaching_script": f"Bend your {side.upper()} {joint.replace('_', ' ')} a little more.",
+                    "coaching_script": words,
                     "visuals": {
                         "overlay_type": "ANGLE_CORRECTION",
                         "focus_point": {"x": x, "y": y},
                         "vectors": [
-                            {"start": [x, y], "end": current_end, "color": "red", "label": "Current"},
-                            {"start": [x, y], "end": target_end, "color": "green", "label": "Target"},
+                            {"start": [x, y], "end": [end_x, end_y], "color": "red", "label": "Current"},
+                            {"start": [x, y], "end": list(target), "color": "green", "label": "Target"},
                         ],
                     },
                 }
             ],
         }
     )
+
+
+def _turn(start, end, degrees: float, width: int, height: int) -> tuple[float, float]:
+    """end turned about start by degrees in pixel space, normalized and kept in the image."""
+    dx, dy = (end[0] - start[0]) * width, (end[1] - start[1]) * height
+    cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    tx, ty = dx * cos - dy * sin, dx * sin + dy * cos
+    for scale in (1.0, 0.75, 0.5, 0.25):
+        point = (start[0] + tx * scale / width, start[1] + ty * scale / height)
+        if 0 <= point[0] <= 1 and 0 <= point[1] <= 1:
+            return point
+    return _clip(start[0] + tx * 0.1 / width), _clip(start[1] + ty * 0.1 / height)
 
 
 def _preference(name: str) -> int:
