@@ -116,3 +116,41 @@ def test_a_dataset_with_rows_is_never_replaced_by_an_empty_one(tmp_path):
     assert str(raised.value).startswith(f"Refusing to replace {path} (2 rows) with an empty file")
     assert "Nothing was changed" in str(raised.value) and path.read_bytes() == before
     assert write_jsonl([], path, may_empty=True) == 0 and path.read_text() == ""
+
+
+def test_near_duplicates_never_straddle_and_every_activity_is_validated(tmp_path):
+    """Resized and re-encoded copies of a photo are one picture; each activity gets validation rows."""
+    from motioncoach.dataset.split import row_activity
+    from motioncoach.dataset.stats import split_statistics
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    rows, copies_of = [], {}
+    for index in range(60):
+        activity = ("squat", "plank", "tree")[index % 3]
+        smooth = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)).resize((160, 120))
+        variants = [smooth, smooth.resize((96, 72)), smooth]  # the photo, resized, and re-encoded below
+        names = []
+        for number, variant in enumerate(variants):
+            name = f"images/{index:03d}-{number}.jpg"
+            variant.save(data / name, quality=95 if number < 2 else 60)
+            names.append(name)
+        copies_of[index] = names
+        label = {"status": "success", "progress_score": 80, "feedback_points": []}
+        for name in names:
+            rows.append({
+                "messages": [{"role": "user", "content": f"<image>Activity: {activity}\n"},
+                             {"role": "assistant", "content": json.dumps(label)}],
+                "images": [name],
+            })  # fmt: skip
+    write_jsonl(rows, data / "all.jsonl")
+    summary = split_dataset(data / "all.jsonl", SplitConfig(), data / "splits")
+    val_images = {r["images"][0] for r in read_jsonl(summary.val.path)}
+    for names in copies_of.values():
+        assert set(names) <= val_images or not set(names) & val_images  # a picture stays on one side
+    val_activities = {row_activity(r) for r in read_jsonl(summary.val.path)}
+    assert val_activities == {"squat", "plank", "tree"}
+    stats = {row["activity"]: row for row in split_statistics(summary)}
+    assert stats["all"]["train"] + stats["all"]["val"] == 180 and stats["squat"]["no_correction"] == 60
+    assert stats["all"]["abstain_rate"] == 0 and stats["tree"]["mean_score"] == 80
