@@ -59,14 +59,16 @@ def release_gate(report: EvalReport, config: GateConfig) -> GateDecision:
     decision = decide(report, config)
     (get_run_logger().info if decision.passed else get_run_logger().warning)("release gate: %s", decision.reason)
     rows = "\n".join(
-        f"| {c['metric']} | {c['base']:.3f} | {c['adapter']:.3f} | {'yes' if c['won'] else 'no'} |"
+        f"| {c['metric']} | {c['base']:.3f} | {c['adapter']:.3f} | {c['interval'][0]:+.3f} to {c['interval'][1]:+.3f} "
+        f"| {'yes' if c['won'] else 'no'} |"
         for c in decision.comparisons
     )
     verdict = "passed" if decision.passed else "not passed: the adapter will not be uploaded"
     reporting.markdown(
         "release-gate",
         f"**{verdict}** ({'on' if decision.enabled else 'off'})\n\n{decision.reason}\n\n"
-        f"| metric | base | adapter | adapter wins |\n|---|---|---|---|\n{rows}\n",
+        f"| metric | base | adapter | 95% interval of the difference ({decision.rows} rows) | adapter wins |\n"
+        f"|---|---|---|---|---|\n{rows}\n",
         "The release gate: the adapter must beat the base model to be uploaded",
     )
     return decision

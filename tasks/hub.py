@@ -97,7 +97,7 @@ def write_release(
         from tasks import modal_client, modal_steps
 
         remote = modal_client.connect(Path(on_modal["data_dir"]))
-    eval_file = write_eval_files(report, adapter_dir)
+    eval_file = write_eval_files(report, adapter_dir, decision)
     gallery = draw_gallery(report, adapter_dir / GALLERY_DIR, report.config.gallery_images)
     if remote is not None:  # drawn where the images are, by evaluate_adapter on the volume
         gallery = modal_steps.fetch_gallery(remote, trained, adapter_dir / GALLERY_DIR)

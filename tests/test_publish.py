@@ -53,6 +53,9 @@ BAD_TOKEN = "hf_definitely_wrong_token_42"
 FAST = HubConfig(retry_delays_s=(0.0, 0.0))
 
 
+GATE = GateConfig(min_rows=1)  # four photos make two validation rows: the gate's other rules still apply
+
+
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
     """A data dir, a stand-in training record, and an evaluation whose 'adapter' answers like the teacher."""
@@ -85,7 +88,7 @@ def _release_dir(release, tmp_path: Path, hub: HubStatus | None = None) -> tuple
     copy_adapter(trained.checkpoint, adapter_dir)
     write_eval_files(report, adapter_dir)
     draw_gallery(report, adapter_dir / GALLERY_DIR, 2)
-    decision = decide(report, GateConfig())
+    decision = decide(report, GATE)
     lineage = build_lineage(
         data_dir=data.data_dir,
         splits=data.splits,
@@ -112,28 +115,44 @@ def _adapter_like(report: EvalReport, model: str) -> EvalReport:
 
 def test_gate_passes_only_when_the_adapter_beats_the_base(release):
     _, _, report = release
-    decision = decide(report, GateConfig())
+    decision = decide(report, GATE)
     assert decision.passed and decision.enabled
     assert [c["metric"] for c in decision.comparisons] == ["schema_valid_rate", "agreement"]
     assert "beats the base model" in decision.reason
 
     # An adapter no better than its base: a tie is not a win.
-    tie = decide(_adapter_like(report, "base"), GateConfig())
-    assert not tie.passed
-    assert tie.reason.endswith("on schema_valid_rate 0.000 vs base 0.000; agreement 0.000 vs base 0.000")
+    tie = decide(_adapter_like(report, "base"), GATE)
+    assert not tie.passed and "does not beat the base model" in tie.reason
+    assert "schema_valid_rate 0.000 vs base 0.000 (difference +0.000" in tie.reason
     # Roles swapped: the base answers like the teacher, the adapter does not.
     swapped = [
         m.model_copy(update={"model": {"base": "adapter", "adapter": "base"}.get(m.model, m.model)})
         for m in report.models
     ]
-    worse = decide(report.model_copy(update={"models": swapped}), GateConfig())
+    worse = decide(report.model_copy(update={"models": swapped}), GATE)
     assert not worse.passed and "schema_valid_rate 0.000 vs base 1.000" in worse.reason
     # A margin must be exceeded; a disabled gate lets anything through and says what it would have said.
-    assert not decide(report, GateConfig(min_margin=1.0)).passed
+    assert not decide(report, GateConfig(min_margin=1.0, min_rows=1)).passed
     disabled = decide(report.model_copy(update={"models": swapped}), GateConfig(enabled=False))
     assert disabled.passed and not disabled.enabled and "gate disabled" in disabled.reason
     with pytest.raises(ValueError, match="gate metrics"):
         GateConfig(metrics=("score_mae",))
+
+
+def test_the_gate_needs_enough_rows_reports_intervals_and_passes_a_tie_at_the_ceiling(release, tmp_path):
+    _, _, report = release
+    rows = len(report.rows)
+    few = decide(report, GateConfig())  # the default asks for 20 rows
+    assert not few.passed and f"only {rows} validation rows were evaluated, fewer than the 20" in few.reason
+    (schema, agreement) = decide(report, GATE).comparisons
+    low, high = agreement["interval"]
+    assert agreement["difference"] == 1.0 and low <= 1.0 <= high and "95% interval" in decide(report, GATE).reason
+    perfect = report.metrics("adapter").model_copy(update={"model": "base"})
+    both_perfect = report.model_copy(update={"models": [perfect if m.model == "base" else m for m in report.models]})
+    assert decide(both_perfect, GATE).passed  # 1.000 against 1.000: nothing left to win
+    write_eval_files(report, tmp_path, decide(report, GATE))
+    gate = json.loads((tmp_path / "eval.json").read_text())["gate"]
+    assert gate["passed"] and gate["rows"] == rows and gate["comparisons"][1]["interval"] == [low, high]
 
 
 def test_evaluation_scores_every_model_against_the_teacher(release):
@@ -174,7 +193,7 @@ def test_eval_json_and_the_card_carry_the_real_numbers(release, tmp_path):
     assert "| lora_rank | 256 |" in body and "eval_loss 0.812" in body
     assert f"{lineage.dataset.rows} photos" in body and "1 for training and 3 for validation" in body
     assert "Public domain (NASA photo of Eileen Collins)" in body and "U.S. Navy" in body
-    assert "| rules | rules-v1 | 4 | 0 | 0 | 0 |" in body
+    assert "| rules | rules-v2 | 4 | 0 | 0 | 0 |" in body
     assert f"Prompt version `{lineage.prompt_version}`" in body
     assert "4 of 5 (80.0%)" in body and "no person × 1" in body
     # The usage snippet loads the adapter onto the base with PEFT, from the repo it is uploaded to.
@@ -196,7 +215,7 @@ def test_a_local_base_model_is_not_claimed_as_the_hub_base(release, tmp_path):
     local = trained.model_copy(update={"config": trained.config.model_copy(update={"base_model": str(model_dir)})})
     lineage = build_lineage(
         data_dir=data.data_dir, splits=data.splits, trained=local, report=report,
-        decision=decide(report, GateConfig()), adapter_dir=tmp_path,
+        decision=decide(report, GATE), adapter_dir=tmp_path,
         hub=HubStatus(status="skipped", reason="HF_ADAPTER_REPO_ID is not set"),
     )  # fmt: skip
     card = write_model_card(tmp_path, lineage, HubConfig()).read_text()
@@ -235,13 +254,13 @@ def test_without_a_repo_id_the_upload_is_skipped_and_says_so(release, monkeypatc
         monkeypatch.delenv(name, raising=False)
     settings = HubSettings()
     check_hub_settings(settings)  # nothing asked for, nothing to check
-    status = plan_adapter_upload(settings, decide(release[2], GateConfig()), Path("/tmp/adapter"))
+    status = plan_adapter_upload(settings, decide(release[2], GATE), Path("/tmp/adapter"))
     assert status.status == "skipped"
     assert status.reason.startswith("HF_ADAPTER_REPO_ID is not set: the adapter stays in /tmp/adapter")
 
     monkeypatch.setenv("HF_ADAPTER_REPO_ID", "tester/motioncoach-lora")
     monkeypatch.setenv("HF_TOKEN", "hf_anything")
-    gated = plan_adapter_upload(HubSettings(), decide(_adapter_like(release[2], "base"), GateConfig()), Path("/a"))
+    gated = plan_adapter_upload(HubSettings(), decide(_adapter_like(release[2], "base"), GATE), Path("/a"))
     assert gated.status == "skipped" and gated.reason.startswith("release gate: the adapter does not beat")
 
 
@@ -305,7 +324,7 @@ def test_push_dataset_uploads_splits_images_and_a_dataset_card(release, tmp_path
     assert len(rows) == 4 and all(row["images"][0] in repo.files for row in rows)
     card = repo.files["README.md"].decode()
     assert "license: other" in card and "task_categories:" in card and "path: train.jsonl" in card
-    assert "kept 4 of 5 photos (80.0%)" in card and "rules (rules-v1): 4 labeled" in card
+    assert "kept 4 of 5 photos (80.0%)" in card and "rules (rules-v2): 4 labeled" in card
     assert "Cost** of the teacher labels: $0.0000" in card
     assert "NASA" in repo.files["LICENSE.md"].decode()
 
@@ -350,7 +369,7 @@ def test_the_card_on_the_modal_profile_names_kaggle_the_hub_base_model_and_the_c
         splits=data.splits,
         trained=on_modal,
         report=report,
-        decision=decide(report, GateConfig()),
+        decision=decide(report, GATE),
         adapter_dir=tmp_path / "lora-adapter",
         hub=HubStatus(status="pending", repo_id="tester/motioncoach-lora"),
         label_store=store_copy,

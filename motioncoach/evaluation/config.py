@@ -42,6 +42,9 @@ class GateConfig(StepConfig):
         description=f"Metrics the adapter must beat the base model on; any of {', '.join(GATE_METRICS)}.",
     )
     min_margin: float = Field(0.0, ge=0, le=1, description="The adapter must lead by more than this on each metric.")
+    min_rows: int = Field(
+        20, ge=1, description="Validation rows the gate needs before it can tell the adapter from the base model."
+    )
 
     @field_validator("metrics")
     @classmethod

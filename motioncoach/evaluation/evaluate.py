@@ -174,12 +174,14 @@ def evaluate_adapter(
     )
 
 
-def write_eval_files(report: EvalReport, dest_dir: Path) -> Path:
-    """eval.json (one entry per model) and eval_answers.jsonl (every answer and its score) in dest_dir."""
+def write_eval_files(report: EvalReport, dest_dir: Path, gate: BaseModel | None = None) -> Path:
+    """eval.json (one entry per model, and the gate's verdict with its intervals) and eval_answers.jsonl
+    (every answer and its score) in dest_dir."""
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     path = dest_dir / EVAL_FILE
-    path.write_text(json.dumps(report.summary(), indent=2) + "\n")
+    summary = report.summary() | ({"gate": gate.model_dump(mode="json")} if gate is not None else {})
+    path.write_text(json.dumps(summary, indent=2) + "\n")
     write_jsonl(
         (
             {

@@ -51,7 +51,10 @@ class ModelMetrics(BaseModel):
 
 
 def focus_of(label: CoachingLabel, sample: PoseSample, min_conf: float = 0.3) -> tuple[str | None, str]:
-    """The first correction's joint (nearest keypoint to its start) and the side its script names."""
+    """The first correction's joint (nearest keypoint to its start) and the side its script names;
+    (None, '') for a label without corrections."""
+    if not label.feedback_points:
+        return None, ""
     point = label.feedback_points[0]
     start = point.visuals.vectors[0].start
     return nearest_joint((start[0], start[1]), sample, min_conf), point.side
@@ -83,6 +86,12 @@ def score_answer(text: str, teacher: CoachingLabel, sample: PoseSample, min_conf
     problems = grounding_problems(label, sample, min_conf=min_conf)
     joint, side = focus_of(label, sample, min_conf)
     teacher_joint, teacher_side = focus_of(teacher, sample, min_conf)
+    if not teacher.feedback_points:  # nothing to correct, or an abstention: agreeing is doing the same
+        same = not label.feedback_points and label.status == teacher.status
+        joint_agrees = side_agrees = same
+    else:
+        joint_agrees = joint is not None and joint == teacher_joint
+        side_agrees = side == teacher_side if teacher_side else joint_agrees  # a midline cue names no side
     return AnswerScore(
         json_valid=True,
         schema_valid=True,
@@ -91,8 +100,8 @@ def score_answer(text: str, teacher: CoachingLabel, sample: PoseSample, min_conf
         score_error=abs(label.progress_score - teacher.progress_score),
         focus_joint=joint,
         side=side or None,
-        joint_agrees=joint is not None and joint == teacher_joint,
-        side_agrees=bool(side) and side == teacher_side,
+        joint_agrees=joint_agrees,
+        side_agrees=side_agrees,
         problem=f"not grounded: {problems[0]}"[:_MAX_PROBLEM] if problems else None,
     )
 
