@@ -46,7 +46,7 @@ def label_images(samples: list[PoseSample], config: LabelConfig, data_dir: Path)
     else:
         report = label_with_teachers(samples, config, Path(data_dir), progress=progress)
     log_path = write_label_log(report, Path(data_dir))
-    counts = {s: len(report.having(s)) for s in ("labeled", "failed", "deferred", "disagreed")}
+    counts = _counts(report)
     get_run_logger().info("labels: %s (%s)", counts, log_path)
     _publish(report, config)
     if config.labeler != "rules":  # the rules labeler's failures are images it cannot read, not flaky calls
@@ -85,7 +85,7 @@ def label_images_on_modal(samples: list[PoseSample], config: LabelConfig, data_d
     progress = reporting.progress("labeling", f"Labeling with {config.labeler} on Modal")
     report = modal_steps.label_poses(remote, samples, config, progress)
     log_path = write_label_log(report, Path(data_dir))  # a local copy of the volume's labels.jsonl
-    counts = {s: len(report.having(s)) for s in ("labeled", "failed", "deferred", "disagreed")}
+    counts = _counts(report)
     get_run_logger().info("labels: %s (%s; the store: %s/%s on the volume)", counts, log_path, remote.name, STORE_FILE)
     _publish(report, config)
     if config.labeler != "rules":
@@ -100,6 +100,7 @@ def _publish(report: LabelReport, config: LabelConfig) -> None:
             {
                 "image": o.sample.source_path.name,
                 "activity": o.sample.activity,
+                "status": o.label.status,
                 "score": o.label.progress_score,
                 "coaching": " | ".join(p.coaching_script for p in o.label.feedback_points),
             }
@@ -134,3 +135,10 @@ def _cost_row(usage: dict, remaining: int, config: LabelConfig) -> dict:
             usage["model_id"], TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, config.prices, config.batch
         )
     return {**usage, "remaining_images": remaining, "estimated_remaining_usd": round(per_image * remaining, 4)}
+
+
+def _counts(report: LabelReport) -> dict[str, int]:
+    """Outcomes by status; abstentions (labels saying the photo cannot be coached) counted apart."""
+    counts = {s: len(report.having(s)) for s in ("labeled", "failed", "deferred", "disagreed")}
+    counts["abstained"] = sum(1 for o in report.labeled if o.label and o.label.abstained)
+    return counts

@@ -193,7 +193,9 @@ def test_eval_json_and_the_card_carry_the_real_numbers(release, tmp_path):
     assert "| lora_rank | 256 |" in body and "eval_loss 0.812" in body
     assert f"{lineage.dataset.rows} photos" in body and "1 for training and 3 for validation" in body
     assert "Public domain (NASA photo of Eileen Collins)" in body and "U.S. Navy" in body
-    assert "| rules | rules-v2 | 4 | 0 | 0 | 0 |" in body
+    (rules,) = lineage.labelers
+    assert rules.abstained == 2  # the portraits (and their mirror images) show too little body to coach
+    assert "| rules | rules-v2 | 4 (2 abstaining) | 0 | 0 | 0 |" in body
     assert f"Prompt version `{lineage.prompt_version}`" in body
     assert "4 of 5 (80.0%)" in body and "no person × 1" in body
     # The usage snippet loads the adapter onto the base with PEFT, from the repo it is uploaded to.
@@ -324,7 +326,7 @@ def test_push_dataset_uploads_splits_images_and_a_dataset_card(release, tmp_path
     assert len(rows) == 4 and all(row["images"][0] in repo.files for row in rows)
     card = repo.files["README.md"].decode()
     assert "license: other" in card and "task_categories:" in card and "path: train.jsonl" in card
-    assert "kept 4 of 5 photos (80.0%)" in card and "rules (rules-v2): 4 labeled" in card
+    assert "kept 4 of 5 photos (80.0%)" in card and "rules (rules-v2): 4 labeled (" in card
     assert "Cost** of the teacher labels: $0.0000" in card
     assert "NASA" in repo.files["LICENSE.md"].decode()
 

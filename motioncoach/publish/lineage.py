@@ -52,6 +52,7 @@ class LabelerSummary(BaseModel):
     labeler: str
     model_id: str
     labeled: int = 0
+    abstained: int = Field(0, description="Of the labeled: photos the labeler found it cannot coach (low_confidence).")
     failed: int = 0
     deferred: int = 0
     disagreed: int = 0
@@ -234,6 +235,8 @@ def _labelers(outcomes: list[dict]) -> list[LabelerSummary]:
         status = outcome.get("status")
         if status in ("labeled", "failed", "deferred", "disagreed"):
             setattr(summary, status, getattr(summary, status) + 1)
+        if status == "labeled" and (outcome.get("label") or {}).get("status") == "low_confidence":
+            summary.abstained += 1
     return [summaries[k] for k in sorted(summaries)]
 
 
