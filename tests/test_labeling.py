@@ -440,3 +440,14 @@ def test_cues_a_coach_would_sign_reach_the_dataset_and_mismatched_drawings_do_no
     dataset = build_dataset(report.labeled, tmp_path / "data")
     rows = [json.loads(line) for line in dataset.path.read_text().splitlines()]
     assert dataset.rows == 3 and sum('"low_confidence"' in r["messages"][-1]["content"] for r in rows) == 1
+
+
+def test_consensus_on_abstentions_and_labels_without_corrections(tmp_path, gemini, openrouter):
+    samples = make_samples(tmp_path / "photos", 2)
+    abstains = _jpeg_sha(samples[0])
+    gemini.faults = lambda call: "abstain" if call.image_sha == abstains else None
+    openrouter.faults = lambda call: "abstain"  # agrees on the first photo, not on the second
+    report = label_with_teachers(samples, LabelConfig(labeler="consensus", **FAST), tmp_path / "data")
+    assert [o.status for o in report.outcomes] == ["labeled", "disagreed"]
+    assert report.outcomes[0].label.abstained
+    assert report.outcomes[1].reason == "one teacher says success, the other low_confidence"

@@ -30,7 +30,16 @@ def _target_direction(label: CoachingLabel, sample: PoseSample) -> float | None:
 def compare(
     first: CoachingLabel, second: CoachingLabel, sample: PoseSample, score_tolerance: int, angle_tolerance: float
 ) -> Agreement:
-    """Agreement on the main correction: the joint it starts at (which fixes the side), where it points."""
+    """Agreement on the main correction: the joint it starts at (which fixes the side), where it points.
+
+    Both must abstain or both coach; a label with no correction agrees only with another without one.
+    """
+    if first.status != second.status:
+        return Agreement(agree=False, score_difference=abs(first.progress_score - second.progress_score),
+                         joints=(None, None), target_angle_difference=None,
+                         reasons=[f"one teacher says {first.status}, the other {second.status}"])  # fmt: skip
+    if not first.feedback_points or not second.feedback_points:
+        return _without_corrections(first, second, score_tolerance)
     reasons = []
     score_difference = abs(first.progress_score - second.progress_score)
     if score_difference > score_tolerance:
@@ -53,3 +62,15 @@ def compare(
         target_angle_difference=difference,
         reasons=reasons,
     )
+
+
+def _without_corrections(first: CoachingLabel, second: CoachingLabel, score_tolerance: int) -> Agreement:
+    """Abstentions, or labels one of which has no correction: agreement is having none on both sides."""
+    reasons = []
+    if bool(first.feedback_points) != bool(second.feedback_points):
+        reasons.append("one teacher corrects the form, the other finds nothing to correct")
+    score_difference = abs(first.progress_score - second.progress_score)
+    if score_difference > score_tolerance:
+        reasons.append(f"progress_score differs by {score_difference} (> {score_tolerance})")
+    return Agreement(agree=not reasons, score_difference=score_difference, joints=(None, None),
+                     target_angle_difference=None, reasons=reasons)  # fmt: skip
