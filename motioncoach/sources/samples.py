@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 # (activity folder, file name, how to get the photo). The names keep the photos' own names so a
-# reader can tell which is which: astronaut and grace_hopper show one person, bus and zidane
+# reader can tell which is which: astronaut, cameraman and grace_hopper show one person, bus and zidane
 # several, coffee and chelsea (a cat) nobody.
 Photo = Callable[[], "np.ndarray | Path"]
 
@@ -44,6 +44,7 @@ def _ultralytics(name: str) -> Photo:
 
 SAMPLE_PHOTOS: tuple[tuple[str, str, Photo], ...] = (
     ("standing", "astronaut.png", _skimage("astronaut")),
+    ("photography", "cameraman.png", _skimage("camera")),
     ("seated", "grace_hopper.jpg", _matplotlib("grace_hopper.jpg")),
     ("walking", "bus.jpg", _ultralytics("bus.jpg")),
     ("football", "zidane.jpg", _ultralytics("zidane.jpg")),
@@ -72,6 +73,6 @@ def assemble_samples(dest: Path) -> Path:
         else:
             from PIL import Image
 
-            Image.fromarray(photo).save(partial, format="PNG")
+            Image.fromarray(photo).convert("RGB").save(partial, format="PNG")  # the cameraman is grey
         partial.replace(target)
     return dest

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from motioncoach.labels.grounding import NEIGHBOURS
 from motioncoach.labels.schema import CoachingLabel
 
 # Faults answered with an HTTP error; the rest change the answer text (or, for "hang", its timing).
@@ -214,6 +215,7 @@ def grounded_label(prompt: str, fault: str | None = None) -> CoachingLabel:
             anchor = sided[0] if sided else next(iter(points), None)
         side, _, joint = (anchor or "left_knee").partition("_")
         toward = next((f"{side}_{n}" for n in _NEXT.get(joint, ()) if f"{side}_{n}" in points), None)
+        toward = toward or next((n for n in sorted(NEIGHBOURS.get(anchor or "", ())) if n in points), None)
         named = joint.replace("_", " ")
         if fault == "wrong_side":
             side = "right" if side == "left" else "left"
