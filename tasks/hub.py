@@ -121,15 +121,16 @@ def write_release(
             label_store=store,
         )
     card = _record(lineage, release, adapter_dir)
-    reporting.link("model-card", card, "The model card (README.md), uploaded with the adapter")
-    reporting.link("eval-json", eval_file, "eval.json: one entry per model (base, adapter, rules)")
-    if gallery:
-        reporting.markdown(
-            "gallery",
-            "Teacher (left) and adapter (right) on validation photos:\n\n"
-            + "\n".join(f"- [{p.name}]({p.resolve().as_uri()})" for p in gallery),
-            f"{len(gallery)} validation photos with the teacher's and the adapter's vectors, in {gallery[0].parent}",
-        )
+    reporting.markdown("model-card", card.read_text(), "The model card (README.md), uploaded with the adapter")
+    reporting.markdown("eval-json", _eval_markdown(report, decision), "eval.json: one entry per model, and the gate")
+    reporting.markdown(
+        "gallery",
+        "Teacher (left) and adapter (right) on validation photos, in gallery/ beside the adapter and uploaded "
+        "with it:\n\n" + "\n".join(f"- {p.name}" for p in gallery)
+        if gallery
+        else "none this run",
+        f"{len(gallery)} validation photos drawn with the teacher's and the adapter's vectors",
+    )
     get_run_logger().info(
         "release files in %s: %s, %s, lineage.json, %d gallery PNGs",
         adapter_dir,
@@ -205,10 +206,26 @@ def upload_adapter(lineage: Lineage, release: ReleaseConfig, adapter_dir: Path) 
     reporting.markdown(
         "hub-upload",
         f"**Uploaded** to [{status.repo_id}]({status.repo_url}), "
-        f"commit [{(status.commit or '')[:12]}]({status.url})\n\n" + "\n".join(f"- {name}" for name in status.files),
+        f"commit [{(status.commit or '')[:12]}]({status.url})\n\n"
+        + "\n".join(f"- [{name}]({status.repo_url}/blob/main/{name})" for name in status.files),
         "Hugging Face Hub upload",
     )
     return status
+
+
+def _eval_markdown(report: EvalReport, decision: GateDecision) -> str:
+    """What eval.json holds, as a table a browser shows: one row per model, then the gate's verdict."""
+    metrics = ("json_valid_rate", "schema_valid_rate", "grounded_rate", "score_mae", "agreement")
+
+    def cells(model: dict) -> str:
+        return " | ".join("n/a" if model[k] is None else f"{model[k]:.3f}" for k in metrics)
+
+    rows = "\n".join(f"| {m['model']} | {m['rows']} | {cells(m)} |" for m in report.table())
+    verdict = "passed" if decision.passed else "not passed"
+    return (
+        f"| model | rows | {' | '.join(metrics)} |\n|---|---|{'---|' * len(metrics)}\n{rows}\n\n"
+        f"**Release gate {verdict}**: {decision.reason}\n"
+    )
 
 
 def release_state(status: HubStatus, adapter_dir: Path) -> State:

@@ -45,6 +45,7 @@ def label_images(samples: list[PoseSample], config: LabelConfig, data_dir: Path)
         report = label_samples(samples, RulesLabeler(), progress=progress)
     else:
         report = label_with_teachers(samples, config, Path(data_dir), progress=progress)
+    progress.finish()
     log_path = write_label_log(report, Path(data_dir))
     counts = _counts(report)
     get_run_logger().info("labels: %s (%s)", counts, log_path)
@@ -84,6 +85,7 @@ def label_images_on_modal(samples: list[PoseSample], config: LabelConfig, data_d
     remote = modal_client.connect(data_dir)
     progress = reporting.progress("labeling", f"Labeling with {config.labeler} on Modal")
     report = modal_steps.label_poses(remote, samples, config, progress)
+    progress.finish()
     log_path = write_label_log(report, Path(data_dir))  # a local copy of the volume's labels.jsonl
     counts = _counts(report)
     get_run_logger().info("labels: %s (%s; the store: %s/%s on the volume)", counts, log_path, remote.name, STORE_FILE)
@@ -94,7 +96,7 @@ def label_images_on_modal(samples: list[PoseSample], config: LabelConfig, data_d
 
 
 def _publish(report: LabelReport, config: LabelConfig) -> None:
-    reporting.table(
+    reporting.capped_table(
         "sample-labels",
         [
             {
@@ -110,18 +112,19 @@ def _publish(report: LabelReport, config: LabelConfig) -> None:
         f"The first {SAMPLE_ROWS} labels written by {config.labeler}",
     )
     problems = report.failed + report.having("disagreed")
-    if problems:
-        reporting.table(
-            "label-failures",
-            [{"image": str(o.sample.source_path), "status": o.status, "reason": o.reason} for o in problems],
-            "Images without a usable label (failed, or teachers disagree), with the reason: for review",
-        )
-    if report.usage:
-        remaining = len(report.having("deferred"))
-        rows = [_cost_row(usage, remaining, config) for usage in report.usage]
-        reporting.table(
-            "labeling-cost", rows, "Teacher requests, tokens and spend this run, and the estimate for what remains"
-        )
+    reporting.capped_table(
+        "label-failures",
+        [{"image": str(o.sample.source_path), "status": o.status, "reason": o.reason} for o in problems],
+        "Images without a usable label (failed, or teachers disagree), with the reason: for review",
+        where="labels.jsonl in the data dir",
+    )
+    remaining = len(report.having("deferred"))
+    reporting.capped_table(
+        "labeling-cost",
+        [_cost_row(usage, remaining, config) for usage in report.usage],
+        "Teacher requests, tokens and spend this run, and the estimate for what remains"
+        + (" (the rules labeler sends no requests)" if not report.usage else ""),
+    )
 
 
 def _cost_row(usage: dict, remaining: int, config: LabelConfig) -> dict:

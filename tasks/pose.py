@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -36,6 +37,7 @@ def filter_images(
         report.newly_processed,
         report.from_cache,
     )
+    progress.finish()
     _publish(report, cache_path)
     return report
 
@@ -53,16 +55,21 @@ def _publish(report: PoseFilterReport, cache_path: Path) -> None:
         {"image": str(r.source_path), "activity": r.activity, "outcome": "rejected", "reason": r.reason}
         for r in report.rejected
     ]
-    reporting.table_or_link("pose-filter-outcomes", outcomes, cache_path, "Every image's pose-filter outcome")
+    where = f"{YOLO_CACHE_FILE} in the data dir"
+    reporting.capped_table("pose-filter-outcomes", outcomes, "Every image's pose-filter outcome", where=where)
+    reporting.capped_table(
+        "yolo-cache",
+        yolo_cache_summary(cache_path),
+        "The YOLO cache: entries by activity, outcome and reason (each image is run through YOLO once)",
+        where=where,
+    )
+
+
+def yolo_cache_summary(cache_path: Path) -> list[dict]:
+    """Entries of the YOLO cache counted by activity, outcome and reason: a table of any cache's size."""
     entries = json.loads(cache_path.read_text())["entries"] if cache_path.exists() else {}
-    cache_rows = [
-        {
-            "key": key,
-            "source_path": e.get("source_path"),
-            "outcome": e.get("outcome"),
-            "reason": e.get("reason") or "",
-            "persons": e.get("persons"),
-        }
-        for key, e in entries.items()
+    counts = Counter((e.get("activity") or "", e.get("outcome") or "", e.get("reason") or "") for e in entries.values())
+    return [
+        {"activity": activity, "outcome": outcome, "reason": reason, "images": n}
+        for (activity, outcome, reason), n in sorted(counts.items())
     ]
-    reporting.table_or_link("yolo-cache", cache_rows, cache_path, f"The YOLO cache ({cache_path})")

@@ -32,16 +32,29 @@ def place_adapter(
         _, command = modal_steps.place_adapter(remote, trained, adapter_dir)
         if command:
             logger.warning("the adapter is too large to download; it stays on the volume. Fetch it with:\n%s", command)
-            reporting.markdown(
-                "adapter-download",
-                f"The adapter (best checkpoint {trained.checkpoint}) is on the Modal volume. Fetch it with\n\n"
-                f"```\n{command}\n```\n",
-                "How to download the adapter from the Modal volume",
-            )
+            _publish_placed(adapter_dir, trained, command)
             return adapter_dir
     else:
         copy_adapter(trained.checkpoint, adapter_dir)
         shutil.copyfile(trained.loss_plot, adapter_dir / "loss.png")
     logger.info("adapter placed in %s (from %s)", adapter_dir, trained.checkpoint)
-    reporting.link("adapter", adapter_dir, f"LoRA adapter (eval_loss {trained.eval_loss}) from {trained.checkpoint}")
+    _publish_placed(adapter_dir, trained, None)
     return adapter_dir
+
+
+def _publish_placed(adapter_dir: Path, trained: TrainedAdapter, command: str | None) -> None:
+    """The adapter-download artifact, on every run: the files placed here, or how to fetch them."""
+    if command:
+        text = (
+            f"The adapter (best checkpoint, eval_loss {trained.eval_loss}) stays on the Modal volume. "
+            f"Fetch it with\n\n```\n{command}\n```\n"
+        )
+    else:
+        files = "\n".join(
+            f"| {p.name} | {p.stat().st_size:,} |" for p in sorted(Path(adapter_dir).iterdir()) if p.is_file()
+        )
+        text = (
+            f"The adapter (best checkpoint, eval_loss {trained.eval_loss}) is in the adapter dir of the machine "
+            f"that ran this flow.\n\n| file | bytes |\n|---|---|\n{files}\n"
+        )
+    reporting.markdown("adapter-download", text, "Where the trained adapter is, and how to get it")

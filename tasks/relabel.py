@@ -20,7 +20,9 @@ from tasks import reporting
 @task(name="relabel-problems", cache_policy=NO_CACHE)
 def relabel_problems(config: LabelConfig, data_dir: Path) -> list[PoseSample]:
     """Relabel stale, invalid, failed and disputed labels, newest first, within the daily budget."""
-    result = relabel_data_dir(config, Path(data_dir), progress=reporting.progress("relabel", "Relabeling"))
+    progress = reporting.progress("relabel", "Relabeling")
+    result = relabel_data_dir(config, Path(data_dir), progress=progress)
+    progress.finish()
     report_relabel(result, config)
     return result.samples
 
@@ -43,7 +45,12 @@ def report_relabel(result: RelabelResult, config: LabelConfig) -> None:
         }
         for c in result.candidates
     ]
-    reporting.table("relabel-changes", rows, "What the relabel found and what became of it, newest problem first")
+    reporting.capped_table(
+        "relabel-changes",
+        rows,
+        "What the relabel found and what became of it, newest problem first",
+        where="labels.jsonl in the data dir",
+    )
     counts = Counter(c.problem for c in result.candidates)
     fixed = Counter(c.problem for c in result.chosen if result.statuses.get(c.sample.sha256) == "labeled")
     summary = "\n".join(f"| {p} | {counts[p]} | {fixed[p]} |" for p in sorted(counts)) or "| (none) | 0 | 0 |"

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 from prefect import get_run_logger
 from prefect.artifacts import (
-    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
 
-# Table artifacts past this many rows become a link to the file they came from.
+# Table artifacts keep this many rows and say how many were left out: a UI on another machine cannot
+# open a file on this one, so nothing is published as a local path or a file:// link.
 MAX_TABLE_ROWS = 500
+NONE = "none"
 
 
 def table(key: str, rows: Sequence[dict], description: str) -> None:
@@ -27,32 +27,46 @@ def markdown(key: str, text: str, description: str) -> None:
     create_markdown_artifact(key=key, markdown=text, description=description)
 
 
-def link(key: str, path: Path, description: str) -> None:
-    create_link_artifact(key=key, link=Path(path).resolve().as_uri(), link_text=str(path), description=description)
+def capped_table(key: str, rows: Sequence[dict], description: str, where: str = "", cap: int = MAX_TABLE_ROWS) -> None:
+    """A table of at most `cap` rows, the last saying how many were left out (and where all of them are);
+    a table saying "none" when there are no rows, so an earlier run's table never shows as this run's."""
+    rows = list(rows)
+    if not rows:
+        table(key, [{"result": NONE}], f"{description}: none this run")
+        return
+    if len(rows) > cap:
+        first = next(iter(rows[0]))
+        left_out = f"... {len(rows) - cap} more rows left out" + (f"; all {len(rows)} are in {where}" if where else "")
+        rows = rows[:cap] + [{first: left_out}]
+    table(key, rows, description)
 
 
-def table_or_link(key: str, rows: Sequence[dict], source: Path, description: str) -> None:
-    """A table when it is small enough to read in the UI, else a link to the file."""
-    if len(rows) <= MAX_TABLE_ROWS:
-        table(key, rows, description)
-    else:
-        link(key, source, f"{description} ({len(rows)} rows: too many for a table)")
+class Progress:
+    """A progress artifact moved by calls of (done, total) and logged, at most every few seconds."""
 
+    def __init__(self, key: str, what: str, every_seconds: float = 2.0):
+        self.what = what
+        self.every_seconds = every_seconds
+        self._logger = get_run_logger()
+        self._artifact = create_progress_artifact(progress=0.0, key=key, description=what)
+        self._last = 0.0
+        self._percent = 0.0
 
-def progress(key: str, what: str, every_seconds: float = 2.0) -> Callable[[int, int], None]:
-    """A callback(done, total) that moves a progress artifact and logs, at most every few seconds."""
-    logger = get_run_logger()
-    artifact_id = create_progress_artifact(progress=0.0, key=key, description=what)
-    last = 0.0
-
-    def report(done: int, total: int) -> None:
-        nonlocal last
+    def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if done < total and now - last < every_seconds:
+        if done < total and now - self._last < self.every_seconds:
             return
-        last = now
-        percent = 100.0 * done / total if total else 100.0
-        update_progress_artifact(artifact_id=artifact_id, progress=percent)
-        logger.info("%s: %d/%d (%.0f%%)", what, done, total, percent)
+        self._last = now
+        self._percent = 100.0 * done / total if total else 100.0
+        update_progress_artifact(artifact_id=self._artifact, progress=self._percent)
+        self._logger.info("%s: %d/%d (%.0f%%)", self.what, done, total, self._percent)
 
-    return report
+    def finish(self) -> None:
+        """100%: the step is done, also when nothing was left for it to do."""
+        if self._percent < 100.0:
+            self._percent = 100.0
+            update_progress_artifact(artifact_id=self._artifact, progress=100.0)
+
+
+def progress(key: str, what: str, every_seconds: float = 2.0) -> Progress:
+    return Progress(key, what, every_seconds)

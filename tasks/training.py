@@ -43,12 +43,12 @@ def train_adapter(splits: SplitSummary, profile: Profile, data_dir: Path, smoke:
         trained = modal_steps.train(modal_client.connect(data_dir), splits, config, Path(data_dir), on_log=on_log)
     else:
         trained = train(splits, config, data_dir, on_log=on_log)
-    reporting.table(
+    step_progress.finish()
+    reporting.capped_table(
         "training-loss",
         [{"step": h.get("step"), "loss": h.get("loss"), "eval_loss": h.get("eval_loss")} for h in trained.history],
-        f"Loss and eval_loss per step; plot at {trained.loss_plot}",
+        "The loss curve: loss and eval_loss per logged step (the plot is loss.png beside the adapter)",
     )
-    reporting.link("training-loss-plot", trained.loss_plot, "Loss curve of the training run")
     logger.info(
         "best checkpoint %s (eval_loss %s); sample output %r",
         trained.checkpoint,

@@ -36,6 +36,16 @@ def test_dataset_flow_keeps_single_person_photos_and_reruns_from_cache(tmp_path,
     assert len(cache) == 7
     first = task_states(state.state_details.flow_run_id)
     assert all(first[name] == "Completed" for name in DATASET_TASKS)
+    # Artifacts a browser on another machine can open: tables and text, no local paths or file:// links.
+    from prefect.artifacts import Artifact
+
+    yolo = json.loads(Artifact.get("yolo-cache").data)
+    assert {"activity": "football", "outcome": "rejected", "reason": "several people (2)", "images": 1} in yolo
+    assert sum(row["images"] for row in yolo) == 7
+    assert json.loads(Artifact.get("label-failures").data) == [{"result": "none"}]  # written every run
+    assert json.loads(Artifact.get("labeling-cost").data) == [{"result": "none"}]  # the rules cost nothing
+    by_activity = {row["activity"]: row for row in json.loads(Artifact.get("split-by-activity").data)}
+    assert by_activity["all"]["train"] + by_activity["all"]["val"] == 3 and by_activity["seated"]["abstain_rate"] == 1
 
     again = build_dataset(data_dir=data, return_state=True)
     assert {name: task_states(again.state_details.flow_run_id)[name] for name in DATASET_TASKS} == {
@@ -126,3 +136,17 @@ def _png_claiming(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
         + chunk(b"IEND", b"")
     )
+
+
+def test_the_yolo_cache_artifact_summarizes_a_cache_of_any_size(tmp_path):
+    from tasks.pose import yolo_cache_summary
+
+    entries = {
+        f"{i:064x}:fp": {"activity": ("squat", "yoga")[i % 2], "outcome": "kept" if i % 3 else "rejected",
+                         "reason": None if i % 3 else "no person"}
+        for i in range(5000)
+    }  # fmt: skip
+    (tmp_path / "yolo_cache.json").write_text(json.dumps({"entries": entries}))
+    summary = yolo_cache_summary(tmp_path / "yolo_cache.json")
+    assert len(summary) == 4 and sum(row["images"] for row in summary) == 5000
+    assert {"activity": "squat", "outcome": "rejected", "reason": "no person", "images": 834} in summary
