@@ -19,7 +19,7 @@ from motioncoach.config import (
     pose_filter_config,
     with_labeler,
 )
-from motioncoach.dataset import SplitSummary
+from motioncoach.dataset import SplitSummary, dataset_on_disk, split_on_disk
 from motioncoach.lock import data_dir_lock
 from motioncoach.runtime import apply_local_defaults, resolve_dir
 from tasks.dataset import split, write_dataset
@@ -57,9 +57,10 @@ def build_dataset(
                 return waiting
             summary = persist_in(data, write_dataset_on_modal)(labels, SplitConfig(), data)
         else:
-            labels = persist_in(data, labeling_task(label_config))(poses.kept, label_config, data)
+            labels = persist_in(data, labeling_task(label_config, poses.kept, data))(poses.kept, label_config, data)
             if not labels.labeled and (waiting := waiting_for_labels(labels, label_config)):
                 return waiting
-            dataset = persist_in(data, write_dataset)(labels, data)
-            summary = persist_in(data, split)(dataset, SplitConfig(), data)
+            # A cached result is only as good as its files: written again when they are gone.
+            dataset = persist_in(data, write_dataset, refresh=not dataset_on_disk(data))(labels, data)
+            summary = persist_in(data, split, refresh=not split_on_disk(data))(dataset, SplitConfig(), data)
         return waiting_for_labels(labels, label_config) or summary

@@ -11,10 +11,10 @@ from motioncoach.dataset import SPLITS_DIR, DatasetFile, SplitSummary, build_dat
 from motioncoach.dataset.stats import split_statistics
 from motioncoach.labels.outcomes import LabelReport
 from tasks import reporting
-from tasks.storage import CONTENT
+from tasks.storage import keyed
 
 
-@task(name="write-dataset", cache_policy=CONTENT)
+@task(name="write-dataset", cache_policy=keyed("dataset"))
 def write_dataset(labels: LabelReport, data_dir: Path) -> DatasetFile:
     """Write pose_dataset.jsonl, one conversation per labeled image."""
     dataset = build_dataset(labels.labeled, Path(data_dir))
@@ -22,7 +22,7 @@ def write_dataset(labels: LabelReport, data_dir: Path) -> DatasetFile:
     return dataset
 
 
-@task(name="split-dataset", cache_policy=CONTENT)
+@task(name="split-dataset", cache_policy=keyed("dataset"))
 def split(dataset: DatasetFile, config: SplitConfig, data_dir: Path) -> SplitSummary:
     """Split 90/10 by image so that no picture is on both sides."""
     summary = split_dataset(dataset.path, config, Path(data_dir) / SPLITS_DIR)

@@ -13,7 +13,7 @@ from motioncoach.evaluation import EvalConfig, EvalReport, GateConfig, GateDecis
 from motioncoach.evaluation import evaluate_adapter as run_local_evaluation
 from motioncoach.training.session import TrainedAdapter
 from tasks import reporting
-from tasks.storage import CONTENT
+from tasks.storage import keyed
 
 
 def eval_config_for(profile: Profile, trained: TrainedAdapter) -> EvalConfig:
@@ -23,7 +23,7 @@ def eval_config_for(profile: Profile, trained: TrainedAdapter) -> EvalConfig:
     return EvalConfig(max_pixels=trained.config.max_pixels)
 
 
-@task(name="evaluate-adapter", cache_policy=CONTENT)
+@task(name="evaluate-adapter", cache_policy=keyed("evaluation"))
 def evaluate_adapter(
     trained: TrainedAdapter, splits: SplitSummary, profile: Profile, data_dir: Path, config: EvalConfig | None = None
 ) -> EvalReport:

@@ -15,7 +15,7 @@ from motioncoach.labels.rules import RulesLabeler
 from motioncoach.labels.store import write_label_log
 from motioncoach.records import PoseSample
 from motioncoach.teachers.keys import check_keys
-from motioncoach.teachers.labeling import check_label_config, label_with_teachers
+from motioncoach.teachers.labeling import check_label_config, label_with_teachers, labels_complete
 from motioncoach.teachers.pricing import TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, cost_usd, is_priced
 from motioncoach.teachers.store import STORE_FILE
 from tasks import reporting
@@ -55,12 +55,16 @@ def label_images(samples: list[PoseSample], config: LabelConfig, data_dir: Path)
     return report
 
 
-def labeling_task(config: LabelConfig):
-    """label_images; in batch mode never answered from the Prefect cache, since the answers arrive
-    between runs: the label store is the cache, and a run that finds nothing new sends nothing."""
-    if config.batch and config.labeler != "rules":
+def labeling_task(config: LabelConfig, samples: list[PoseSample], data_dir: Path):
+    """label_images as this run should call it. In batch mode never answered from the Prefect cache,
+    since the answers arrive between runs (the label store is the cache, and a run that finds nothing
+    new sends nothing). With a teacher, refreshed while the store lacks a label, so an unfinished run
+    (a spent budget, failures to retry) is continued; an unchanged rerun of a finished one is Cached."""
+    if config.labeler == "rules":
+        return label_images
+    if config.batch:
         return label_images.with_options(cache_policy=NO_CACHE)
-    return label_images
+    return label_images.with_options(refresh_cache=not labels_complete(samples, config, Path(data_dir)))
 
 
 def waiting_for_labels(labels: LabelReport, config: LabelConfig) -> State | None:

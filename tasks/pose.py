@@ -12,12 +12,12 @@ from motioncoach.config import PoseFilterConfig, Profile
 from motioncoach.pose import PoseFilterReport, filter_poses
 from motioncoach.records import ImageRecord
 from tasks import reporting
-from tasks.storage import CONTENT
+from tasks.storage import keyed
 
 YOLO_CACHE_FILE = "yolo_cache.json"
 
 
-@task(name="filter-poses", cache_policy=CONTENT)
+@task(name="filter-poses", cache_policy=keyed("pose"))
 def filter_images(
     records: list[ImageRecord], config: PoseFilterConfig, data_dir: Path, profile: Profile = Profile.local
 ) -> PoseFilterReport:

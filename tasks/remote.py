@@ -11,10 +11,10 @@ from motioncoach.dataset import SplitSummary
 from motioncoach.dataset.stats import split_statistics
 from motioncoach.labels.outcomes import LabelReport
 from tasks import reporting
-from tasks.storage import CONTENT
+from tasks.storage import keyed
 
 
-@task(name="write-dataset-on-modal", cache_policy=CONTENT)
+@task(name="write-dataset-on-modal", cache_policy=keyed("dataset", on_modal=True))
 def write_dataset_on_modal(labels: LabelReport, config: SplitConfig, data_dir: Path) -> SplitSummary:
     """Write pose_dataset.jsonl and the 90/10 split on the volume, with copies in data_dir."""
     from tasks import modal_client, modal_steps

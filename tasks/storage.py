@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task
-from prefect.cache_policies import INPUTS, TASK_SOURCE, CacheKeyFnPolicy
+from prefect.cache_policies import INPUTS, CacheKeyFnPolicy, CachePolicy
 from prefect.context import TaskRunContext
 from prefect.utilities.hashing import hash_objects
 
@@ -18,7 +18,8 @@ from motioncoach.config import LabelConfig
 from motioncoach.labels.schema import SCHEMA_VERSION
 from motioncoach.prompts import prompt_version
 from motioncoach.teachers.keys import LABELER_TEACHERS
-from motioncoach.teachers.store import STORE_FILE, LabelStore, today
+from motioncoach.teachers.store import today
+from tasks.code_versions import step_code
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,35 +31,33 @@ def results_dir(data_dir: Path) -> Path:
     return Path(data_dir) / RESULTS_DIR
 
 
-def persist_in(data_dir: Path, task: Task[P, R]) -> Task[P, R]:
-    """The task with its results and cache records kept in data_dir."""
-    return task.with_options(result_storage=results_dir(data_dir), persist_result=True)
+def persist_in(data_dir: Path, task: Task[P, R], *, refresh: bool = False) -> Task[P, R]:
+    """The task with its results and cache records kept in data_dir; refresh: run it even if a cached
+    result exists (its files are gone), and cache the new one."""
+    options: dict[str, Any] = {"result_storage": results_dir(data_dir), "persist_result": True}
+    if refresh:  # left unset otherwise, so a refresh chosen earlier (tasks.labels.labeling_task) holds
+        options["refresh_cache"] = True
+    return task.with_options(**options)
 
 
 def _label_contract(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """The prompt templates, the label schema, and what the label store already holds.
+    """The prompt templates, the label schema, and the day when a daily budget applies.
 
-    The store's state is part of the key so that a run left unfinished (a spent budget, a failed
-    rerun) is continued rather than answered from the cache. A Batch API run is not cached at all:
-    the flow picks NO_CACHE at the call site (tasks.labels.labeling_task), since a compound policy
-    ignores a part that returns None.
+    Whether the label store already holds every label is decided at the call site
+    (tasks.labels.labeling_task): a run left unfinished (a spent budget, failures to retry) is
+    refreshed, and an unchanged rerun of a finished one is Cached. A Batch API run is never cached.
     """
     config: LabelConfig = parameters["config"]
-    teachers = LABELER_TEACHERS[config.labeler]
     key = {"prompt": prompt_version(), "schema": SCHEMA_VERSION}
-    if teachers:
-        store_path = Path(parameters["data_dir"]) / STORE_FILE
-        if store_path.exists():
-            store = LabelStore(store_path)
-            try:
-                key["store"] = store.digest([s.sha256 for s in parameters["samples"]], teachers)
-            finally:
-                store.close()
-        if config.daily_budget:
-            key["day"] = today()  # a new day brings a new budget
+    if LABELER_TEACHERS[config.labeler] and config.daily_budget:
+        key["day"] = today()  # a new day brings a new budget
     return hash_objects(key)
 
 
-# Keyed on the task's inputs (content hashes and configs, never run ids) and its source.
-CONTENT = INPUTS + TASK_SOURCE
-LABELS = CONTENT + CacheKeyFnPolicy(cache_key_fn=_label_contract)
+def keyed(step: str, on_modal: bool = False) -> CachePolicy:
+    """A step's cache policy: its inputs (content hashes and configs, never run ids) and the version of
+    the domain code it runs (tasks.code_versions), not the task function's own source."""
+    return INPUTS + step_code(step, on_modal)
+
+
+LABELS = keyed("labels") + CacheKeyFnPolicy(cache_key_fn=_label_contract)

@@ -11,7 +11,7 @@ from motioncoach.config import Profile, TrainConfig, smoke_train_config
 from motioncoach.dataset import SplitSummary, load_split
 from motioncoach.training.session import TrainedAdapter, local_config, train
 from tasks import reporting
-from tasks.storage import CONTENT
+from tasks.storage import keyed
 
 
 @task(name="find-split", cache_policy=NO_CACHE)
@@ -20,7 +20,7 @@ def find_split(data_dir: Path) -> SplitSummary:
     return load_split(data_dir)
 
 
-@task(name="train-adapter", cache_policy=CONTENT)
+@task(name="train-adapter", cache_policy=keyed("training"))
 def train_adapter(splits: SplitSummary, profile: Profile, data_dir: Path, smoke: bool = False) -> TrainedAdapter:
     """LoRA SFT with MS-Swift (tiny model on CPU, or 32B on 8xH200 on Modal); the best checkpoint by eval_loss."""
     logger = get_run_logger()

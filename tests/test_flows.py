@@ -150,3 +150,34 @@ def test_the_yolo_cache_artifact_summarizes_a_cache_of_any_size(tmp_path):
     summary = yolo_cache_summary(tmp_path / "yolo_cache.json")
     assert len(summary) == 4 and sum(row["images"] for row in summary) == 5000
     assert {"activity": "squat", "outcome": "rejected", "reason": "no person", "images": 834} in summary
+
+
+def test_cache_keys_follow_the_domain_code_not_the_task_body(tmp_path):
+    """A step's key is its inputs and the code of the modules it runs: a task function (its log lines,
+    its retries) is not part of it, and a change to those modules is."""
+    from tasks.code_versions import STEP_CODE, code_version
+    from tasks.storage import keyed
+
+    inputs = {"splits": "sha-of-the-split", "profile": "local", "data_dir": "/data", "smoke": False}
+    policy = keyed("training")
+    assert policy.compute_key(None, inputs, None) == policy.compute_key(None, dict(inputs), None)
+    assert not any(part.startswith("tasks") for parts in STEP_CODE.values() for part in parts)
+    on_modal = policy.compute_key(None, {**inputs, "profile": "modal"}, None)
+    assert on_modal != policy.compute_key(None, inputs, None)  # the Modal app's version joins the key there
+    package = tmp_path / "motioncoach" / "training"
+    package.mkdir(parents=True)
+    (package / "sft.py").write_text("EPOCHS = 10\n")
+    before = code_version(("motioncoach/training",), tmp_path)
+    (package / "sft.py").write_text("EPOCHS = 11\n")
+    code_version.cache_clear()
+    assert code_version(("motioncoach/training",), tmp_path) != before
+
+
+def test_a_cached_split_whose_files_are_gone_is_written_again(tmp_path, task_states):
+    data = tmp_path / "data"
+    build_dataset(data_dir=data)
+    shutil.rmtree(data / "splits")
+    again = build_dataset(data_dir=data, return_state=True)
+    states = task_states(again.state_details.flow_run_id)
+    assert states["split-dataset"] == "Completed" and states["write-dataset"] == "Cached"
+    assert (data / "splits" / "train.jsonl").is_file() and (data / "splits" / "val.jsonl").is_file()

@@ -127,3 +127,16 @@ def test_a_paid_model_without_a_price_shows_its_cost_as_unknown(tmp_path, prefec
         build_dataset(
             labeler="openrouter", data_dir=tmp_path / "data", labeling=paid.model_copy(update={"max_cost": 5})
         )
+
+
+def test_an_unchanged_rerun_with_a_teacher_is_cached(tmp_path, task_states, monkeypatch):
+    data = tmp_path / "data"
+    with GeminiFake(api_key=KEY) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("GEMINI_API_KEY", KEY)
+        build_dataset(labeler="gemini", data_dir=data)
+        sent = fake.http_requests
+        again = build_dataset(labeler="gemini", data_dir=data, return_state=True)
+    states = task_states(again.state_details.flow_run_id)
+    assert states["label-poses"] == states["write-dataset"] == states["split-dataset"] == "Cached"
+    assert fake.http_requests == sent

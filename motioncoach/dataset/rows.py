@@ -99,3 +99,11 @@ def build_dataset(labeled: Sequence[LabelOutcome], data_dir: Path) -> DatasetFil
         rows.append(swift_row(outcome, image))
     path = data_dir / DATASET_FILE
     return DatasetFile.of(path, write_jsonl(rows, path))
+
+
+def dataset_on_disk(data_dir: Path) -> bool:
+    """Whether pose_dataset.jsonl and every image its rows name are still there."""
+    path = Path(data_dir) / DATASET_FILE
+    if not path.is_file():
+        return False
+    return all((Path(data_dir) / image).is_file() for row in read_jsonl(path) for image in row.get("images", []))

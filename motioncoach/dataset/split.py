@@ -98,3 +98,9 @@ def load_split(data_dir: Path) -> SplitSummary:
         )
     train, val = (DatasetFile.of(p, len(read_jsonl(p))) for p in paths)
     return SplitSummary(train=train, val=val)
+
+
+def split_on_disk(data_dir: Path) -> bool:
+    """Whether the split files a cached result names are still there."""
+    out_dir = Path(data_dir) / SPLITS_DIR
+    return (out_dir / "train.jsonl").is_file() and (out_dir / "val.jsonl").is_file()

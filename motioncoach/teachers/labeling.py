@@ -15,7 +15,7 @@ from motioncoach.teachers.consensus import compare
 from motioncoach.teachers.engine import TeacherEngine, TeacherRun
 from motioncoach.teachers.keys import LABELER_TEACHERS, api_key
 from motioncoach.teachers.pricing import check_prices, is_priced
-from motioncoach.teachers.store import LabelStore
+from motioncoach.teachers.store import STORE_FILE, LabelKey, LabelStore
 
 OPENROUTER_DEFAULT_TEMPERATURE = 0.2
 
@@ -78,6 +78,25 @@ def stored_teacher(name: str, config: LabelConfig) -> StoredTeacher:
         return StoredTeacher(name, config.gemini_model, params)
     temperature = OPENROUTER_DEFAULT_TEMPERATURE if config.temperature is None else config.temperature
     return StoredTeacher(name, config.openrouter_model, {"temperature": temperature})
+
+
+def labels_complete(samples: Sequence[PoseSample], config: LabelConfig, data_dir: Path) -> bool:
+    """Whether the store holds a label of every sample from every teacher, for the current prompts."""
+    store_path = Path(data_dir) / STORE_FILE
+    if not store_path.exists():
+        return not samples
+    store = LabelStore(store_path)
+    try:
+        for name in LABELER_TEACHERS[config.labeler]:
+            teacher = stored_teacher(name, config)
+            for sample in samples:
+                key = LabelKey.current(sample.sha256, teacher.name, teacher.model_id, teacher.generation_params())
+                stored = store.get(key)
+                if stored is None or stored.status != "labeled":
+                    return False
+        return True
+    finally:
+        store.close()
 
 
 def label_with_teachers(
