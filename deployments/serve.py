@@ -2,8 +2,9 @@
 
     uv run python -m deployments.serve
 
-Then trigger runs from the UI or with `prefect deployment run 'build-dataset/local' --param ...`.
-The nightly relabel runs on its schedule while this process is up.
+Then trigger runs from the UI or with `prefect deployment run 'build-dataset/served' --param ...`.
+The nightly relabel runs on its schedule while this process is up. The deployments are named
+`served` (and `nightly-served`), so they never take over the work-pool deployments of prefect.yaml.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ TAGS = ["motioncoach", "local"]
 def main() -> None:
     apply_local_defaults()
     serve(
-        pipeline.to_deployment(name="local", description="The whole pipeline on this machine.", tags=TAGS),
-        build_dataset.to_deployment(name="local", description="Find, filter, label, split.", tags=TAGS),
-        finetune.to_deployment(name="local", description="Train and place the adapter.", tags=TAGS),
+        pipeline.to_deployment(name="served", description="The whole pipeline on this machine.", tags=TAGS),
+        build_dataset.to_deployment(name="served", description="Find, filter, label, split.", tags=TAGS),
+        finetune.to_deployment(name="served", description="Train and place the adapter.", tags=TAGS),
         relabel.to_deployment(
-            name="nightly", description="Relabel what needs it, then rebuild.", tags=TAGS, cron="0 3 * * *"
+            name="nightly-served", description="Relabel what needs it, then rebuild.", tags=TAGS, cron="0 3 * * *"
         ),
     )
 

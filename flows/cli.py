@@ -18,6 +18,7 @@ from motioncoach.config import (
     SMOKE_BASE_MODEL,
     SMOKE_SAMPLES,
     LabelConfig,
+    LabelingSettings,
     Profile,
     default_labeler,
     default_source,
@@ -101,6 +102,14 @@ SmokeOption = Annotated[
         f"{SMOKE_SAMPLES} photos, {SMOKE_BASE_MODEL} on one GPU for one epoch (well under a dollar).",
     ),
 ]
+WaitForLockOption = Annotated[
+    float,
+    typer.Option(
+        min=0,
+        help="Seconds to wait for a data dir another run holds, instead of failing at once (the deployments "
+        "wait up to 6 hours).",
+    ),
+]
 RehearseOption = Annotated[
     Path | None,
     typer.Option(
@@ -123,6 +132,16 @@ def _rehearse(profile: Profile, folder: Path | None) -> None:
     from tasks.modal_rehearsal import REHEARSAL_ENV
 
     os.environ[REHEARSAL_ENV] = str(folder.expanduser().resolve())
+
+
+def _wait_for_lock(seconds: float) -> None:
+    """Queue behind a run that holds the data dir (read by motioncoach.lock in every flow)."""
+    if seconds:
+        import os
+
+        from motioncoach.lock import WAIT_VARIABLE
+
+        os.environ[WAIT_VARIABLE] = str(seconds)
 
 
 def _fail(exc: MotionCoachError) -> typer.Exit:
@@ -151,6 +170,11 @@ def _label_config(labeler: Labeler | None, profile: Profile, price: list[str] | 
 
         check_keys(config.labeler)
     return config
+
+
+def settings_of(labeling: LabelConfig) -> LabelingSettings:
+    """The labeling form a flow takes: everything but the labeler, which is its own parameter."""
+    return LabelingSettings.model_validate(labeling.model_dump(exclude={"labeler"}))
 
 
 def _check_hub(push_dataset: bool, profile: Profile) -> None:
@@ -193,11 +217,13 @@ def run(
     push_dataset: PushDatasetOption = False,
     max_download_mb: MaxDownloadOption = 2000,
     smoke: SmokeOption = False,
+    wait_for_lock: WaitForLockOption = 0,
     rehearse_volume: RehearseOption = None,
 ) -> None:
     """The whole pipeline: dataset, training, evaluation, then the adapter (uploaded if it is better)."""
     try:
         _rehearse(profile, rehearse_volume)
+        _wait_for_lock(wait_for_lock)
         if smoke and profile is not Profile.modal:
             raise ConfigurationError("--smoke is a short real run on Modal: add --profile modal.")
         if smoke:
@@ -222,7 +248,7 @@ def run(
             max_samples=max_samples,
             skip_train=skip_train,
             profile=profile,
-            labeling=labeling,
+            labeling=settings_of(labeling),
             gate=gate,
             push_dataset=push_dataset,
             max_download_mb=max_download_mb,
@@ -248,11 +274,13 @@ def dataset(
     gemini_model: GeminiModelOption = "gemini-3-flash-preview",
     openrouter_model: OpenRouterModelOption = "google/gemma-3-27b-it:free",
     price: PriceOption = None,
+    wait_for_lock: WaitForLockOption = 0,
     rehearse_volume: RehearseOption = None,
 ) -> None:
     """Download, filter, label and split: writes pose_dataset.jsonl and splits/."""
     try:
         _rehearse(profile, rehearse_volume)
+        _wait_for_lock(wait_for_lock)
         labeling = _label_config(
             labeler, profile, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate,
             daily_budget=daily_budget, max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements,
@@ -269,7 +297,7 @@ def dataset(
             data_dir=data_dir,
             max_samples=max_samples,
             profile=profile,
-            labeling=labeling,
+            labeling=settings_of(labeling),
         )
     )
 
@@ -282,6 +310,7 @@ def train(
     gate: GateOption = True,
     push_dataset: PushDatasetOption = False,
     max_download_mb: MaxDownloadOption = 2000,
+    wait_for_lock: WaitForLockOption = 0,
     rehearse_volume: RehearseOption = None,
 ) -> None:
     """Train on the dataset already in --data-dir, evaluate, and place (or upload) the adapter."""
@@ -289,6 +318,7 @@ def train(
 
     try:
         _rehearse(profile, rehearse_volume)
+        _wait_for_lock(wait_for_lock)
         if profile is Profile.modal:
             from tasks.modal_client import check_modal_credentials
 

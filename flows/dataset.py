@@ -8,9 +8,10 @@ from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import State
 
+from flows.parameters import MaxSamples, run_name
 from motioncoach.config import (
-    LabelConfig,
     LabelerName,
+    LabelingSettings,
     Profile,
     SourceConfig,
     SplitConfig,
@@ -34,15 +35,28 @@ from tasks.storage import persist_in
     name="build-dataset",
     description="Find images, keep single-person poses, label them, split 90/10. Ends 'Waiting for labels' "
     "when labels are still to come (a Gemini batch job): the next run collects them.",
+    flow_run_name=run_name,
 )
 def build_dataset(
     source: str | None = None,
     labeler: LabelerName | None = None,
     data_dir: Path = Path("./data"),
-    max_samples: int = 2500,
+    max_samples: MaxSamples = 2500,
     profile: Profile = Profile.local,
-    labeling: LabelConfig | None = None,
+    labeling: LabelingSettings | None = None,
 ) -> SplitSummary | State:
+    """Find images, keep single-person poses, label them and split 90/10.
+
+    Args:
+        source: 'samples' (offline photos), 'kaggle', or a folder with one sub-folder per activity. Empty: samples, or
+            kaggle on the modal profile.
+        labeler: Who writes the labels: rules (offline), gemini, openrouter, or consensus (both). Empty: rules, or
+            gemini on the modal profile.
+        data_dir: Where images, caches, labels and the dataset live, on the worker's machine.
+        max_samples: Images to use (at least 1), spread evenly over activities.
+        profile: Where heavy steps run: local (the worker) or modal (Modal functions on the volume).
+        labeling: Teacher settings: models, concurrency, containers, rate, retries, budgets, batch, prices.
+    """
     apply_local_defaults()
     source = source or default_source(profile)  # modal: kaggle and gemini, the real run
     label_config = with_labeler(labeling, labeler or default_labeler(profile))

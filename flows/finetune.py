@@ -6,10 +6,12 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.runtime import flow_run
+from prefect.states import State
 
+from flows.parameters import MaxDownloadMb, train_run_name
 from motioncoach.config import Profile
 from motioncoach.lock import data_dir_lock
-from motioncoach.publish import ReleaseConfig, with_release_flags
+from motioncoach.publish import ReleaseSettings, with_release_flags
 from motioncoach.runtime import apply_local_defaults, resolve_dir
 from tasks.evaluate import evaluate_adapter, release_gate
 from tasks.hub import hub_preflight, release_state, upload_adapter, upload_dataset, write_release
@@ -24,6 +26,7 @@ from tasks.training import cancel_training_on_modal, find_split, train_adapter
     "place it in adapter_dir with its card, and upload it when it is better.",
     on_cancellation=[cancel_training_on_modal],
     on_crashed=[cancel_training_on_modal],
+    flow_run_name=train_run_name,
 )
 def finetune(
     data_dir: Path = Path("./data"),
@@ -31,10 +34,23 @@ def finetune(
     profile: Profile = Profile.local,
     gate: bool = True,
     push_dataset: bool = False,
-    release: ReleaseConfig | None = None,
-    max_download_mb: int = 2000,
+    release: ReleaseSettings | None = None,
+    max_download_mb: MaxDownloadMb = 2000,
     smoke: bool = False,
-) -> Path:
+) -> State:
+    """Train a LoRA adapter on the split in data_dir, evaluate it, place it with its card, upload it when it is better.
+
+    Args:
+        data_dir: Where images, caches, labels and the dataset live, on the worker's machine.
+        adapter_dir: Where the trained LoRA adapter and its card are placed.
+        profile: Where heavy steps run: local (the worker) or modal (Modal functions on the volume).
+        gate: Upload the adapter only if it beats its base model on validation.
+        push_dataset: Also upload the dataset (splits, images, card) to HF_DATASET_REPO_ID.
+        release: The gate's rules (metrics, margin, minimum rows) and how uploads are made.
+        max_download_mb: On Modal: download the adapter when it is at most this many MB (0 or more); a larger one
+            stays on the volume.
+        smoke: On Modal: a cheap real run on a small model and one GPU, to prove the account first.
+    """
     apply_local_defaults()
     release = with_release_flags(release, gate=gate, push_dataset=push_dataset)
     hub_preflight(release, profile, data_dir)

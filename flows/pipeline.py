@@ -6,16 +6,18 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.runtime import flow_run
-from prefect.states import Completed
+from prefect.states import Completed, State
 
 from flows.dataset import build_dataset
 from flows.finetune import finetune
-from motioncoach.config import LabelConfig, LabelerName, Profile, default_labeler, with_labeler
+from flows.parameters import MaxDownloadMb, MaxSamples, run_name
+from motioncoach.config import LabelerName, LabelingSettings, Profile, default_labeler, with_labeler
 from motioncoach.lock import data_dir_lock
-from motioncoach.publish import ReleaseConfig, with_release_flags
+from motioncoach.publish import ReleaseSettings, with_release_flags
 from motioncoach.runtime import resolve_dir
 from tasks.hub import forward_state, hub_preflight
 from tasks.labels import WAITING, preflight
+from tasks.storage import persist_in
 from tasks.training import cancel_training_on_modal
 
 
@@ -24,29 +26,53 @@ from tasks.training import cancel_training_on_modal
     description="The whole pipeline: dataset, LoRA training, evaluation, release.",
     on_cancellation=[cancel_training_on_modal],
     on_crashed=[cancel_training_on_modal],
+    flow_run_name=run_name,
 )
 def pipeline(
     source: str | None = None,
     labeler: LabelerName | None = None,
     data_dir: Path = Path("./data"),
     adapter_dir: Path = Path("./lora-adapter"),
-    max_samples: int = 2500,
+    max_samples: MaxSamples = 2500,
     skip_train: bool = False,
     profile: Profile = Profile.local,
-    labeling: LabelConfig | None = None,
+    labeling: LabelingSettings | None = None,
     gate: bool = True,
     push_dataset: bool = False,
-    release: ReleaseConfig | None = None,
-    max_download_mb: int = 2000,
+    release: ReleaseSettings | None = None,
+    max_download_mb: MaxDownloadMb = 2000,
     smoke: bool = False,
-) -> Path | None:
+) -> State | None:
+    """The whole pipeline: the dataset, then LoRA training, evaluation and the release.
+
+    Args:
+        source: 'samples' (offline photos), 'kaggle', or a folder with one sub-folder per activity. Empty: samples, or
+            kaggle on the modal profile.
+        labeler: Who writes the labels: rules (offline), gemini, openrouter, or consensus (both). Empty: rules, or
+            gemini on the modal profile.
+        data_dir: Where images, caches, labels and the dataset live, on the worker's machine.
+        adapter_dir: Where the trained LoRA adapter and its card are placed.
+        max_samples: Images to use (at least 1), spread evenly over activities.
+        skip_train: Stop after the dataset is split.
+        profile: Where heavy steps run: local (the worker) or modal (Modal functions on the volume).
+        labeling: Teacher settings: models, concurrency, containers, rate, retries, budgets, batch, prices.
+        gate: Upload the adapter only if it beats its base model on validation.
+        push_dataset: Also upload the dataset (splits, images, card) to HF_DATASET_REPO_ID.
+        release: The gate's rules (metrics, margin, minimum rows) and how uploads are made.
+        max_download_mb: On Modal: download the adapter when it is at most this many MB (0 or more); a larger one
+            stays on the volume.
+        smoke: On Modal: a cheap real run on a small model and one GPU, to prove the account first.
+    """
     # Missing keys fail now, before anything is downloaded or a data dir is created.
     preflight(with_labeler(labeling, labeler or default_labeler(profile)), profile)
     if not skip_train:
         hub_preflight(with_release_flags(release, gate=gate, push_dataset=push_dataset), profile, data_dir)
     # Held across both sub-flows, so no other run can change the dataset between them.
-    with data_dir_lock(resolve_dir(data_dir), f"motioncoach-pipeline run {flow_run.name!r}"):
-        built = build_dataset(
+    data = resolve_dir(data_dir)
+    with data_dir_lock(data, f"motioncoach-pipeline run {flow_run.name!r}"):
+        # The sub-flows' results live with the data: a retry (in a new container, or on a worker whose
+        # Prefect home was cleaned) reads the finished build-dataset's result instead of failing.
+        built = persist_in(data, build_dataset)(
             source=source,
             labeler=labeler,
             data_dir=data_dir,
@@ -60,7 +86,7 @@ def pipeline(
         built.result()  # a failed dataset fails the pipeline here
         if skip_train:
             return None
-        finished = finetune(
+        finished = persist_in(data, finetune)(
             data_dir=data_dir,
             adapter_dir=adapter_dir,
             profile=profile,

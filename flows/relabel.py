@@ -7,7 +7,8 @@ from pathlib import Path
 from prefect import flow
 from prefect.runtime import flow_run
 
-from motioncoach.config import LabelConfig, LabelerName, Profile, SplitConfig, with_labeler
+from flows.parameters import DailyBudget
+from motioncoach.config import LabelerName, Profile, SplitConfig, TeacherSettings, with_labeler
 from motioncoach.dataset import SplitSummary
 from motioncoach.lock import data_dir_lock
 from motioncoach.runtime import apply_local_defaults, resolve_dir
@@ -21,17 +22,28 @@ from tasks.storage import persist_in
     name="relabel",
     description="Relabel stale, invalid, failed and disputed labels (newest first, within a daily request "
     "budget), then rebuild the dataset and split.",
+    flow_run_name="relabel-{labeler}",
 )
 def relabel(
     data_dir: Path = Path("./data"),
     labeler: LabelerName = "gemini",
-    daily_budget: int | None = 1000,
+    daily_budget: DailyBudget = 1000,
     batch: bool = False,
-    labeling: LabelConfig | None = None,
+    labeling: TeacherSettings | None = None,
     profile: Profile = Profile.local,
 ) -> SplitSummary:
+    """Relabel stale, invalid, failed and disputed labels, then rebuild the dataset and split.
+
+    Args:
+        data_dir: Where images, caches, labels and the dataset live, on the worker's machine.
+        labeler: The teacher to relabel with: gemini, openrouter or consensus.
+        daily_budget: Teacher requests per UTC day (at least 1); empty for no limit.
+        batch: Gemini's Batch API: half price, answers collected on a later run.
+        labeling: Teacher settings: models, concurrency, containers, rate, retries, prices.
+        profile: Where heavy steps run: local (the worker) or modal (Modal functions on the volume).
+    """
     apply_local_defaults()
-    config = with_labeler(labeling, labeler).model_copy(update={"daily_budget": daily_budget, "batch": batch})
+    config = with_labeler(labeling, labeler, daily_budget=daily_budget, batch=batch)
     preflight(config, profile)
     data = resolve_dir(data_dir)
     with data_dir_lock(data, f"relabel run {flow_run.name!r}"):

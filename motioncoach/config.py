@@ -99,12 +99,9 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 LabelerName = Literal["rules", "gemini", "openrouter", "consensus"]
 
 
-class LabelConfig(StepConfig):
-    """Who writes the coaching labels, and how hard and how expensively they may be asked."""
+class TeacherSettings(StepConfig):
+    """How hard and how expensively the teachers may be asked: the settings no flow parameter carries."""
 
-    labeler: LabelerName = Field(
-        "rules", description="'rules' (offline, geometric), 'gemini', 'openrouter', or 'consensus' (both teachers)."
-    )
     gemini_model: str = Field("gemini-3-flash-preview", description="Gemini model id.")
     gemini_thinking_level: str = Field("low", description="Gemini thinking level.")
     openrouter_model: str = Field("google/gemma-3-27b-it:free", description="OpenRouter model id (vision).")
@@ -122,11 +119,7 @@ class LabelConfig(StepConfig):
     max_failure_rate: float = Field(
         0.2, ge=0, le=1, description="Fail the labeling step when more than this share of images failed."
     )
-    daily_budget: int | None = Field(
-        None, gt=0, description="Requests per teacher per UTC day (OpenRouter free tier: 50, or 1000)."
-    )
     max_cost: float | None = Field(None, ge=0, description="Stop before this run's spend in USD would exceed it.")
-    batch: bool = Field(False, description="Use Gemini's Batch API (half price; results on a later run).")
     batch_job_requests: int = Field(
         1000, ge=1, le=10_000, description="Batch: images per job (a job over 20 MB goes as a JSONL file)."
     )
@@ -138,9 +131,28 @@ class LabelConfig(StepConfig):
     )
 
 
-def with_labeler(labeling: LabelConfig | None, labeler: str) -> LabelConfig:
-    """The labeling settings with the labeler chosen by the top-level flag or parameter."""
-    return LabelConfig.model_validate({**(labeling or LabelConfig()).model_dump(), "labeler": labeler})
+class LabelingSettings(TeacherSettings):
+    """The labeling form of build-dataset and motioncoach-pipeline; the labeler is their own parameter."""
+
+    daily_budget: int | None = Field(
+        None, gt=0, description="Requests per teacher per UTC day (OpenRouter free tier: 50, or 1000)."
+    )
+    batch: bool = Field(False, description="Use Gemini's Batch API (half price; results on a later run).")
+
+
+class LabelConfig(LabelingSettings):
+    """Who writes the coaching labels, and how hard and how expensively they may be asked."""
+
+    labeler: LabelerName = Field(
+        "rules", description="'rules' (offline, geometric), 'gemini', 'openrouter', or 'consensus' (both teachers)."
+    )
+
+
+def with_labeler(labeling: TeacherSettings | None, labeler: str, **overrides) -> LabelConfig:
+    """The labeling settings with the labeler (and any other setting a flow parameter carries) chosen
+    by the top-level flag or parameter."""
+    settings = (labeling or LabelingSettings()).model_dump()
+    return LabelConfig.model_validate({**settings, "labeler": labeler, **overrides})
 
 
 class SplitConfig(StepConfig):

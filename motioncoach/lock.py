@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import socket
 import threading
@@ -21,6 +22,10 @@ from pathlib import Path
 from motioncoach.errors import MotionCoachError
 
 LOCK_FILE = ".motioncoach.lock"
+# How long a run waits for a data dir another run holds before it gives up; 0 fails at once. The
+# deployments set it (a nightly relabel waits for a pipeline run), the CLI with --wait-for-lock.
+WAIT_VARIABLE = "MOTIONCOACH_LOCK_WAIT_S"
+log = logging.getLogger(__name__)
 
 _held: dict[Path, tuple[int, int]] = {}  # path -> (fd, depth)
 _guard = threading.Lock()
@@ -40,8 +45,11 @@ def _holder(path: Path) -> str:
 
 
 @contextmanager
-def data_dir_lock(data_dir: Path, what: str, wait_s: float = 0.0) -> Iterator[None]:
-    """Hold the data dir for the duration; wait up to wait_s for it, then raise DataDirBusy."""
+def data_dir_lock(data_dir: Path, what: str, wait_s: float | None = None) -> Iterator[None]:
+    """Hold the data dir for the duration; wait up to wait_s (default: $MOTIONCOACH_LOCK_WAIT_S, else 0)
+    for it, then raise DataDirBusy."""
+    if wait_s is None:
+        wait_s = lock_wait_s()
     path = (Path(data_dir) / LOCK_FILE).resolve()
     with _guard:
         if path in _held:
@@ -54,6 +62,7 @@ def data_dir_lock(data_dir: Path, what: str, wait_s: float = 0.0) -> Iterator[No
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + wait_s
+        waiting_logged = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -61,10 +70,14 @@ def data_dir_lock(data_dir: Path, what: str, wait_s: float = 0.0) -> Iterator[No
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     os.close(fd)
+                    waited = f" (waited {wait_s:.0f} s)" if wait_s else ""
                     raise DataDirBusy(
-                        f"{data_dir} is in use by {_holder(path)}. Wait for it to finish, or use another "
-                        "--data-dir. Nothing was changed."
+                        f"{data_dir} is in use by {_holder(path)}{waited}. Wait for it to finish (--wait-for-lock, "
+                        f"or {WAIT_VARIABLE} in seconds), or use another --data-dir. Nothing was changed."
                     ) from None
+                if not waiting_logged:
+                    log.warning("%s is in use by %s; waiting up to %.0f s", data_dir, _holder(path), wait_s)
+                    waiting_logged = True
                 time.sleep(0.5)
         info = {"what": what, "pid": os.getpid(), "host": socket.gethostname(), "since": _now()}
         os.ftruncate(fd, 0)
@@ -87,3 +100,17 @@ def data_dir_lock(data_dir: Path, what: str, wait_s: float = 0.0) -> Iterator[No
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def lock_wait_s() -> float:
+    """Seconds to wait for a busy data dir, from $MOTIONCOACH_LOCK_WAIT_S; a bad value is an error naming it."""
+    text = os.environ.get(WAIT_VARIABLE, "").strip()
+    if not text:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise MotionCoachError(f"{WAIT_VARIABLE}={text!r} is not a number of seconds (0 or more).")
+    return value

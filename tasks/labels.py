@@ -14,11 +14,11 @@ from motioncoach.labels.policy import check_failure_rate
 from motioncoach.labels.rules import RulesLabeler
 from motioncoach.labels.store import write_label_log
 from motioncoach.records import PoseSample
-from motioncoach.teachers.keys import check_keys
 from motioncoach.teachers.labeling import check_label_config, label_with_teachers, labels_complete
 from motioncoach.teachers.pricing import TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, cost_usd, is_priced
 from motioncoach.teachers.store import STORE_FILE
 from tasks import reporting
+from tasks.secrets import ensure_teacher_keys
 from tasks.storage import LABELS
 
 SAMPLE_ROWS = 20
@@ -34,7 +34,7 @@ def preflight(config: LabelConfig, profile: Profile = Profile.local) -> None:
 
         check_modal_ready()
     else:
-        check_keys(config.labeler)
+        ensure_teacher_keys(config.labeler)
 
 
 @task(name="label-poses", cache_policy=LABELS)

@@ -7,9 +7,9 @@ cache, and a retried flow run that reads the same data dir finds every finished 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
-from prefect import Task
+from prefect import Flow, Task
 from prefect.cache_policies import INPUTS, CacheKeyFnPolicy, CachePolicy
 from prefect.context import TaskRunContext
 from prefect.utilities.hashing import hash_objects
@@ -21,8 +21,7 @@ from motioncoach.teachers.keys import LABELER_TEACHERS
 from motioncoach.teachers.store import today
 from tasks.code_versions import step_code
 
-P = ParamSpec("P")
-R = TypeVar("R")
+T = TypeVar("T", Task, Flow)
 
 RESULTS_DIR = ".prefect-results"
 
@@ -31,9 +30,9 @@ def results_dir(data_dir: Path) -> Path:
     return Path(data_dir) / RESULTS_DIR
 
 
-def persist_in(data_dir: Path, task: Task[P, R], *, refresh: bool = False) -> Task[P, R]:
-    """The task with its results and cache records kept in data_dir; refresh: run it even if a cached
-    result exists (its files are gone), and cache the new one."""
+def persist_in(data_dir: Path, task: T, *, refresh: bool = False) -> T:
+    """The task (or sub-flow) with its results and cache records kept in data_dir; refresh: run it even
+    if a cached result exists (its files are gone), and cache the new one."""
     options: dict[str, Any] = {"result_storage": results_dir(data_dir), "persist_result": True}
     if refresh:  # left unset otherwise, so a refresh chosen earlier (tasks.labels.labeling_task) holds
         options["refresh_cache"] = True

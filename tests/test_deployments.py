@@ -139,6 +139,21 @@ def test_prefect_yaml_deploys_every_deployment_with_the_nightly_schedule(server)
     assert names["relabel/nightly-modal"]["parameters"]["profile"] == "modal"
     assert names["relabel/nightly"]["parameters"]["profile"] == "local"
     assert all(d["description"] for d in names.values())
+    # Runs wherever the worker starts: the working directory is recorded at deploy time, never $PWD.
+    (pull,) = names["build-dataset/local"]["pull_steps"]
+    directory = pull["prefect.deployments.steps.set_working_directory"]["directory"]
+    assert directory == str(REPO) and "$" not in directory
+    # One control per setting, each described and bounded in the UI form.
+    schema = names["motioncoach-pipeline/local"]["parameter_openapi_schema"]
+    fields = schema["properties"]
+    assert all(fields[name].get("description") for name in fields)
+    assert fields["max_samples"]["minimum"] == 1 and fields["max_download_mb"]["minimum"] == 0
+    labeling = schema["definitions"]["LabelingSettings"]["properties"]
+    release = schema["definitions"]["ReleaseSettings"]["properties"]
+    assert "labeler" not in labeling and "push_dataset" not in release
+    assert "enabled" not in schema["definitions"]["GateRules"]["properties"]
+    relabel = names["relabel/nightly"]["parameter_openapi_schema"]
+    assert not {"daily_budget", "batch", "labeler"} & set(relabel["definitions"]["TeacherSettings"]["properties"])
 
 
 def test_a_deployment_run_completes_through_the_process_worker(server, tmp_path):
@@ -152,7 +167,7 @@ def test_a_failed_labeling_run_is_retried_with_only_what_failed(server, tmp_path
     data = tmp_path / "data"
     teacher.faults = lambda call: "unavailable"
     teacher.reset_counters()
-    labeling = '{"labeler": "gemini", "max_attempts": 1, "backoff_initial_s": 0.01}'
+    labeling = '{"max_attempts": 1, "backoff_initial_s": 0.01}'
     flow_run = _start(server, "build-dataset/local", f"data_dir={data}", "labeler=gemini", f"labeling={labeling}")
     assert _wait(server["api"], flow_run) == "FAILED"
     first = _task_states(server["api"], flow_run)
@@ -176,6 +191,11 @@ def test_the_docker_variant_builds_from_the_repository_dockerfile():
     build = spec["build"][0]["prefect_docker.deployments.steps.build_docker_image"]
     push = spec["push"][0]["prefect_docker.deployments.steps.push_docker_image"]
     assert (REPO / build["dockerfile"]).is_file() and push["image_name"] == "{{ build-image.image_name }}"
+    assert "tag" not in build  # each build gets its own UTC-time tag: a retry runs the image its run started with
+    env = spec["definitions"]["work_pools"]["docker"]["job_variables"]["env"]
+    assert env["PREFECT_LOCAL_STORAGE_PATH"].startswith("/data/")  # flow results outlive the container
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {".git", ".venv", "data", "lora-adapter"} <= set(ignored)
     from prefect_docker.deployments.steps import build_docker_image, push_docker_image
 
     assert callable(build_docker_image) and callable(push_docker_image)

@@ -181,3 +181,43 @@ def test_a_cached_split_whose_files_are_gone_is_written_again(tmp_path, task_sta
     states = task_states(again.state_details.flow_run_id)
     assert states["split-dataset"] == "Completed" and states["write-dataset"] == "Cached"
     assert (data / "splits" / "train.jsonl").is_file() and (data / "splits" / "val.jsonl").is_file()
+
+
+@pytest.mark.slow
+def test_a_retried_pipeline_run_reuses_its_finished_dataset_on_a_worker_with_a_clean_prefect_home(
+    tmp_path, task_states
+):
+    """The failed run's build-dataset finished; its retry, in a process whose Prefect home is empty (a
+    new container, a cleaned worker), reads that sub-flow's result from the data dir and completes."""
+    import os
+    import subprocess
+    import sys
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+    from prefect.settings import PREFECT_API_URL
+
+    data, adapter = tmp_path / "data", tmp_path / "adapter"
+    data.mkdir()
+    (data / "runs").write_text("in the way")  # training cannot start: the run fails after its dataset
+    failed = pipeline(data_dir=data, adapter_dir=adapter, return_state=True)
+    assert failed.is_failed()
+    (data / "runs").unlink()
+    run_id = str(failed.state_details.flow_run_id)
+    env = os.environ | {"PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_HOME": str(tmp_path / "clean-home")}
+    root = Path(__file__).resolve().parents[1]
+    retried = subprocess.run(
+        [sys.executable, "-m", "prefect", "flow-run", "retry", run_id, "--entrypoint", "flows/pipeline.py:pipeline"],
+        env=env, cwd=root, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert retried.returncode == 0, retried.stdout[-3000:] + retried.stderr[-3000:]
+    assert (adapter / "adapter_model.safetensors").is_file()
+    with get_client(sync_client=True) as client:
+        parent = client.read_flow_run(failed.state_details.flow_run_id)
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id]))
+        )
+        names = sorted(client.read_flow(child.flow_id).name for child in children)
+    assert parent.state.is_completed()
+    assert names.count("build-dataset") == 1  # the finished sub-flow was reused, not run again
+    assert task_states(parent.id)["filter-poses"] == "Completed"  # as the first attempt left it

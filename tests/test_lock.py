@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from motioncoach.errors import MotionCoachError
 from motioncoach.lock import DataDirBusy, data_dir_lock
 
 HOLD = """
@@ -36,4 +37,23 @@ def test_a_second_run_is_refused_while_the_first_holds_the_data_dir(tmp_path):
         holder.wait()
     with data_dir_lock(tmp_path, "motioncoach run"):
         with data_dir_lock(tmp_path, "nested sub-flow"):  # re-entrant in one process
+            pass
+
+
+def test_a_second_run_asked_to_wait_queues_behind_the_first(tmp_path, monkeypatch):
+    short = HOLD.replace("time.sleep(60)", "time.sleep(2)")
+    holder = subprocess.Popen([sys.executable, "-c", short, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("MOTIONCOACH_LOCK_WAIT_S", "30")  # what the deployments and --wait-for-lock set
+        started = time.monotonic()
+        with data_dir_lock(tmp_path, "relabel run 'calm-owl'"):
+            waited = time.monotonic() - started
+        assert 0.5 < waited < 30  # it waited for the first run to finish, then ran
+    finally:
+        holder.kill()
+        holder.wait()
+    monkeypatch.setenv("MOTIONCOACH_LOCK_WAIT_S", "soon")
+    with pytest.raises(MotionCoachError, match="MOTIONCOACH_LOCK_WAIT_S='soon' is not a number of seconds"):
+        with data_dir_lock(tmp_path, "motioncoach run"):
             pass

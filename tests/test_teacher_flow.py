@@ -34,8 +34,9 @@ def test_a_missing_key_fails_within_seconds_before_any_work(tmp_path):
 
 def test_the_flow_checks_keys_first_too(tmp_path, prefect_server, monkeypatch):
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
-    with pytest.raises(ConfigurationError, match="OPENROUTER_API_KEY is not set"):
+    with pytest.raises(ConfigurationError, match="OPENROUTER_API_KEY is not set") as refused:
         build_dataset(labeler="openrouter", data_dir=tmp_path / "data")
+    assert "or create the Prefect Secret block 'openrouter-api-key'" in str(refused.value)
     assert not (tmp_path / "data").exists()
 
 
@@ -140,3 +141,21 @@ def test_an_unchanged_rerun_with_a_teacher_is_cached(tmp_path, task_states, monk
     states = task_states(again.state_details.flow_run_id)
     assert states["label-poses"] == states["write-dataset"] == states["split-dataset"] == "Cached"
     assert fake.http_requests == sent
+
+
+def test_a_worker_without_the_key_in_its_environment_reads_the_secret_block(tmp_path, prefect_server, monkeypatch):
+    from prefect.blocks.system import Secret
+
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    Secret(value=KEY).save("gemini-api-key", overwrite=True)
+    try:
+        with GeminiFake(api_key=KEY) as fake:
+            monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+            summary = build_dataset(labeler="gemini", data_dir=tmp_path / "data")
+        assert fake.requests == 3 and summary.train.rows + summary.val.rows == 3
+    finally:
+        Secret.delete("gemini-api-key")
+        monkeypatch.delenv("GEMINI_API_KEY", raising=False)  # the run put it in this process's environment
+    for path in (tmp_path / "data").rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes()

@@ -33,10 +33,9 @@ def local_eval_config(train: TrainConfig) -> EvalConfig:
     return EvalConfig(max_new_tokens=32, batch_size=4, max_pixels=train.max_pixels)
 
 
-class GateConfig(StepConfig):
-    """The release gate: the adapter ships only when it beats the base model."""
+class GateRules(StepConfig):
+    """What the adapter must beat the base model on; whether the gate is on is the flows' `gate` parameter."""
 
-    enabled: bool = Field(True, description="Check the gate before uploading; off uploads whatever was trained.")
     metrics: tuple[str, ...] = Field(
         ("schema_valid_rate", "agreement"),
         description=f"Metrics the adapter must beat the base model on; any of {', '.join(GATE_METRICS)}.",
@@ -53,3 +52,9 @@ class GateConfig(StepConfig):
         if unknown or not metrics:
             raise ValueError(f"gate metrics must be some of {', '.join(GATE_METRICS)}; got {', '.join(unknown)}")
         return metrics
+
+
+class GateConfig(GateRules):
+    """The release gate: the adapter ships only when it beats the base model."""
+
+    enabled: bool = Field(True, description="Check the gate before uploading; off uploads whatever was trained.")

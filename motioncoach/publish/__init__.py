@@ -4,7 +4,7 @@ Every module imports cheaply; huggingface_hub and jinja2 load inside functions.
 """
 
 from motioncoach.publish.card import CARD_FILE, dataset_card, model_card, write_model_card
-from motioncoach.publish.config import HubConfig, HubSettings, ReleaseConfig, with_release_flags
+from motioncoach.publish.config import HubConfig, HubSettings, ReleaseConfig, ReleaseSettings, with_release_flags
 from motioncoach.publish.dataset_export import stage_dataset
 from motioncoach.publish.hub import (
     HubError,
@@ -26,6 +26,7 @@ __all__ = [
     "HubStatus",
     "Lineage",
     "ReleaseConfig",
+    "ReleaseSettings",
     "build_lineage",
     "check_hub_settings",
     "dataset_card",

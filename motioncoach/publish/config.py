@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from motioncoach.config import StepConfig
-from motioncoach.evaluation.config import GateConfig
+from motioncoach.evaluation.config import GateConfig, GateRules
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -71,6 +71,14 @@ class HubConfig(StepConfig):
         return delays
 
 
+class ReleaseSettings(StepConfig):
+    """The release form of finetune and motioncoach-pipeline: the gate's rules and how uploads are made.
+    Whether the gate is on and whether the dataset is pushed are their own parameters."""
+
+    gate: GateRules = Field(default_factory=GateRules, description="What the adapter must beat the base model on.")
+    hub: HubConfig = Field(default_factory=HubConfig, description="How uploads are made.")
+
+
 class ReleaseConfig(StepConfig):
     """What happens after training: the gate, the Hub upload, and the optional dataset push."""
 
@@ -79,8 +87,10 @@ class ReleaseConfig(StepConfig):
     push_dataset: bool = Field(False, description="Also upload the dataset (splits, images, card) to a dataset repo.")
 
 
-def with_release_flags(release: ReleaseConfig | None, gate: bool, push_dataset: bool) -> ReleaseConfig:
+def with_release_flags(
+    release: ReleaseSettings | ReleaseConfig | None, gate: bool, push_dataset: bool
+) -> ReleaseConfig:
     """The release settings with the gate and dataset push chosen by the top-level flags or parameters."""
-    base = (release or ReleaseConfig()).model_dump()
+    base = (release or ReleaseSettings()).model_dump()
     flags = {"gate": {**base["gate"], "enabled": gate}, "push_dataset": push_dataset}
     return ReleaseConfig.model_validate({**base, **flags})

@@ -1,0 +1,34 @@
+"""What the flows' parameters share: the bounds the Prefect UI form enforces, and run names.
+
+Each flow describes its parameters in its docstring's Args section (the UI shows those); the
+names are the CLI's flags, and the nested forms hold only what no top-level parameter carries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from prefect.runtime import flow_run
+from pydantic import Field
+
+MaxSamples = Annotated[int, Field(ge=1, le=1_000_000)]
+MaxDownloadMb = Annotated[int, Field(ge=0, le=1_000_000)]
+DailyBudget = Annotated[int | None, Field(ge=1)]
+
+
+def run_name() -> str:
+    """A flow run's name that says what it does: 'samples-rules', 'kaggle-gemini-modal'."""
+    parameters = flow_run.parameters or {}
+    parts = [parameters.get("source") or "default-source", parameters.get("labeler") or "default-labeler"]
+    return "-".join(str(p) for p in parts) + _where(parameters)
+
+
+def train_run_name() -> str:
+    """'train-data', 'train-data-modal'."""
+    parameters = flow_run.parameters or {}
+    return f"train-{Path(str(parameters.get('data_dir') or 'data')).name}{_where(parameters)}"
+
+
+def _where(parameters: dict) -> str:
+    return "-modal" if str(parameters.get("profile") or "local").endswith("modal") else ""
