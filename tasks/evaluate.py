@@ -30,17 +30,14 @@ def evaluate_adapter(
     """Answer the validation prompts with the base model, the adapter and the rules; score against the teacher."""
     logger = get_run_logger()
     config = config or eval_config_for(profile, trained)
+    progress = reporting.progress("evaluation", "Evaluation answers")
     if profile == Profile.local:
         report = run_local_evaluation(
-            trained.config.base_model,
-            trained.checkpoint,
-            splits.val.path,
-            Path(data_dir),
-            config,
-            progress=reporting.progress("evaluation", "Evaluation answers"),
+            trained.config.base_model, trained.checkpoint, splits.val.path, Path(data_dir), config, progress=progress
         )
     else:
         report = _evaluate_on_modal(trained, splits, Path(data_dir), config)
+    progress.finish()
     for reason in report.skipped:
         logger.warning("validation %s: not evaluated", reason)
     reporting.table(
