@@ -12,6 +12,8 @@ from typing import Annotated
 from prefect.runtime import flow_run
 from pydantic import Field
 
+from motioncoach.config import Profile, default_labeler, default_source
+
 MaxSamples = Annotated[int, Field(ge=1, le=1_000_000)]
 MaxDownloadMb = Annotated[int, Field(ge=0, le=1_000_000)]
 DailyBudget = Annotated[int | None, Field(ge=1)]
@@ -20,8 +22,10 @@ DailyBudget = Annotated[int | None, Field(ge=1)]
 def run_name() -> str:
     """A flow run's name that says what it does: 'samples-rules', 'kaggle-gemini-modal'."""
     parameters = flow_run.parameters or {}
-    parts = [parameters.get("source") or "default-source", parameters.get("labeler") or "default-labeler"]
-    return "-".join(str(p) for p in parts) + _where(parameters)
+    profile = Profile.modal if _where(parameters) else Profile.local
+    source = str(parameters.get("source") or default_source(profile))
+    labeler = parameters.get("labeler") or default_labeler(profile)
+    return f"{Path(source).name or source}-{labeler}{_where(parameters)}"
 
 
 def train_run_name() -> str:
