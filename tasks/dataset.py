@@ -26,13 +26,19 @@ def write_dataset(labels: LabelReport, data_dir: Path) -> DatasetFile:
 def split(dataset: DatasetFile, config: SplitConfig, data_dir: Path) -> SplitSummary:
     """Split 90/10 by image so that no picture is on both sides."""
     summary = split_dataset(dataset.path, config, Path(data_dir) / SPLITS_DIR)
+    publish_split(summary, f"Train/validation split of {dataset.rows} rows")
+    return summary
+
+
+def publish_split(summary: SplitSummary, description: str) -> None:
+    """The split-sizes and split-by-activity artifacts: rows per side, and what their labels teach."""
     reporting.table(
         "split-sizes",
         [
-            {"split": "train", "rows": summary.train.rows, "file": str(summary.train.path)},
-            {"split": "val", "rows": summary.val.rows, "file": str(summary.val.path)},
+            {"split": "train", "rows": summary.train.rows, "file": f"{SPLITS_DIR}/{summary.train.path.name}"},
+            {"split": "val", "rows": summary.val.rows, "file": f"{SPLITS_DIR}/{summary.val.path.name}"},
         ],
-        f"Train/validation split of {dataset.rows} rows",
+        description,
     )
     reporting.table(
         "split-by-activity",
@@ -40,4 +46,3 @@ def split(dataset: DatasetFile, config: SplitConfig, data_dir: Path) -> SplitSum
         "Rows per activity on each side, with what the labels teach: mean score of coached photos, "
         "abstain rate, cues naming a side and joint or a midline region, photos with nothing to correct",
     )
-    return summary

@@ -8,9 +8,8 @@ from prefect import get_run_logger, task
 
 from motioncoach.config import SplitConfig
 from motioncoach.dataset import SplitSummary
-from motioncoach.dataset.stats import split_statistics
 from motioncoach.labels.outcomes import LabelReport
-from tasks import reporting
+from tasks.dataset import publish_split
 from tasks.storage import keyed
 
 
@@ -28,18 +27,5 @@ def write_dataset_on_modal(labels: LabelReport, config: SplitConfig, data_dir: P
         remote.name,
         data_dir,
     )
-    reporting.table(
-        "split-sizes",
-        [
-            {"split": "train", "rows": summary.train.rows, "file": str(summary.train.path)},
-            {"split": "val", "rows": summary.val.rows, "file": str(summary.val.path)},
-        ],
-        f"Train/validation split, written on the Modal volume under {remote.name}/ and copied here",
-    )
-    reporting.table(
-        "split-by-activity",
-        split_statistics(summary),
-        "Rows per activity on each side, with what the labels teach: mean score of coached photos, "
-        "abstain rate, cues naming a side and joint or a midline region, photos with nothing to correct",
-    )
+    publish_split(summary, f"Train/validation split, written on the Modal volume under {remote.name}/ and copied here")
     return summary
