@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 
 from motioncoach.labels.cues import named_parts
+from motioncoach.labels.geometry import angle_between
 from motioncoach.labels.schema import CoachingLabel, FeedbackPoint
-from motioncoach.records import Keypoint, PoseSample
+from motioncoach.records import PoseSample
 
 TOLERANCE = 0.06  # of the person's size: the diagonal of the detected keypoints' box, in pixels
 MIN_TOLERANCE_PX = 6.0
@@ -39,56 +40,50 @@ for _a, _b in _SEGMENTS:
 
 def grounding_problems(label: CoachingLabel, sample: PoseSample, min_conf: float = 0.3) -> list[str]:
     """Every reason the label is not grounded in the detection; empty when it is (and for an abstention)."""
-    confident = sample.confident(min_conf)
-    tolerance = tolerance_px(sample, confident)
+    at = {name: _px(sample, (k.x, k.y)) for name, k in sample.confident(min_conf).items()}  # keypoints in pixels
+    tolerance = tolerance_px(at)
     problems = []
     for number, point in enumerate(label.feedback_points, start=1):
-        problem = _point_problem(point, sample, confident, tolerance)
+        problem = _point_problem(point, sample, at, tolerance)
         if problem:
             problems.append(f"feedback point {number}: {problem}")
     return problems
 
 
-def tolerance_px(sample: PoseSample, confident: dict[str, Keypoint]) -> float:
+def tolerance_px(at: dict[str, tuple[float, float]]) -> float:
     """How far in pixels a drawn point may sit from its keypoint: a share of the person's size."""
-    if len(confident) < 2:
+    if len(at) < 2:
         return MIN_TOLERANCE_PX
-    xs = [k.x * sample.width for k in confident.values()]
-    ys = [k.y * sample.height for k in confident.values()]
+    xs, ys = [p[0] for p in at.values()], [p[1] for p in at.values()]
     return max(MIN_TOLERANCE_PX, TOLERANCE * math.hypot(max(xs) - min(xs), max(ys) - min(ys)))
 
 
-def _point_problem(point: FeedbackPoint, sample: PoseSample, confident: dict[str, Keypoint], tolerance: float):
+def _point_problem(point: FeedbackPoint, sample: PoseSample, at: dict[str, tuple[float, float]], tolerance: float):
     named = named_parts(point.coaching_script)
     words = " or ".join(n.words for n in named)
     current, target = point.visuals.vectors
     start = _px(sample, current.start)
-    candidates = [confident[k] for n in named for k in n.keypoints if k in confident]
+    candidates = [k for n in named for k in n.keypoints if k in at]
     if not candidates:
         return f"the script names the {words}, and none of its keypoints was detected"
-    anchor = min(candidates, key=lambda k: _distance(start, _px(sample, (k.x, k.y))))
-    if _distance(start, _px(sample, (anchor.x, anchor.y))) > tolerance:
-        nearest = min(confident.values(), key=lambda k: _distance(start, _px(sample, (k.x, k.y))))
-        if _distance(start, _px(sample, (nearest.x, nearest.y))) <= tolerance:
-            return f"the script names the {words} but the vectors start at the {_words(nearest.name)}"
-        return f"the vectors start {_distance(start, _px(sample, (anchor.x, anchor.y))):.0f} px from the {words}, " \
-            f"more than {tolerance:.0f} px"  # fmt: skip
+    anchor = min(candidates, key=lambda k: math.dist(start, at[k]))
+    if math.dist(start, at[anchor]) > tolerance:
+        nearest = min(at, key=lambda k: math.dist(start, at[k]))
+        if math.dist(start, at[nearest]) <= tolerance:
+            return f"the script names the {words} but the vectors start at the {_words(nearest)}"
+        return f"the vectors start {math.dist(start, at[anchor]):.0f} px from the {words}, more than {tolerance:.0f} px"
     focus = _px(sample, (point.visuals.focus_point.x, point.visuals.focus_point.y))
-    if _distance(focus, start) > tolerance:
+    if math.dist(focus, start) > tolerance:
         return "focus_point is not at the vectors' start"
     now = _sub(_px(sample, current.end), start)
     wanted = _sub(_px(sample, target.end), start)
     if math.hypot(*now) < tolerance or math.hypot(*wanted) < tolerance:
         return "an arrow is too short to show a direction"
-    segments = [
-        _sub(_px(sample, (confident[n].x, confident[n].y)), start)
-        for n in NEIGHBOURS.get(anchor.name, ())
-        if n in confident
-    ]
-    off = min((_angle(now, segment) for segment in segments), default=0.0)
+    segments = [_sub(at[n], start) for n in NEIGHBOURS.get(anchor, ()) if n in at]
+    off = min((angle_between(now, segment) or 0.0 for segment in segments), default=0.0)
     if off > FOLLOW_DEGREES:
-        return f"Current does not follow a limb from the {_words(anchor.name)} ({off:.0f} degrees off the nearest)"
-    turn = _angle(now, wanted)
+        return f"Current does not follow a limb from the {_words(anchor)} ({off:.0f} degrees off the nearest)"
+    turn = angle_between(now, wanted) or 0.0
     if turn < MIN_TURN_DEGREES:
         return f"Target turns only {turn:.1f} degrees from Current: it asks for no change"
     return None
@@ -100,7 +95,7 @@ def nearest_joint(label_point: tuple[float, float], sample: PoseSample, min_conf
     if not confident:
         return None
     at = _px(sample, label_point)
-    return min(confident.values(), key=lambda k: _distance(at, _px(sample, (k.x, k.y)))).name
+    return min(confident.values(), key=lambda k: math.dist(at, _px(sample, (k.x, k.y)))).name
 
 
 def _px(sample: PoseSample, point) -> tuple[float, float]:
@@ -109,17 +104,6 @@ def _px(sample: PoseSample, point) -> tuple[float, float]:
 
 def _sub(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
     return a[0] - b[0], a[1] - b[1]
-
-
-def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
-    return math.hypot(a[0] - b[0], a[1] - b[1])
-
-
-def _angle(u: tuple[float, float], v: tuple[float, float]) -> float:
-    nu, nv = math.hypot(*u), math.hypot(*v)
-    if nu < 1e-9 or nv < 1e-9:
-        return 0.0
-    return math.degrees(math.acos(max(-1.0, min(1.0, (u[0] * v[0] + u[1] * v[1]) / (nu * nv)))))
 
 
 def _words(keypoint: str) -> str:

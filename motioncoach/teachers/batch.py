@@ -141,13 +141,17 @@ async def _submit(engine: TeacherEngine, pending: list[PoseSample]) -> list[str]
     for start in range(0, len(pending), size):
         chunk = pending[start : start + size]
         requests = []
-        for sample in chunk:
-            try:
-                requests.append(await asyncio.to_thread(build_request, sample))
-            except OSError as exc:
-                reason = f"image unreadable: {exc}"
+        # Encoded in the default thread pool, several at once, as the online path does.
+        built = await asyncio.gather(*(asyncio.to_thread(build_request, s) for s in chunk), return_exceptions=True)
+        for sample, request in zip(chunk, built, strict=True):
+            if isinstance(request, OSError):
+                reason = f"image unreadable: {request}"
                 engine.store.put(engine.key(sample), reason=reason, attempts=0)
                 engine.run.failed[sample.sha256] = reason
+            elif isinstance(request, BaseException):
+                raise request
+            else:
+                requests.append(request)
         if not requests:
             continue
         job_name = await _create_job(engine, requests)
