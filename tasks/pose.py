@@ -38,22 +38,23 @@ def filter_images(
         report.from_cache,
     )
     progress.finish()
-    _publish(report, cache_path)
+    _publish(report, cache_path, Path(data_dir))
     return report
 
 
-def _publish(report: PoseFilterReport, cache_path: Path) -> None:
+def _publish(report: PoseFilterReport, cache_path: Path, data_dir: Path) -> None:
     counts = report.counts_by_activity()
     reporting.table(
         "pose-filter-by-activity",
         [{"activity": a, **c} for a, c in sorted(counts.items())],
         "Images kept and rejected by the pose filter, per activity",
     )
+    shown = [(s.source_path, s.activity, "kept", "") for s in report.kept] + [
+        (r.source_path, r.activity, "rejected", r.reason) for r in report.rejected
+    ]
     outcomes = [
-        {"image": str(s.source_path), "activity": s.activity, "outcome": "kept", "reason": ""} for s in report.kept
-    ] + [
-        {"image": str(r.source_path), "activity": r.activity, "outcome": "rejected", "reason": r.reason}
-        for r in report.rejected
+        {"image": reporting.shown_path(path, data_dir), "activity": activity, "outcome": outcome, "reason": reason}
+        for path, activity, outcome, reason in shown
     ]
     where = f"{YOLO_CACHE_FILE} in the data dir"
     reporting.capped_table("pose-filter-outcomes", outcomes, "Every image's pose-filter outcome", where=where)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 
 from prefect import get_run_logger
 from prefect.artifacts import (
@@ -17,6 +18,16 @@ from prefect.artifacts import (
 # open a file on this one, so nothing is published as a local path or a file:// link.
 MAX_TABLE_ROWS = 500
 NONE = "none"
+
+
+def shown_path(path: Path | str, data_dir: Path) -> str:
+    """How an artifact names a file: relative to the data dir (here, or /data/<name> on the Modal volume),
+    else by its last two parts; never a folder of the machine the run happened on."""
+    path = PurePosixPath(str(path))
+    for root in (Path(data_dir).resolve(), PurePosixPath("/data") / Path(data_dir).name):
+        if path.is_relative_to(str(root)):
+            return path.relative_to(str(root)).as_posix()
+    return PurePosixPath(*path.parts[-2:]).as_posix()
 
 
 def table(key: str, rows: Sequence[dict], description: str) -> None:

@@ -1,17 +1,68 @@
-"""Shared fixtures: a temporary Prefect server for the whole session, offline settings."""
+"""Shared fixtures and a hermetic test run.
+
+Every run keeps its home, Prefect home, Ultralytics settings and Hugging Face and matplotlib caches
+in a temporary folder of its own (set here, before anything reads them), and forgets the
+developer's keys and service addresses, so no test reads or writes the real `~/.prefect` or talks
+to a real service by accident. Heavy things are built once per run: the Prefect test server and the
+tiny Qwen3-VL.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from motioncoach.runtime import apply_local_defaults
-
+SESSION_ROOT = Path(tempfile.mkdtemp(prefix="motioncoach-tests-"))
+HOME = SESSION_ROOT / "home"
+# Keys and addresses of real services, and settings of a developer's own runs: a test sets what it needs.
+FORGOTTEN = (
+    "GEMINI_API_KEY", "OPENROUTER_API_KEY", "GOOGLE_GEMINI_BASE_URL", "OPENROUTER_BASE_URL", "HF_TOKEN",
+    "HF_ADAPTER_REPO_ID", "HF_DATASET_REPO_ID", "HF_MERGED_REPO_ID", "HF_ENDPOINT", "KAGGLE_API_TOKEN",
+    "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR", "PREFECT_API_URL", "PREFECT_API_KEY",
+)  # fmt: skip
+HERMETIC = {
+    "HOME": HOME,
+    "PREFECT_HOME": HOME / ".prefect",
+    "YOLO_CONFIG_DIR": HOME / ".config" / "ultralytics",
+    "HF_HOME": HOME / ".cache" / "huggingface",
+    "MPLCONFIGDIR": HOME / ".config" / "matplotlib",
+    "XDG_CACHE_HOME": HOME / ".cache",
+    "XDG_CONFIG_HOME": HOME / ".config",
+    "MODAL_CONFIG_PATH": HOME / ".modal.toml",
+}
+for _name in [*FORGOTTEN, *(n for n in os.environ if n.startswith(("MODAL_", "MOTIONCOACH_")))]:
+    os.environ.pop(_name, None)
+for _name, _path in HERMETIC.items():
+    _path.mkdir(parents=True, exist_ok=True) if _name != "MODAL_CONFIG_PATH" else None
+    os.environ[_name] = str(_path)
 # The fake Hub speaks Git LFS, as the real Hub still does; huggingface_hub reads this at import.
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 
+from motioncoach.runtime import apply_local_defaults  # noqa: E402 - after the environment above
+
 apply_local_defaults()
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests skip cleanly without a CUDA device."""
+    if not any(item.get_closest_marker("gpu") for item in items):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +72,14 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url(prefect_server) -> str:
+    """The test server's API, for CLI subprocesses that must report to it."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
 
 
 @pytest.fixture
@@ -40,3 +99,32 @@ def task_states(prefect_server):
             return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs}
 
     return states
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """The tiny random Qwen3-VL, built once per test run; read-only (copy it with place_tiny_model)."""
+    from motioncoach.training.tiny_model import build_tiny_qwen3_vl
+
+    return build_tiny_qwen3_vl(tmp_path_factory.mktemp("tiny-model") / "tiny-qwen3-vl")
+
+
+@pytest.fixture(scope="session")
+def place_tiny_model(tiny_model):
+    """Put the session's tiny model at dest (where a data dir or a volume keeps it), as hard links."""
+
+    def place(dest: Path) -> Path:
+        dest = Path(dest)
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(tiny_model, dest, copy_function=_link_or_copy)
+        return dest
+
+    return place
+
+
+def _link_or_copy(source: str, dest: str) -> None:
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)

@@ -151,8 +151,8 @@ def stand_in_training(data_dir: Path, config: TrainConfig | None = None) -> Trai
     )
 
 
-def tiny_adapter(data_dir: Path) -> TrainedAdapter:
-    """A LoRA adapter on the tiny Qwen3-VL, trained one optimizer step on the training split.
+def tiny_adapter(data_dir: Path, model_dir: Path) -> TrainedAdapter:
+    """A LoRA adapter on the tiny Qwen3-VL in model_dir, trained one optimizer step on the training split.
 
     Trained with PEFT and torch directly, in-process, to keep these tests fast; the MS-Swift run
     that makes adapters in the pipeline is tested in test_training.py.
@@ -163,10 +163,9 @@ def tiny_adapter(data_dir: Path) -> TrainedAdapter:
 
     from motioncoach.config import local_train_config
     from motioncoach.dataset import read_jsonl
-    from motioncoach.training import build_tiny_qwen3_vl, plot_losses
+    from motioncoach.training import plot_losses
 
     data_dir = Path(data_dir)
-    model_dir = build_tiny_qwen3_vl(data_dir / "models" / "tiny-qwen3-vl")
     config = local_train_config(model_dir).model_copy(update={"lora_rank": 8, "lora_alpha": 16, "max_steps": 1})
     processor = AutoProcessor.from_pretrained(model_dir)
     base = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)

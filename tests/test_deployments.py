@@ -21,7 +21,7 @@ import yaml
 from motioncoach.teachers.store import STORE_FILE, LabelStore
 from tests.fakes import GeminiFake
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "fake-gemini-deploy-secret-0123456789"

@@ -36,10 +36,10 @@ HF_VARIABLES = ("HF_TOKEN", "HF_ADAPTER_REPO_ID", "HF_DATASET_REPO_ID", "HF_ENDP
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, place_tiny_model):
     """The release data dir, and a LoRA adapter of the tiny Qwen3-VL trained on it."""
     data = build_release_data(tmp_path_factory.mktemp("evaluation"))
-    return data, tiny_adapter(data.data_dir)
+    return data, tiny_adapter(data.data_dir, place_tiny_model(data.data_dir / "models" / "tiny-qwen3-vl"))
 
 
 def test_validation_rows_take_their_pose_from_the_yolo_cache_or_the_prompt(tmp_path):
@@ -66,7 +66,6 @@ def test_validation_rows_take_their_pose_from_the_yolo_cache_or_the_prompt(tmp_p
     assert load_items(broken, data.data_dir) == ([], ["row 1: the teacher's label does not parse (1 errors)"])
 
 
-@pytest.mark.slow
 def test_base_adapter_and_rules_rows_on_a_real_tiny_adapter(tiny, tmp_path):
     data, trained = tiny
     # The plain entry a Modal function calls: a JSON request in, eval.json and the gallery out.
@@ -143,7 +142,6 @@ def _pipeline(trained: TrainedAdapter, data_dir, adapter_dir, release: ReleaseCo
     return forward_state(_release(trained, data_dir, adapter_dir, release, return_state=True))
 
 
-@pytest.mark.slow
 def test_release_runs_as_prefect_tasks_gated_then_published(tiny, tmp_path, monkeypatch, task_states):
     data, trained = tiny
     for name in HF_VARIABLES:

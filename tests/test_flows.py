@@ -12,6 +12,7 @@ from flows.dataset import build_dataset
 from flows.pipeline import pipeline
 from motioncoach.dataset import read_jsonl
 from motioncoach.hashing import file_sha256
+from tests.artifacts import local_references, run_artifacts
 
 DATASET_TASKS = ("filter-poses", "label-poses", "write-dataset", "split-dataset")
 
@@ -26,16 +27,18 @@ def _samples(data_dir, *names):
 
 
 def test_dataset_flow_keeps_single_person_photos_and_reruns_from_cache(tmp_path, task_states):
-    data = tmp_path / "data"
-    state = build_dataset(data_dir=data, return_state=True)
+    """`motioncoach run --skip-train`: the dataset and split, no training; a rerun is served from the cache."""
+    data, adapter = tmp_path / "data", tmp_path / "adapter"
+    state = pipeline(data_dir=data, adapter_dir=adapter, skip_train=True, return_state=True)
     assert state.is_completed()
+    assert not (data / "runs").exists() and not adapter.exists()  # --skip-train: nothing trained or placed
     # grace_hopper's portrait shows too little body for the rules to coach: its row is an abstention.
     assert _dataset_images(data) == _samples(data, "astronaut", "cameraman", "grace_hopper")
     assert not _dataset_images(data) & _samples(data, "bus", "zidane", "coffee", "chelsea")
     cache = json.loads((data / "yolo_cache.json").read_text())["entries"]
     assert len(cache) == 7
     first = task_states(state.state_details.flow_run_id)
-    assert all(first[name] == "Completed" for name in DATASET_TASKS)
+    assert all(first[name] == "Completed" for name in DATASET_TASKS) and "train-adapter" not in first
     # Artifacts a browser on another machine can open: tables and text, no local paths or file:// links.
     from prefect.artifacts import Artifact
 
@@ -46,11 +49,24 @@ def test_dataset_flow_keeps_single_person_photos_and_reruns_from_cache(tmp_path,
     assert json.loads(Artifact.get("labeling-cost").data) == [{"result": "none"}]  # the rules cost nothing
     by_activity = {row["activity"]: row for row in json.loads(Artifact.get("split-by-activity").data)}
     assert by_activity["all"]["train"] + by_activity["all"]["val"] == 3 and by_activity["seated"]["abstain_rate"] == 1
+    artifacts = run_artifacts([state.state_details.flow_run_id])
+    assert {"yolo-cache", "label-failures", "labeling-cost", "split-by-activity"} <= {a["key"] for a in artifacts}
+    assert local_references(artifacts, tmp_path, Path.home()) == []
 
     again = build_dataset(data_dir=data, return_state=True)
     assert {name: task_states(again.state_details.flow_run_id)[name] for name in DATASET_TASKS} == {
         name: "Cached" for name in DATASET_TASKS
     }
+
+
+def test_artifacts_naming_a_local_path_are_caught():
+    """The check above can fail: an artifact that names a local folder or a file:// link is reported."""
+    leaking = [
+        {"key": "card", "type": "markdown", "description": "", "data": '"see /tmp/run/data/card.md"'},
+        {"key": "gallery", "type": "markdown", "description": "file:///tmp/x.png", "data": '""'},
+        {"key": "fine", "type": "table", "description": "rows", "data": '"<data-dir>/runs/k"'},
+    ]
+    assert local_references(leaking, Path("/tmp/run")) == ["card: /tmp/run", "gallery: file://"]
 
 
 def test_a_new_image_is_the_only_one_run_through_yolo(tmp_path, prefect_server):
@@ -75,22 +91,6 @@ def _assembled(tmp_path):
     from motioncoach.sources.samples import assemble_samples
 
     return assemble_samples(tmp_path / "assembled")
-
-
-@pytest.mark.slow
-def test_pipeline_trains_and_places_an_adapter(tmp_path, task_states):
-    data, adapter = tmp_path / "data", tmp_path / "adapter"
-    state = pipeline(data_dir=data, adapter_dir=adapter, return_state=True)
-    assert state.is_completed()
-    assert (adapter / "adapter_config.json").is_file()
-    assert (adapter / "adapter_model.safetensors").stat().st_size > 0
-    weights = file_sha256(adapter / "adapter_model.safetensors")
-
-    again = pipeline(data_dir=data, adapter_dir=adapter, return_state=True)
-    states = task_states(again.state_details.flow_run_id)
-    assert states["train-adapter"] == "Cached"
-    assert all(states[name] == "Cached" for name in DATASET_TASKS)
-    assert file_sha256(adapter / "adapter_model.safetensors") == weights
 
 
 def test_broken_files_are_recorded_and_never_stop_the_run(tmp_path, prefect_server):
@@ -183,45 +183,72 @@ def test_a_cached_split_whose_files_are_gone_is_written_again(tmp_path, task_sta
     assert (data / "splits" / "train.jsonl").is_file() and (data / "splits" / "val.jsonl").is_file()
 
 
-@pytest.mark.slow
-def test_a_retried_pipeline_run_reuses_its_finished_dataset_on_a_worker_with_a_clean_prefect_home(
-    tmp_path, task_states
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
+def test_a_pipeline_failing_after_training_is_retried_on_a_clean_prefect_home_then_reruns_cached(
+    tmp_path, task_states, prefect_api_url, place_tiny_model, monkeypatch
 ):
-    """The failed run's build-dataset finished; its retry, in a process whose Prefect home is empty (a
-    new container, a cleaned worker), reads that sub-flow's result from the data dir and completes."""
+    """The local pipeline trains once: its upload fails (the Hub answers 503), the failed run is retried in
+    a process whose Prefect home is empty (a new container, a cleaned worker), which reads the finished
+    sub-flow and tasks from the data dir and uploads; then an unchanged rerun is Cached throughout."""
     import os
     import subprocess
     import sys
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
-    from prefect.settings import PREFECT_API_URL, PREFECT_LOCAL_STORAGE_PATH
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+
+    from motioncoach.publish import HubConfig, ReleaseSettings
+    from tests.fakes.hub import FakeHub
 
     data, adapter = tmp_path / "data", tmp_path / "adapter"
-    data.mkdir()
-    (data / "runs").write_text("in the way")  # training cannot start: the run fails after its dataset
-    home_storage = Path(PREFECT_LOCAL_STORAGE_PATH.value())
-    before = set(home_storage.iterdir()) if home_storage.is_dir() else set()
-    failed = pipeline(data_dir=data, adapter_dir=adapter, return_state=True)
-    assert failed.is_failed()
-    (data / "runs").unlink()
-    for written in set(home_storage.iterdir()) - before if home_storage.is_dir() else ():
-        written.unlink()  # what this run left in the Prefect home is gone, as in a new container
-    run_id = str(failed.state_details.flow_run_id)
-    env = os.environ | {"PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_HOME": str(tmp_path / "clean-home")}
-    root = Path(__file__).resolve().parents[1]
-    retried = subprocess.run(
-        [sys.executable, "-m", "prefect", "flow-run", "retry", run_id, "--entrypoint", "flows/pipeline.py:pipeline"],
-        env=env, cwd=root, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert retried.returncode == 0, retried.stdout[-3000:] + retried.stderr[-3000:]
-    assert (adapter / "adapter_model.safetensors").is_file()
+    place_tiny_model(data / "models" / "tiny-qwen3-vl")  # built once per test run
+    release = ReleaseSettings(hub=HubConfig(retry_delays_s=(0.0, 0.0)))
+    with FakeHub() as hub:
+        hub_variables = {"HF_TOKEN": hub.token, "HF_ADAPTER_REPO_ID": "tester/coach", "HF_ENDPOINT": hub.url}
+        for name, value in hub_variables.items():
+            monkeypatch.setenv(name, value)
+        hub.fail_next("create", 503, 503, 503)  # the upload's first try and both retries
+        home_storage = Path(PREFECT_LOCAL_STORAGE_PATH.value())
+        before = set(home_storage.iterdir()) if home_storage.is_dir() else set()
+        failed = pipeline(data_dir=data, adapter_dir=adapter, gate=False, release=release, return_state=True)
+        assert failed.is_failed()
+        first = task_states(failed.state_details.flow_run_id)
+        assert first["train-adapter"] == "Completed" and first["evaluate-adapter"] == "Completed"
+        assert first["upload-adapter"] == "Failed" and not hub.repos
+        weights = file_sha256(adapter / "adapter_model.safetensors")  # placed before the upload failed
+        for written in set(home_storage.iterdir()) - before if home_storage.is_dir() else ():
+            written.unlink()  # what this run left in the Prefect home is gone, as in a new container
+        run_id = str(failed.state_details.flow_run_id)
+        env = os.environ | {"PREFECT_API_URL": prefect_api_url, "PREFECT_HOME": str(tmp_path / "clean-home")}
+        root = Path(__file__).resolve().parents[1]
+        retried = subprocess.run(
+            [sys.executable, "-m", "prefect", "flow-run", "retry", run_id,
+             "--entrypoint", "flows/pipeline.py:pipeline"],
+            env=env, cwd=root, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert retried.returncode == 0, retried.stdout[-3000:] + retried.stderr[-3000:]
+        uploaded = hub.repo("tester/coach").files["adapter_model.safetensors"]
+        assert uploaded == (adapter / "adapter_model.safetensors").read_bytes()
     with get_client(sync_client=True) as client:
         parent = client.read_flow_run(failed.state_details.flow_run_id)
         children = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id]))
         )
         names = sorted(client.read_flow(child.flow_id).name for child in children)
-    assert parent.state.is_completed()
+    assert parent.state.is_completed() and parent.state.name == "Published"
     assert names.count("build-dataset") == 1  # the finished sub-flow was reused, not run again
-    assert task_states(parent.id)["filter-poses"] == "Completed"  # as the first attempt left it
+    retried_states = task_states(parent.id)
+    assert retried_states["filter-poses"] == "Completed"  # as the first attempt left it
+    assert retried_states["train-adapter"] == "Cached" and retried_states["upload-adapter"] == "Completed"
+    assert file_sha256(adapter / "adapter_model.safetensors") == weights
+
+    monkeypatch.delenv("HF_ADAPTER_REPO_ID")  # the rerun keeps the adapter here
+    again = pipeline(data_dir=data, adapter_dir=adapter, gate=False, release=release, return_state=True)
+    states = task_states(again.state_details.flow_run_id)
+    assert again.is_completed() and states["train-adapter"] == "Cached" and states["evaluate-adapter"] == "Cached"
+    assert all(states[name] == "Cached" for name in DATASET_TASKS)
+    assert file_sha256(adapter / "adapter_model.safetensors") == weights
+    artifacts = run_artifacts([failed.state_details.flow_run_id, again.state_details.flow_run_id])
+    assert local_references(artifacts, tmp_path, Path.home()) == []

@@ -19,7 +19,6 @@ from modal.exception import RemoteError
 from motioncoach.config import TrainConfig, local_train_config
 from motioncoach.errors import TrainingError
 from motioncoach.training.failures import explain_training_failure, is_out_of_memory
-from motioncoach.training.tiny_model import build_tiny_qwen3_vl
 from tasks import modal_steps
 from tasks.modal_client import connect
 from tasks.modal_rehearsal import REHEARSAL_ENV, RehearsalCall
@@ -36,14 +35,14 @@ TORCH_OOM = (
 
 
 @pytest.fixture
-def rehearsal(tmp_path, monkeypatch):
+def rehearsal(tmp_path, monkeypatch, place_tiny_model):
     """A client data dir with a split, the same files on a rehearsal volume, and the tiny model there."""
     data = build_release_data(tmp_path / "client")
     volume = tmp_path / "volume"
     monkeypatch.setenv(REHEARSAL_ENV, str(volume))
     remote = connect(data.data_dir)
     remote.upload_dir(data.data_dir, remote.name)  # what the dataset steps leave on the volume
-    build_tiny_qwen3_vl(volume / "models" / "tiny-qwen3-vl")
+    place_tiny_model(volume / "models" / "tiny-qwen3-vl")
     return SimpleNamespace(data_dir=data.data_dir, splits=data.splits, volume=volume, remote=remote)
 
 
@@ -93,7 +92,7 @@ def _training_started(volume: Path) -> bool:
     return any(p.stat().st_size > 0 for p in volume.glob("data/runs/*/logging.jsonl"))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_an_interrupted_client_cancels_the_training_call(rehearsal):
     """Ctrl-C in the client (or the SIGTERM a Prefect cancel sends its worker) stops the GPU job, swift included."""
     client = _client(rehearsal, steps=500)  # minutes of CPU: it must be stopped, not finish
@@ -114,7 +113,7 @@ def test_an_interrupted_client_cancels_the_training_call(rehearsal):
     assert len((run_dir / "logging.jsonl").read_text().splitlines()) == steps
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_rerun_reattaches_to_the_running_call_instead_of_paying_twice(rehearsal):
     """A client killed with -9 (a crashed worker) leaves the call running; the rerun waits on that call."""
     client = _client(rehearsal, steps=6)
@@ -134,7 +133,7 @@ def test_a_rerun_reattaches_to_the_running_call_instead_of_paying_twice(rehearsa
     assert again.checkpoint == trained.checkpoint and _training_calls(rehearsal.volume) == 1
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_failing_swift_run_is_returned_not_retried(rehearsal):
     """swift's own failure completes the call with an error result, so Modal has nothing to retry."""
     broken = _config(2).model_copy(update={"target_modules": "no_such_module"})
@@ -153,7 +152,7 @@ def test_out_of_memory_says_what_to_change():
         assert setting in message
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_cancelling_or_crashing_the_flow_run_cancels_the_call(rehearsal):
     """The flows' on_cancellation and on_crashed hook stops what the run's state says is running."""
     call = rehearsal.remote.function("train").spawn(

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:The .* function is executing locally:UserWarning")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.timeout(1500)
 def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path):
     """`motioncoach run --profile modal` rehearsed like a user would, nothing of ours patched: a folder
     of photos, Gemini (a protocol fake), an adapter over --max-download-mb uploaded to the Hub from

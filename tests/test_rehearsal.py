@@ -108,7 +108,8 @@ def test_the_documented_figures_are_what_the_measured_runs_give():
     assert "resume: PASS" in out
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
 def test_dry_rehearsal_trains_resumes_and_extrapolates(tmp_path):
     """The whole rehearsal on the CPU: two tiny geometries, a preemption and its resume, the report."""
     result = subprocess.run(

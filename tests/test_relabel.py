@@ -86,7 +86,6 @@ def test_a_run_on_a_busy_data_dir_is_refused_and_changes_nothing(tmp_path, prefe
     )
 
 
-@pytest.mark.slow
 def test_relabel_of_a_modal_data_dir_runs_on_the_volume(tmp_path, prefect_server, gemini, monkeypatch):
     """The local copy of a modal data dir names volume paths: the relabel runs where the images are
     (rehearsed), and its rebuilt labels, dataset and split come home; nothing is emptied."""

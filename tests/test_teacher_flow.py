@@ -65,7 +65,7 @@ def test_a_teacher_failing_every_call_fails_the_run_and_a_healthy_one_completes_
             assert KEY.encode() not in path.read_bytes()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_batch_run_over_20_mb_submits_then_collects_then_sends_nothing(tmp_path, prefect_server):
     """`motioncoach dataset --batch` on 160 photos whose requests add up to well over 20 MB."""
     from prefect.settings import PREFECT_API_URL
