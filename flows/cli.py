@@ -6,6 +6,7 @@ that server, where the runs show up in the UI.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from flows import use
 from motioncoach.config import (
     DEFAULT_PRICES,
     SMOKE_BASE_MODEL,
@@ -341,8 +343,16 @@ def train(
     )
 
 
+use.register(app)  # coach, serve and merge: using the trained model
+
+# Commands that may load a model from the Hub: Hugging Face libraries stay online for them (a local
+# directory never reaches the Hub anyway).
+HUB_COMMANDS = {"coach", "serve", "merge"}
+
+
 def main() -> None:
-    apply_local_defaults()  # before Prefect is imported: it reads its settings once
+    # Before Prefect or huggingface_hub is imported: they read their settings once.
+    apply_local_defaults(offline_hub=not HUB_COMMANDS & set(sys.argv[1:2]))
     app()
 
 

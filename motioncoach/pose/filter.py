@@ -110,29 +110,43 @@ def _group_by_content(records: Sequence[ImageRecord]) -> dict[str, list[ImageRec
 
 def _evaluate(batch: list[list[ImageRecord]], config: PoseFilterConfig, weights: Path) -> list[tuple[CacheEntry, bool]]:
     """Decode a batch and run YOLO once on the decodable images; (entry, cacheable) per image."""
-    import cv2  # ships with ultralytics; needed only when there is YOLO work
-
     judged: list[tuple[CacheEntry, bool]] = []
-    pending: list[tuple[list[ImageRecord], int, int]] = []
+    pending: list[list[ImageRecord]] = []
     bgr: list[np.ndarray] = []
     for group in batch:
         image, cacheable = _read(group[0], config.max_pixels)
         if isinstance(image, str):
             judged.append((_entry(group, weights, outcome="rejected", reason=image), cacheable))
             continue
-        # Ultralytics wants OpenCV's BGR order; converting now lets the RGB copy go (one copy per image).
-        bgr.append(cv2.cvtColor(image.rgb, cv2.COLOR_RGB2BGR))
-        pending.append((group, image.width, image.height))
-    if pending:
-        with _YOLO_LOCK:
-            # rect=False letterboxes every image to the same square, so an outcome never depends on
-            # which images shared its batch (the cache fingerprint leaves batch_size out).
-            results = _model(weights).predict(
-                bgr, conf=config.person_conf, imgsz=config.imgsz, device=config.device, rect=False, verbose=False
-            )
-        for (group, width, height), result in zip(pending, results, strict=True):
-            judged.append((_entry(group, weights, **_judge(result, width, height, config)), True))
+        bgr.append(to_bgr(image))  # converting now lets the RGB copy go: one copy per image
+        pending.append(group)
+    for group, fields in zip(pending, detect_poses(bgr, config, weights), strict=True):
+        judged.append((_entry(group, weights, **fields), True))
     return judged
+
+
+def to_bgr(image: DecodedImage) -> np.ndarray:
+    """The decoded pixels in OpenCV's BGR order, as Ultralytics wants them."""
+    import cv2  # ships with ultralytics
+
+    return cv2.cvtColor(image.rgb, cv2.COLOR_RGB2BGR)
+
+
+def detect_poses(bgr_images: Sequence[np.ndarray], config: PoseFilterConfig, weights: Path) -> list[dict[str, Any]]:
+    """YOLO pose on upright BGR images in one call, each judged by the filter's rules: the cache fields
+    (outcome, reason, persons, box_conf, keypoints, width, height) per image. The dataset's pose filter
+    and the served model's pose detection are this one function."""
+    if not bgr_images:
+        return []
+    with _YOLO_LOCK:
+        # rect=False letterboxes every image to the same square, so an outcome never depends on
+        # which images shared its batch (the cache fingerprint leaves batch_size out).
+        results = _model(weights).predict(
+            list(bgr_images), conf=config.person_conf, imgsz=config.imgsz, device=config.device, rect=False,
+            verbose=False,
+        )  # fmt: skip
+    pairs = zip(bgr_images, results, strict=True)
+    return [_judge(result, image.shape[1], image.shape[0], config) for image, result in pairs]
 
 
 def _read(record: ImageRecord, max_pixels: int) -> tuple[DecodedImage | str, bool]:

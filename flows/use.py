@@ -1,0 +1,188 @@
+"""Using the fine-tuned model: `motioncoach coach`, `serve` and `merge`.
+
+They run no Prefect flow; they load what a run released (a LoRA adapter with its base model, merged
+weights, or a Hub repo of either) and go through motioncoach.serving, the path the evaluation measures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from motioncoach.config import Profile
+from motioncoach.errors import MotionCoachError
+
+AdapterOption = Annotated[
+    str,
+    typer.Option(
+        help="The model: a LoRA adapter directory (its base model is the one it was trained on), a merged model "
+        "directory, or a Hub repo id of either."
+    ),
+]
+BaseModelOption = Annotated[
+    str | None, typer.Option(help="The adapter's base model (directory or Hub id), when not the one it records.")
+]
+MaxNewTokensOption = Annotated[int, typer.Option(min=1, help="Tokens each answer may use (a full label is ~600).")]
+SERVE_TOKEN_VARIABLE = "MOTIONCOACH_SERVE_TOKEN"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(coach)
+    app.command()(serve)
+    app.command()(merge)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+def _local_coach(adapter: str, base_model: str | None, max_new_tokens: int, batch_size: int, pose_weights: str):
+    """The coach over the transformers backend, on this machine."""
+    from motioncoach.config import PoseFilterConfig
+    from motioncoach.serving.backends import TransformersBackend
+    from motioncoach.serving.coach import Coach
+    from motioncoach.serving.models import choose_model, training_max_pixels
+
+    choice = choose_model(adapter, base_model)
+    backend = TransformersBackend(
+        choice.model, choice.adapter, max_new_tokens=max_new_tokens, batch_size=batch_size, name="transformers"
+    )
+    return Coach(backend, training_max_pixels(choice), PoseFilterConfig(weights=pose_weights)), choice
+
+
+def coach(
+    photos: Annotated[list[Path], typer.Argument(help="Photos to coach (JPEG, PNG, ...).", show_default=False)],
+    adapter: AdapterOption = "./lora-adapter",
+    base_model: BaseModelOption = None,
+    activity: Annotated[
+        str | None, typer.Option(help="The activity the photos show (default: each photo's folder name).")
+    ] = None,
+    overlay_dir: Annotated[
+        Path | None,
+        typer.Option(help="Write a PNG per photo: keypoints, Current (red) and Target (green) arrows, the feedback."),
+    ] = None,
+    max_new_tokens: MaxNewTokensOption = 1024,
+    batch_size: Annotated[int, typer.Option(min=1, help="Photos per model call.")] = 4,
+    pose_weights: Annotated[
+        str, typer.Option(help="YOLO pose weights: those the dataset was filtered with.")
+    ] = "yolo11n-pose.pt",
+) -> None:
+    """Coach photos: one AnalysisResponse JSON object per photo per line, in order, on stdout."""
+    from motioncoach.serving.coach import CoachRequest
+    from motioncoach.serving.photo import PhotoError, read_photo
+
+    requests, unreadable = [], 0
+    for path in photos:
+        try:
+            photo = read_photo(path.read_bytes(), str(path))
+        except FileNotFoundError:
+            typer.echo(f"error: {path}: no such file", err=True)
+        except IsADirectoryError:
+            typer.echo(f"error: {path}: a directory, not a photo", err=True)
+        except (PhotoError, OSError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+        else:
+            requests.append(CoachRequest(photo=photo, activity=activity or path.resolve().parent.name))
+            continue
+        unreadable += 1
+    if not requests:
+        raise typer.Exit(1)
+    try:
+        model, _ = _local_coach(adapter, base_model, max_new_tokens, batch_size, pose_weights)
+    except MotionCoachError as exc:
+        raise _fail(str(exc)) from None
+    results = model.coach(requests)
+    for result in results:
+        typer.echo(json.dumps(result.response.model_dump(mode="json")))
+    if overlay_dir is not None:
+        _write_overlays(results, overlay_dir)
+    if unreadable:
+        raise typer.Exit(1)
+
+
+def _write_overlays(results, overlay_dir: Path) -> None:
+    from motioncoach.overlay import draw_overlay
+
+    overlay_dir.mkdir(parents=True, exist_ok=True)
+    names: set[str] = set()
+    for number, result in enumerate(results, start=1):
+        photo, response = result.request.photo, result.response
+        stem = Path(photo.name).stem
+        name = f"{stem}.png" if f"{stem}.png" not in names else f"{stem}-{number}.png"
+        names.add(name)
+        title = f"{Path(photo.name).name} ({result.request.activity})"
+        if response.status != "success":
+            title += f": {response.status}: {response.error_message}"
+        sample = result.sample or _no_pose(photo, result.request.activity)
+        label = result.answer.label if result.answer else None
+        draw_overlay(photo.image(), label, sample, title=title).save(overlay_dir / name)
+
+
+def _no_pose(photo, activity: str):
+    from motioncoach.records import KEYPOINT_NAMES, Keypoint, PoseSample
+
+    return PoseSample(
+        sha256=photo.sha256, source_path=Path(photo.name), activity=activity, width=photo.width,
+        height=photo.height, box_conf=0.0, keypoints=tuple(Keypoint(name=n, x=0, y=0, conf=0) for n in KEYPOINT_NAMES),
+    )  # fmt: skip
+
+
+def serve(
+    adapter: AdapterOption = "./lora-adapter",
+    base_model: BaseModelOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    max_new_tokens: MaxNewTokensOption = 1024,
+    batch_size: Annotated[int, typer.Option(min=1, help="Requests coached in one model call.")] = 8,
+    pose_weights: Annotated[str, typer.Option(help="YOLO pose weights.")] = "yolo11n-pose.pt",
+    profile: Annotated[Profile, typer.Option(help="local: serve here; modal: the endpoint on Modal.")] = Profile.local,
+) -> None:
+    """Serve the coach over HTTP: GET /health, POST /v1/coach {"image": base64, "activity": "squat"}.
+
+    With MOTIONCOACH_SERVE_TOKEN set, /v1 requests must carry `Authorization: Bearer <token>`.
+    """
+    if profile is Profile.modal:
+        raise _fail("`serve --profile modal` is set up with `modal deploy deployments/modal_app.py`: see the README")
+    import uvicorn
+
+    from motioncoach.serving.http import create_app
+
+    try:
+        model, choice = _local_coach(adapter, base_model, max_new_tokens, batch_size, pose_weights)
+    except MotionCoachError as exc:
+        raise _fail(str(exc)) from None
+    token = os.environ.get(SERVE_TOKEN_VARIABLE) or None
+    app = create_app(model, model=choice.label, max_batch=batch_size, token=token)
+    typer.echo(f"serving {choice.label} on http://{host}:{port} (POST /v1/coach, GET /health)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def merge(
+    out: Annotated[Path, typer.Option(help="Where the merged model is written.", show_default=False)],
+    adapter: AdapterOption = "./lora-adapter",
+    base_model: BaseModelOption = None,
+    dtype: Annotated[str, typer.Option(help="'auto' keeps the checkpoint's dtype; 'float32' merges in full.")] = "auto",
+) -> None:
+    """Fold the LoRA adapter into its base model: one Qwen3-VL that transformers and vLLM load whole."""
+    from motioncoach.serving.merge import merge_adapter
+    from motioncoach.serving.models import choose_model
+
+    try:
+        choice = choose_model(adapter, base_model)
+        if choice.adapter is None:
+            raise MotionCoachError(f"--adapter {adapter} is already a whole model: there is nothing to merge")
+        record = merge_adapter(choice.model, choice.adapter, out, dtype=dtype)
+    except MotionCoachError as exc:
+        raise _fail(str(exc)) from None
+    placement = record.placement
+    mergers = placement.merger + placement.deepstack_mergers
+    typer.echo(
+        f"merged {choice.adapter} into {choice.model}: {out} ({placement.language_model} LoRA modules on the "
+        f"language model, {placement.vision_tower} on the vision tower, {mergers} on the mergers)",
+        err=True,
+    )

@@ -1,0 +1,96 @@
+"""Which weights `--adapter` names: a LoRA adapter (with its base model), merged weights, or a Hub repo of either."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from motioncoach.errors import ConfigurationError
+from motioncoach.serving.backends import adapter_base_model, is_adapter
+
+log = logging.getLogger(__name__)
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+MODAL_ADAPTER_FILE = "modal-adapter.json"  # written by a modal-profile release: the weights stayed on the volume
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model to load: merged weights (adapter None) or a base model with a LoRA adapter on top."""
+
+    model: str  # a local directory, or a Hub id of the base model
+    adapter: Path | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} + {self.adapter}" if self.adapter else self.model
+
+
+def choose_model(adapter: str | Path, base_model: str | None = None) -> ModelChoice:
+    """Resolve --adapter (a directory or a Hub id) and --base-model to what the backend loads."""
+    path = Path(adapter).expanduser()
+    if not path.exists() and _HUB_ID.match(str(adapter)):
+        path = _download(str(adapter))
+    if not path.is_dir():
+        raise ConfigurationError(
+            f"--adapter {adapter}: no such directory. Train one first (`motioncoach run`), or pass --adapter with "
+            "a LoRA adapter directory, a merged model directory or a Hub repo id."
+        )
+    if is_adapter(path):
+        if not (path / "adapter_model.safetensors").is_file():
+            raise ConfigurationError(f"--adapter {path}: adapter_model.safetensors is missing")
+        base = base_model or adapter_base_model(path)
+        if Path(base).is_absolute() and not Path(base).is_dir():
+            raise ConfigurationError(
+                f"the adapter in {path} was trained on {base}, which is not on this machine: pass --base-model "
+                "with that model's directory or Hub id"
+            )
+        return ModelChoice(model=base, adapter=path.resolve())
+    if (path / "config.json").is_file():
+        return ModelChoice(model=str(path.resolve()), adapter=None)
+    remote = path / MODAL_ADAPTER_FILE
+    if remote.is_file():
+        command = json.loads(remote.read_text()).get("command") or "modal volume get ..."
+        raise ConfigurationError(
+            f"--adapter {path}: the weights stayed on the Modal volume; fetch them with `{command}`, or serve them "
+            "there with `motioncoach serve --profile modal`"
+        )
+    raise ConfigurationError(f"--adapter {path} holds neither a LoRA adapter (adapter_config.json) nor a model")
+
+
+def _download(repo_id: str) -> Path:
+    """A Hub repo's files in the local Hugging Face cache (HF_TOKEN for a private repo)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    from motioncoach.publish import HubSettings
+
+    settings = HubSettings()
+    token = settings.token.get_secret_value() if settings.token else None
+    try:
+        return Path(snapshot_download(repo_id, token=token, endpoint=settings.endpoint))
+    except RepositoryNotFoundError:
+        raise ConfigurationError(
+            f"--adapter {repo_id}: no such repo on {settings.endpoint}, or it is private and HF_TOKEN cannot read it"
+        ) from None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "no answer"
+        raise ConfigurationError(f"--adapter {repo_id}: the Hub answered {status}") from None
+
+
+def training_max_pixels(choice: ModelChoice) -> int:
+    """MAX_PIXELS the model was trained with, from the release's lineage.json (beside an adapter, or carried
+    into a merged directory); the production recipe's when there is no record."""
+    from motioncoach.config import TrainConfig
+
+    for folder in (choice.adapter, Path(choice.model)):
+        try:
+            return int(json.loads((Path(folder) / "lineage.json").read_text())["training"]["config"]["max_pixels"])
+        except (OSError, TypeError, ValueError, KeyError):
+            continue
+    default = TrainConfig().max_pixels
+    log.warning("no lineage.json beside %s: showing photos at the production recipe's %d pixels", choice.label, default)
+    return default

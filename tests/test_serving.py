@@ -1,0 +1,221 @@
+"""The served model: one inference path from a photo to the app's AnalysisResponse, and merged weights
+that equal base + adapter (vision tower and mergers included)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from motioncoach.dataset import read_jsonl
+from motioncoach.serving.merge import lora_placement, merge_adapter, merged_from
+from motioncoach.serving.prompt import row_prompt
+from tests.release_data import tiny_adapter
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory, place_tiny_model):
+    """The sample photos through the real pose filter (yolo11n) and the rules into a dataset, a LoRA adapter
+    with vision-tower LoRA trained on it, and that adapter merged (float32)."""
+    from motioncoach.config import PoseFilterConfig, SourceConfig, SplitConfig
+    from motioncoach.dataset import build_dataset, split_dataset
+    from motioncoach.labels.outcomes import label_samples
+    from motioncoach.labels.rules import RulesLabeler
+    from motioncoach.pose import CACHE_FILE_NAME, filter_poses
+    from motioncoach.sources import collect_images
+
+    root = tmp_path_factory.mktemp("serving")
+    data_dir = root / "data"
+    poses = filter_poses(collect_images(SourceConfig(), data_dir), PoseFilterConfig(), data_dir / CACHE_FILE_NAME)
+    labels = label_samples(poses.kept, RulesLabeler())
+    dataset = build_dataset(labels.labeled, data_dir)
+    splits = split_dataset(dataset.path, SplitConfig(val_fraction=0.5), data_dir / "splits")
+    data = SimpleNamespace(data_dir=data_dir, splits=splits, samples=poses.kept, dataset=dataset.path)
+    model = place_tiny_model(data_dir / "models" / "tiny-qwen3-vl")
+    trained = tiny_adapter(data_dir, model)
+    merged = root / "merged"
+    merge_adapter(str(model), trained.checkpoint, merged, dtype="float32")
+    return SimpleNamespace(data=data, model=model, adapter=trained.checkpoint, merged=merged, trained=trained)
+
+
+def _inputs(processor, prompt):
+    from motioncoach.serving.backends import chat_messages
+
+    text = processor.apply_chat_template(chat_messages(prompt, {"type": "image"}), add_generation_prompt=True,
+                                         tokenize=False)  # fmt: skip
+    return processor(text=[text], images=[prompt.pixels()], return_tensors="pt")
+
+
+def test_merged_weights_give_the_logits_of_base_plus_adapter_on_a_real_image_row(release):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    placement = lora_placement(release.adapter)
+    assert placement.vision_tower > 0 and placement.merger > 0 and placement.language_model > 0
+    row = read_jsonl(release.data.splits.val.path)[0]
+    prompt = row_prompt(row, release.data.data_dir, release.trained.config.max_pixels)
+    processor = AutoProcessor.from_pretrained(release.merged)  # the merged folder carries its own processor
+    inputs = _inputs(processor, prompt)
+    assert inputs["pixel_values"].numel() > 0  # the photo is in the forward pass: the vision LoRA counts
+
+    base = AutoModelForImageTextToText.from_pretrained(release.model, dtype=torch.float32)
+    with torch.no_grad():
+        plain = base(**inputs).logits
+        adapted = PeftModel.from_pretrained(base, release.adapter).eval()(**inputs).logits
+        merged = AutoModelForImageTextToText.from_pretrained(release.merged, dtype=torch.float32)(**inputs).logits
+    assert (adapted - plain).abs().max() > 1e-3  # the adapter changes the answer: the comparison means something
+    assert torch.allclose(merged, adapted, atol=1e-5, rtol=1e-4), (merged - adapted).abs().max()
+
+
+def test_a_merge_is_kept_when_its_adapter_is_the_same_and_replaced_when_not(release, tmp_path):
+    before = {p.name: p.stat().st_mtime_ns for p in release.merged.iterdir()}
+    again = merge_adapter(str(release.model), release.adapter, release.merged, dtype="float32")
+    assert {p.name: p.stat().st_mtime_ns for p in release.merged.iterdir()} == before
+    assert again == merged_from(release.merged)
+    assert {"chat_template.jinja", "config.json", "model.safetensors"} <= set(before)
+
+    other = tmp_path / "other-adapter"
+    other.mkdir()
+    for name in ("adapter_config.json",):
+        (other / name).write_bytes((release.adapter / name).read_bytes())
+    from safetensors.torch import load_file, save_file
+
+    weights = {k: v * 2 for k, v in load_file(release.adapter / "adapter_model.safetensors").items()}
+    save_file(weights, other / "adapter_model.safetensors")
+    copy = tmp_path / "merged"
+    merge_adapter(str(release.model), release.adapter, copy, dtype="float32")
+    first = (copy / "model.safetensors").read_bytes()
+    record = merge_adapter(str(release.model), other, copy, dtype="float32")
+    assert merged_from(copy) == record and (copy / "model.safetensors").read_bytes() != first
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def test_photos_arrive_as_base64_or_data_urls_and_anything_else_is_refused_in_one_line():
+    from motioncoach.serving.photo import PhotoError, decode_base64_image
+
+    raw = bytes(range(256))
+    assert decode_base64_image(base64.b64encode(raw).decode()) == raw
+    assert decode_base64_image(base64.urlsafe_b64encode(raw).decode().rstrip("=")) == raw
+    assert decode_base64_image("data:image/jpeg;base64," + base64.b64encode(raw).decode()) == raw
+    for text, reason in [
+        ("not base64 at all!", "neither base64 nor a data: URL"),
+        ("data:text/plain;base64,aGk=", "holds text/plain, not an image"),
+        ("data:image/png,rawbytes", "not base64-encoded"),
+    ]:
+        with pytest.raises(PhotoError, match=reason):
+            decode_base64_image(text)
+
+
+def test_answers_are_read_with_the_teachers_checks(release):
+    from motioncoach.serving.answer import read_answer
+
+    sample = release.data.samples[0]
+    teacher = next(
+        json.loads(row["messages"][2]["content"])
+        for row in read_jsonl(release.data.dataset)
+        if row["images"][0].startswith(f"images/{sample.sha256}")
+    )
+    good = read_answer("a", json.dumps(teacher), sample)
+    assert good.problem is None and good.response.status == teacher["status"]
+    served = good.response.model_dump(exclude={"feedback_points"})
+    fields = ("status", "error_message", "positive_note", "progress_score")
+    assert served == {**{name: teacher[name] for name in fields}, "improvement_delta": None}
+    prose = read_answer("b", "Your form looks great!", sample)
+    assert prose.label is None and prose.response.status == "error"
+    assert prose.response.error_message.startswith("The model's answer could not be used: not valid JSON")
+    assert "Your form looks great" not in prose.response.model_dump_json()  # the raw text stays in the log
+
+
+# ---- The HTTP server ----
+
+
+@pytest.fixture(scope="module")
+def server(release):
+    """`motioncoach serve` as the command builds it, on a free local port, in a thread of this process."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from motioncoach.serving.backends import TransformersBackend
+    from motioncoach.serving.coach import Coach
+    from motioncoach.serving.http import create_app
+
+    backend = TransformersBackend(release.model, release.adapter, max_new_tokens=12, batch_size=4)
+    coach = Coach(backend, release.trained.config.max_pixels)
+    app = create_app(coach, model="tiny + adapter", max_batch=4, wait_s=0.5)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uvicorn_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not uvicorn_server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", app=app, coach=coach)
+    uvicorn_server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _photo(release, name: str) -> Path:
+    return next(p for p in (release.data.data_dir / "raw" / "samples").rglob(name))
+
+
+def test_the_server_answers_health_a_photo_and_refuses_a_body_that_is_no_photo(server, release):
+    import httpx
+
+    from motioncoach.labels.response import AnalysisResponse
+
+    health = httpx.get(f"{server.url}/health", timeout=30)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    astronaut = httpx.post(
+        f"{server.url}/v1/coach", json={"image": _b64(_photo(release, "astronaut.png")), "activity": "standing"},
+        timeout=300,
+    )  # fmt: skip
+    assert astronaut.status_code == 200
+    answer = AnalysisResponse.model_validate(astronaut.json())
+    assert answer.status == "error" and answer.error_message.startswith("The model's answer could not be used")
+    several = httpx.post(
+        f"{server.url}/v1/coach",
+        json={"image": "data:image/jpeg;base64," + _b64(_photo(release, "zidane.jpg")), "activity": "football"},
+        timeout=300,
+    )
+    assert several.status_code == 200 and several.json()["status"] == "low_confidence"
+    assert (
+        several.json()["error_message"] == "The photo shows 2 people: the coach needs exactly one person in the frame."
+    )
+    for body, reason in [
+        ({"image": base64.b64encode(b"squat notes, not a photo").decode(), "activity": "squat"}, "not an image"),
+        ({"image": "%%%", "activity": "squat"}, "the image is neither base64 nor a data: URL"),
+        ({"activity": "squat"}, "image: Field required"),
+        ({"image": "aGk=", "activity": "squat", "extra": 1}, "extra: Extra inputs are not permitted"),
+    ]:
+        refused = httpx.post(f"{server.url}/v1/coach", json=body, timeout=30)
+        assert refused.status_code == 422 and refused.json() == {"detail": reason}
+    not_json = httpx.post(f"{server.url}/v1/coach", content=b"{oops", headers={"content-type": "application/json"})
+    assert not_json.status_code == 422 and "\n" not in not_json.json()["detail"]
+    assert httpx.get(f"{server.url}/health", timeout=30).status_code == 200  # still serving
+
+
+def test_requests_that_arrive_together_are_coached_in_one_model_call(server, release):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    body = {"image": _b64(_photo(release, "astronaut.png")), "activity": "standing"}
+    sent = len(server.app.state.batcher.batches)
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: httpx.post(f"{server.url}/v1/coach", json=body, timeout=300), range(3)))
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert len({a.text for a in answers}) == 1  # greedy: the same photo gets the same answer
+    assert max(server.app.state.batcher.batches[sent:]) > 1  # at least two of them shared a model call
