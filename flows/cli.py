@@ -124,14 +124,14 @@ RehearseOption = Annotated[
 
 
 def _rehearse(profile: Profile, folder: Path | None) -> None:
-    """Point the modal profile at a rehearsal volume (read by tasks.modal_client.connect)."""
+    """Point the modal profile at a rehearsal volume (read by remote.client.connect)."""
     if folder is None:
         return
     if profile is not Profile.modal:
         raise ConfigurationError("--rehearse-volume rehearses the modal profile: add --profile modal.")
     import os
 
-    from tasks.modal_rehearsal import REHEARSAL_ENV
+    from remote.rehearsal import REHEARSAL_ENV
 
     os.environ[REHEARSAL_ENV] = str(folder.expanduser().resolve())
 
@@ -161,7 +161,7 @@ def _label_config(labeler: Labeler | None, profile: Profile, price: list[str] | 
     from motioncoach.teachers.pricing import parse_price
 
     if profile is Profile.modal:
-        from tasks.modal_client import check_modal_credentials
+        from remote.client import check_modal_credentials
 
         check_modal_credentials()
     prices = {**DEFAULT_PRICES, **dict(parse_price(text) for text in price or [])}
@@ -322,7 +322,7 @@ def train(
         _rehearse(profile, rehearse_volume)
         _wait_for_lock(wait_for_lock)
         if profile is Profile.modal:
-            from tasks.modal_client import check_modal_credentials
+            from remote.client import check_modal_credentials
 
             check_modal_credentials()
         load_split(data_dir)  # fail at once, before any Prefect start-up

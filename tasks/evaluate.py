@@ -77,7 +77,7 @@ def _evaluate_on_modal(trained: TrainedAdapter, splits: SplitSummary, data_dir: 
     The function is expected to set request["data_dir"] to its copy of the data dir (the volume's
     <name>) and return motioncoach.evaluation.run_evaluation(request).
     """
-    from tasks import modal_client
+    from remote import client as modal_client
 
     remote = modal_client.connect(data_dir)
     request = {

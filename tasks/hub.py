@@ -31,8 +31,8 @@ from motioncoach.publish import (
 )
 from motioncoach.runtime import resolve_dir
 from motioncoach.training.session import TrainedAdapter
+from remote.steps import modal_adapter
 from tasks import reporting
-from tasks.modal_steps import modal_adapter
 
 
 @task(name="hub-preflight", cache_policy=NO_CACHE)
@@ -54,7 +54,8 @@ def _modal_hub_preflight(settings: HubSettings, release: ReleaseConfig, data_dir
 
     A repo named in the secret and not here (or otherwise), or a local HF_TOKEN, is said, never ignored.
     """
-    from tasks import modal_client, modal_steps
+    from remote import client as modal_client
+    from remote import steps as modal_steps
 
     logger = get_run_logger()
     check_hub_settings(settings.model_copy(update={"token": None}), release.push_dataset, token_required=False)
@@ -94,7 +95,8 @@ def write_release(
     on_modal = modal_adapter(adapter_dir)
     remote = None
     if on_modal:
-        from tasks import modal_client, modal_steps
+        from remote import client as modal_client
+        from remote import steps as modal_steps
 
         remote = modal_client.connect(Path(on_modal["data_dir"]))
     eval_file = write_eval_files(report, adapter_dir, decision)
@@ -150,7 +152,8 @@ def upload_dataset(
     on_modal = modal_adapter(adapter_dir)
     try:
         if on_modal:  # the images are on the volume: stage and upload there
-            from tasks import modal_client, modal_steps
+            from remote import client as modal_client
+            from remote import steps as modal_steps
 
             remote = modal_client.connect(Path(on_modal["data_dir"]))
             status = modal_steps.upload_dataset_from_volume(
@@ -181,7 +184,8 @@ def upload_adapter(lineage: Lineage, release: ReleaseConfig, adapter_dir: Path) 
     on_modal = modal_adapter(adapter_dir)
     remote = None
     if on_modal:  # the card beside the weights on the volume, where `modal volume get` and the upload take it
-        from tasks import modal_client, modal_steps
+        from remote import client as modal_client
+        from remote import steps as modal_steps
 
         remote = modal_client.connect(Path(on_modal["data_dir"]))
         modal_steps.put_release_files(remote, adapter_dir, on_modal["path"])

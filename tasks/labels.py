@@ -30,7 +30,7 @@ def preflight(config: LabelConfig, profile: Profile = Profile.local) -> None:
     """Fail within seconds, naming what to set, when the labeler's key (or Modal's set-up) is missing."""
     check_label_config(config)
     if profile == Profile.modal:  # the keys live in Modal secrets, read by the deployed functions
-        from tasks.modal_client import check_modal_ready
+        from remote.client import check_modal_ready
 
         check_modal_ready()
     else:
@@ -84,7 +84,8 @@ def waiting_for_labels(labels: LabelReport, config: LabelConfig) -> State | None
 @task(name="label-poses-on-modal", cache_policy=NO_CACHE)
 def label_images_on_modal(samples: list[PoseSample], config: LabelConfig, data_dir: Path) -> LabelReport:
     """Label on Modal; never cached here: the label store on the volume answers a rerun without teacher calls."""
-    from tasks import modal_client, modal_steps
+    from remote import client as modal_client
+    from remote import steps as modal_steps
 
     remote = modal_client.connect(data_dir)
     progress = reporting.progress("labeling", f"Labeling with {config.labeler} on Modal")

@@ -25,7 +25,8 @@ def filter_images(
     cache_path = Path(data_dir) / YOLO_CACHE_FILE
     progress = reporting.progress("pose-filter", "YOLO pose")
     if profile == Profile.modal:  # one GPU per shard; the merged cache comes back into cache_path
-        from tasks import modal_client, modal_steps
+        from remote import client as modal_client
+        from remote import steps as modal_steps
 
         report = modal_steps.filter_poses(modal_client.connect(data_dir), records, config, cache_path, progress)
     else:

@@ -25,7 +25,8 @@ def place_adapter(
     """
     logger = get_run_logger()
     if profile == Profile.modal:
-        from tasks import modal_client, modal_steps
+        from remote import client as modal_client
+        from remote import steps as modal_steps
 
         settings = ModalConfig(max_download_bytes=max_download_mb * 1_000_000)
         remote = modal_client.connect(modal_steps.trained_data_dir(trained), settings)

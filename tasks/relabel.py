@@ -74,7 +74,8 @@ def labels_from_store(samples: list[PoseSample], config: LabelConfig, data_dir: 
 @task(name="relabel-on-modal", cache_policy=NO_CACHE)
 def relabel_on_modal(config: LabelConfig, data_dir: Path) -> SplitSummary:
     """The relabel, dataset and split on the volume, where the images and the store are; copies come home."""
-    from tasks import modal_client, modal_steps
+    from remote import client as modal_client
+    from remote import steps as modal_steps
 
     remote = modal_client.connect(data_dir)
     result, summary = modal_steps.relabel(remote, config, Path(data_dir))

@@ -18,7 +18,8 @@ from tasks import reporting
 def find_images(config: SourceConfig, data_dir: Path, profile: Profile = Profile.local) -> list[ImageRecord]:
     """Download or assemble the source, then list and hash its images (never cached: folders change)."""
     if profile == Profile.modal:
-        from tasks import modal_client, modal_steps
+        from remote import client as modal_client
+        from remote import steps as modal_steps
 
         records = modal_steps.find_images(modal_client.connect(data_dir), config)
     else:

@@ -38,7 +38,8 @@ def train_adapter(splits: SplitSummary, profile: Profile, data_dir: Path, smoke:
         logger.info("train %s", {k: v for k, v in record.items() if k in ("step", "loss", "eval_loss", "lr")})
 
     if profile == Profile.modal:  # the production recipe, on the volume's copy of the split
-        from tasks import modal_client, modal_steps
+        from remote import client as modal_client
+        from remote import steps as modal_steps
 
         trained = modal_steps.train(modal_client.connect(data_dir), splits, config, Path(data_dir), on_log=on_log)
     else:
@@ -63,7 +64,8 @@ def cancel_training_on_modal(flow, flow_run, state) -> None:
     import logging
 
     from motioncoach.runtime import resolve_dir
-    from tasks import modal_client, modal_steps
+    from remote import client as modal_client
+    from remote import steps as modal_steps
 
     parameters = flow_run.parameters or {}
     if parameters.get("profile") != Profile.modal:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tasks.modal_rehearsal import CALLS_DIR
+from remote.rehearsal import CALLS_DIR
 
 
 def rehearsal_calls(volume: Path) -> list[str]:

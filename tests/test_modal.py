@@ -3,7 +3,7 @@ from the Modal objects), the bodies run locally (`.local()`) on tiny inputs thro
 steps and match the local profile, the 8-GPU command is the original recipe, and missing
 credentials fail at once with what to run.
 
-The client talks to the app through the rehearsal (tasks.modal_rehearsal): each call runs in a
+The client talks to the app through the rehearsal (remote.rehearsal): each call runs in a
 process of its own, arguments and results cross as JSON with volume paths, and the volume is a
 directory reached only through the calls a real modal.Volume answers (read_file, listdir,
 batch_upload).
@@ -52,9 +52,9 @@ from motioncoach.records import ImageRecord
 from motioncoach.sources import collect_images
 from motioncoach.training.checkpoints import find_best_checkpoint
 from motioncoach.training.swift_command import swift_env, swift_launcher, swift_sft_args
-from tasks import modal_steps
-from tasks.modal_client import MISSING_CREDENTIALS, Remote, check_modal_credentials, connect, modal_errors
-from tasks.modal_rehearsal import REHEARSAL_ENV, RehearsalVolume
+from remote import steps as modal_steps
+from remote.client import MISSING_CREDENTIALS, Remote, check_modal_credentials, connect, modal_errors
+from remote.rehearsal import REHEARSAL_ENV, RehearsalVolume
 from tests.fakes import GeminiFake
 from tests.rehearsal import rehearsal_calls
 

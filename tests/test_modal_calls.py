@@ -19,9 +19,9 @@ from modal.exception import RemoteError
 from motioncoach.config import TrainConfig, local_train_config
 from motioncoach.errors import TrainingError
 from motioncoach.training.failures import explain_training_failure, is_out_of_memory
-from tasks import modal_steps
-from tasks.modal_client import connect
-from tasks.modal_rehearsal import REHEARSAL_ENV, RehearsalCall
+from remote import steps as modal_steps
+from remote.client import connect
+from remote.rehearsal import REHEARSAL_ENV, RehearsalCall
 from tasks.training import cancel_training_on_modal
 from tests.rehearsal import rehearsal_calls
 from tests.release_data import build_release_data

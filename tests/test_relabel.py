@@ -89,8 +89,8 @@ def test_a_run_on_a_busy_data_dir_is_refused_and_changes_nothing(tmp_path, prefe
 def test_relabel_of_a_modal_data_dir_runs_on_the_volume(tmp_path, prefect_server, gemini, monkeypatch):
     """The local copy of a modal data dir names volume paths: the relabel runs where the images are
     (rehearsed), and its rebuilt labels, dataset and split come home; nothing is emptied."""
-    from tasks.modal_client import connect
-    from tasks.modal_rehearsal import REHEARSAL_ENV
+    from remote.client import connect
+    from remote.rehearsal import REHEARSAL_ENV
     from tests.rehearsal import rehearsal_calls
     from tests.release_data import build_release_data
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from motioncoach.config import local_train_config
 from motioncoach.dataset import load_split
-from tasks import modal_client, modal_steps
+from remote import client as modal_client
+from remote import steps as modal_steps
 
 if __name__ == "__main__":
     data_dir, steps = Path(sys.argv[1]), int(sys.argv[2])

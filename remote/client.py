@@ -28,7 +28,7 @@ DEPLOY_COMMAND = "modal deploy deployments/modal_app.py"
 
 def check_modal_credentials() -> None:
     """Raise ConfigurationError(MISSING_CREDENTIALS) unless a Modal token is configured; no network."""
-    from tasks.modal_rehearsal import rehearsal_root
+    from remote.rehearsal import rehearsal_root
 
     if rehearsal_root() is not None:
         return  # a rehearsal needs no account
@@ -82,7 +82,7 @@ def modal_errors() -> Iterator[None]:
 
 def check_modal_ready(settings: ModalConfig | None = None) -> None:
     """Credentials, the app's secrets and the deployed app, checked in seconds before any work."""
-    from tasks.modal_rehearsal import rehearsal_root
+    from remote.rehearsal import rehearsal_root
 
     if rehearsal_root() is not None:
         return  # secrets come from local variables, the app runs from this checkout
@@ -160,7 +160,7 @@ def connect(data_dir: Path, settings: ModalConfig | None = None) -> Remote:
 
     With --rehearse-volume the app runs from this checkout, each call in a local process, on a directory.
     """
-    from tasks import modal_rehearsal
+    from remote import rehearsal as modal_rehearsal
 
     settings = settings or ModalConfig()
     root = modal_rehearsal.rehearsal_root()

@@ -31,7 +31,7 @@ from motioncoach.teachers.relabel import RelabelResult
 from motioncoach.teachers.shards import shard_count, shard_samples
 from motioncoach.training.checkpoints import ADAPTER_FILES, copy_adapter, record_step
 from motioncoach.training.session import TrainedAdapter, run_dir_for
-from tasks.modal_client import Remote, modal_errors, scratch_dir_beside, volume_get_command
+from remote.client import Remote, modal_errors, scratch_dir_beside, volume_get_command
 
 logger = logging.getLogger(__name__)
 

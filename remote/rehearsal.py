@@ -2,7 +2,7 @@
 
 A directory stands in for the volume `qwen-finetune-data`: what the app's functions see at /data
 is that directory. Each function call runs in a process of its own (`python -m
-tasks.modal_rehearsal <call dir>`), with the caller's environment, so Modal secrets come from
+remote.rehearsal <call dir>`), with the caller's environment, so Modal secrets come from
 local variables of the same names. Arguments and results cross as JSON with volume paths, as on
 Modal: the client reaches the volume only through the volume API below, and a client-side read
 of a /data path fails here as it would there. Calls can be spawned, polled, re-attached by id
@@ -185,7 +185,7 @@ class RehearsalCall:
         env = os.environ | {VOLUME_ROOT_ENV: str(call.root), "PYTHONUNBUFFERED": "1"}
         with open(call.dir / "output.log", "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tasks.modal_rehearsal", str(call.dir)],
+                [sys.executable, "-m", "remote.rehearsal", str(call.dir)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

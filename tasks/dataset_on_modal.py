@@ -16,7 +16,8 @@ from tasks.storage import keyed
 @task(name="write-dataset-on-modal", cache_policy=keyed("dataset", on_modal=True))
 def write_dataset_on_modal(labels: LabelReport, config: SplitConfig, data_dir: Path) -> SplitSummary:
     """Write pose_dataset.jsonl and the 90/10 split on the volume, with copies in data_dir."""
-    from tasks import modal_client, modal_steps
+    from remote import client as modal_client
+    from remote import steps as modal_steps
 
     remote = modal_client.connect(data_dir)
     summary = modal_steps.write_dataset(remote, labels, config, Path(data_dir))
