@@ -206,7 +206,7 @@ def test_consensus_keeps_agreement_and_lists_disagreement(tmp_path, gemini, open
 
         label = grounded_label(call.prompt)
         if call.image_sha == _jpeg_sha(odd_one):
-            label = label.model_copy(update={"progress_score": (label.progress_score + 50) % 100})
+            label = label.model_copy(update={"progress_score": label.progress_score - 20})  # still in the rubric
         return label.model_dump_json()
 
     openrouter.answer = answer
