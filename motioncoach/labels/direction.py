@@ -97,7 +97,7 @@ def direction_problem(
         return None
     side, kind = anchor.split("_", 1)
     joint = f"{side} {kind}"
-    moved, other = SEGMENT_NAMES[kind] if followed == distal else reversed(SEGMENT_NAMES[kind])
+    other, moved = SEGMENT_NAMES[kind] if followed == distal else reversed(SEGMENT_NAMES[kind])
     a = _signed(ref_vec, segment)
     b = a + _wrap(_signed(ref_vec, target) - a)  # the limb turned the short way round to Target
     if kind in FOLDS_THROUGH and (a > 0 > b or a < 0 < b):

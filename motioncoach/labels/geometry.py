@@ -115,7 +115,7 @@ SAGITTAL = frozenset({"knee", "hip", "trunk_lean"})
 BROAD_VIEWS = frozenset({"front", "back"})
 FACE = ("nose", "left_eye", "right_eye")
 # How far the nose must sit ahead of the shoulders, as a share of the torso, to say which way a side view faces.
-FACING_SHARE = 0.1
+FACING_SHARE = 0.2
 
 
 def camera_view(sample: PoseSample, min_conf: float = 0.3) -> str:

@@ -22,10 +22,13 @@ TOLERANCE = 0.06  # of the person's size: the diagonal of the detected keypoints
 MIN_TOLERANCE_PX = 6.0
 FOLLOW_DEGREES = 30.0  # how far Current may point from the nearest segment that leaves its keypoint
 MIN_TURN_DEGREES = 5.0  # a Target closer to Current than this asks for no change
-# At the head: shares of its size (the widest span of its detected keypoints, ear to ear or nose to ear).
+# At the head, whose keypoints sit close together: a share of its size (the widest span of its detected
+# keypoints, ear to ear or nose to ear).
 HEAD_TOLERANCE = 0.5
-HEAD_SHORTEST_ARROW = 0.2
-MIN_HEAD_ARROW_PX = 3.0
+# An arrow shorter than the tolerance still shows a direction when it is half as long as the segment it
+# follows: a nose-to-eye line, a forearm folded towards the camera.
+SEGMENT_SHARE = 0.5
+MIN_ARROW_PX = 3.0
 
 _SIDES = ("left", "right")
 # COCO-17 body segments, both directions: what a Current arrow may follow from each keypoint.
@@ -86,7 +89,6 @@ def _point_problem(point: FeedbackPoint, sample: PoseSample, at: dict[str, tuple
     head = head_size_px(at) if anchor in HEAD_KEYPOINTS else None
     if head:
         tolerance = max(MIN_TOLERANCE_PX, min(tolerance, HEAD_TOLERANCE * head))
-        shortest = max(MIN_HEAD_ARROW_PX, min(shortest, HEAD_SHORTEST_ARROW * head))
     if math.dist(start, at[anchor]) > tolerance:
         nearest = min(at, key=lambda k: math.dist(start, at[k]))
         if math.dist(start, at[nearest]) <= tolerance:
@@ -97,12 +99,17 @@ def _point_problem(point: FeedbackPoint, sample: PoseSample, at: dict[str, tuple
         return "focus_point is not at the vectors' start"
     now = _sub(_px(sample, current.end), start)
     wanted = _sub(_px(sample, target.end), start)
-    if math.hypot(*now) < shortest or math.hypot(*wanted) < shortest:
+    if min(math.hypot(*now), math.hypot(*wanted)) < MIN_ARROW_PX:
         return "an arrow is too short to show a direction"
     segments = [_sub(at[n], start) for n in NEIGHBOURS.get(anchor, ()) if n in at]
-    off = min((angle_between(now, segment) or 0.0 for segment in segments), default=0.0)
+    followed = min(segments, key=lambda segment: angle_between(now, segment) or 0.0, default=None)
+    off = angle_between(now, followed) or 0.0 if followed else 0.0
     if off > FOLLOW_DEGREES:
         return f"Current does not follow a limb from the {_words(anchor)} ({off:.0f} degrees off the nearest)"
+    if followed:
+        shortest = max(MIN_ARROW_PX, min(shortest, SEGMENT_SHARE * math.hypot(*followed)))
+    if math.hypot(*now) < shortest or math.hypot(*wanted) < shortest:
+        return "an arrow is too short to show a direction"
     turn = angle_between(now, wanted) or 0.0
     if turn < MIN_TURN_DEGREES:
         return f"Target turns only {turn:.1f} degrees from Current: it asks for no change"
