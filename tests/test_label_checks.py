@@ -325,3 +325,20 @@ def test_the_rules_labeler_writes_schema_3_labels_that_pass_its_own_checks():
             assert grounding_problems(made, sample) == [], (name, activity, made.feedback_points)
             severities = [p.severity for p in made.feedback_points]
             assert severities == sorted(severities, key=["major", "intermediate", "minor"].index)
+
+
+@pytest.mark.parametrize("name", ["bus, left", "bus, middle", "deep squat, side view"])
+def test_a_target_turned_175_degrees_is_refused_either_way_round(name):
+    sample = hand_made(name) if name in ("deep squat, side view",) else detected(name)
+    for turn in (175, -175):
+        (problem,) = _problems(sample, point(sample, "Bend your LEFT knee.", "major", "left_knee", "left_ankle", turn))
+        assert "folds the shin through the thigh" in problem or "further than it" in problem, problem
+
+
+def test_a_cue_for_one_side_drawn_on_the_other_sides_overlapping_keypoint_is_refused():
+    squat = hand_made("deep squat, side view")  # the right knee 10 px behind the left one
+    on_left = point(squat, "Push your RIGHT knee out.", "major", "left_knee", "left_ankle", 15)
+    (problem,) = _problems(squat, on_left)
+    assert problem == "feedback point 1: the script names the right knee but the vectors start at the left knee"
+    assert _problems(squat, point(squat, "Push your RIGHT knee out.", "major", "right_knee", "right_ankle", 15)) == []
+    assert _problems(squat, point(squat, "Push both knees out.", "major", "left_knee", "left_ankle", 15)) == []

@@ -31,7 +31,7 @@ FOLLOW_DEGREES = 30.0
 # How far past straight each joint goes (hyperextension, a hip's extension behind the body, an arm past
 # vertical), and how far it closes. The shoulder's arm may pass the torso line (an arm swung back).
 PAST_STRAIGHT_DEGREES = {"knee": 10.0, "elbow": 15.0, "hip": 45.0, "shoulder": 45.0}
-CLOSEST_DEGREES = {"knee": 15.0, "elbow": 20.0, "hip": 15.0, "shoulder": 0.0}
+CLOSEST_DEGREES = {"knee": 25.0, "elbow": 25.0, "hip": 20.0, "shoulder": 0.0}
 FOLDS_THROUGH = frozenset({"knee", "elbow", "hip"})
 # joint kind -> (the segment towards the proximal keypoint, the one towards the distal keypoint)
 SEGMENT_NAMES = {
@@ -104,7 +104,7 @@ def direction_problem(
         return f"the Target folds the {moved} through the {other} at the {joint}"
     if abs(b) > 180 and min(180 - now, 180 - wanted) > PAST_STRAIGHT_DEGREES[kind]:
         return f"the Target takes the {joint} {180 - wanted:.0f} degrees past straight, further than it goes"
-    if wanted < CLOSEST_DEGREES[kind] and wanted < now:
+    if wanted <= CLOSEST_DEGREES[kind] and wanted < now:
         return f"the Target closes the {joint} to {wanted:.0f} degrees, further than it bends"
     claim = verb_of(script, named, parts)
     change = wanted - now

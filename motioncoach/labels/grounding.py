@@ -89,6 +89,10 @@ def _point_problem(point: FeedbackPoint, sample: PoseSample, at: dict[str, tuple
     head = head_size_px(at) if anchor in HEAD_KEYPOINTS else None
     if head:
         tolerance = max(MIN_TOLERANCE_PX, min(tolerance, HEAD_TOLERANCE * head))
+    mirror = _mirror(anchor)
+    if mirror in at and mirror not in candidates and math.dist(start, at[mirror]) < math.dist(start, at[anchor]) - 1:
+        # A side view's two knees may sit a few pixels apart: the arrows start at the named side's own one.
+        return f"the script names the {words} but the vectors start at the {_words(mirror)}"
     if math.dist(start, at[anchor]) > tolerance:
         nearest = min(at, key=lambda k: math.dist(start, at[k]))
         if math.dist(start, at[nearest]) <= tolerance:
@@ -134,6 +138,12 @@ def _px(sample: PoseSample, point) -> tuple[float, float]:
 
 def _sub(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
     return a[0] - b[0], a[1] - b[1]
+
+
+def _mirror(keypoint: str) -> str:
+    """left_knee <-> right_knee; the nose is its own mirror."""
+    side, _, kind = keypoint.partition("_")
+    return {"left": f"right_{kind}", "right": f"left_{kind}"}.get(side, keypoint)
 
 
 def _words(keypoint: str) -> str:
