@@ -189,8 +189,8 @@ def vocabulary() -> str:
         f"- Parts on one side, always with LEFT or RIGHT (the person's own side): {sided}. The plural names "
         "both sides at once (both knees, your feet, your elbows).\n"
         f"- Midline regions, without a side: {regions}.\n"
-        '- Never front, back, lead, rear or standing for a limb (not "front knee" or "back leg"): say LEFT or '
-        'RIGHT. A script naming no part from these lists ("keep your body aligned") is rejected.\n'
+        f'- Never {", ".join(_NOT_A_SIDE[:-1])} or {_NOT_A_SIDE[-1]} for a limb (not "front knee" or "back '
+        'leg"): say LEFT or RIGHT. A script naming no part from these lists ("keep your body aligned") is rejected.\n'
         "- Where both arrows and the focus_point start: on a listed keypoint of what the cue names. A joint "
         f"starts at that joint; a longer part at one of its keypoints ({anchors}); {region_anchors}. A synonym "
         f"starts where its part does ({synonyms})."
