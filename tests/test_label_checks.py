@@ -342,3 +342,14 @@ def test_a_cue_for_one_side_drawn_on_the_other_sides_overlapping_keypoint_is_ref
     assert problem == "feedback point 1: the script names the right knee but the vectors start at the left knee"
     assert _problems(squat, point(squat, "Push your RIGHT knee out.", "major", "right_knee", "right_ankle", 15)) == []
     assert _problems(squat, point(squat, "Push both knees out.", "major", "left_knee", "left_ankle", 15)) == []
+
+
+def test_coordinates_a_rounding_step_outside_the_image_are_on_its_edge():
+    sample = detected("bus, left")
+    edge = point(sample, "Bend your LEFT knee.", "minor", "left_knee", "left_ankle", 15)
+    edge["visuals"]["vectors"][1]["end"] = [1.0004, -0.0003]
+    parsed = CoachingLabel.model_validate(label(edge))
+    assert parsed.feedback_points[0].visuals.vectors[1].end == [1.0, 0.0]
+    edge["visuals"]["vectors"][1]["end"] = [1.01, 0.5]
+    with pytest.raises(ValidationError, match="less than or equal to 1"):
+        CoachingLabel.model_validate(label(edge))

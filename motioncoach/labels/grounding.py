@@ -90,8 +90,12 @@ def _point_problem(point: FeedbackPoint, sample: PoseSample, at: dict[str, tuple
     if head:
         tolerance = max(MIN_TOLERANCE_PX, min(tolerance, HEAD_TOLERANCE * head))
     mirror = _mirror(anchor)
-    if mirror in at and mirror not in candidates and math.dist(start, at[mirror]) < math.dist(start, at[anchor]) - 1:
-        # A side view's two knees may sit a few pixels apart: the arrows start at the named side's own one.
+    if (
+        mirror in at
+        and mirror not in candidates
+        and math.dist(start, at[mirror]) <= tolerance
+        and math.dist(start, at[mirror]) < math.dist(start, at[anchor]) - 1
+    ):  # a side view's two knees may sit a few pixels apart: the arrows start at the named side's own one
         return f"the script names the {words} but the vectors start at the {_words(mirror)}"
     if math.dist(start, at[anchor]) > tolerance:
         nearest = min(at, key=lambda k: math.dist(start, at[k]))
@@ -106,8 +110,9 @@ def _point_problem(point: FeedbackPoint, sample: PoseSample, at: dict[str, tuple
     if min(math.hypot(*now), math.hypot(*wanted)) < MIN_ARROW_PX:
         return "an arrow is too short to show a direction"
     segments = [_sub(at[n], start) for n in NEIGHBOURS.get(anchor, ()) if n in at]
-    followed = min(segments, key=lambda segment: angle_between(now, segment) or 0.0, default=None)
-    off = angle_between(now, followed) or 0.0 if followed else 0.0
+    segments = [segment for segment in segments if math.hypot(*segment) > 1e-6]
+    followed = min(segments, key=lambda segment: angle_between(now, segment), default=None)
+    off = angle_between(now, followed) if followed else 0.0
     if off > FOLLOW_DEGREES:
         return f"Current does not follow a limb from the {_words(anchor)} ({off:.0f} degrees off the nearest)"
     if followed:

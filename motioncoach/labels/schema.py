@@ -29,6 +29,7 @@ SCORE_BELOW_APP = 50
 SCORE_ABOVE_APP = 1
 # The app pairs a red and a green arrow that start within this distance of each other (SVGOverlay.tsx).
 SAME_START = 0.005
+COORDINATE_SLACK = 0.001
 _DIGITS = re.compile(r"[0-9°]")
 
 
@@ -56,8 +57,20 @@ def _checks_answer(info: ValidationInfo) -> bool:
     return not (info.context or {}).get("stored")
 
 
+def _into_the_image(value: Any) -> Any:
+    """A coordinate a rounding step outside the image (1.0004, -0.0002) is on its edge."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if -COORDINATE_SLACK <= value < 0:
+            return 0.0
+        if 1 < value <= 1 + COORDINATE_SLACK:
+            return 1.0
+    return value
+
+
 # Three decimals, as the prompts print keypoints: a label never claims more precision than it was given.
-Coordinate = Annotated[float, Field(ge=0, le=1), AfterValidator(lambda v: round(v, 3))]
+Coordinate = Annotated[
+    float, Field(ge=0, le=1), BeforeValidator(_into_the_image), AfterValidator(lambda v: round(v, 3))
+]
 PointXY = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_is_null)]
 
