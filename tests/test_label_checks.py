@@ -353,3 +353,23 @@ def test_coordinates_a_rounding_step_outside_the_image_are_on_its_edge():
     edge["visuals"]["vectors"][1]["end"] = [1.01, 0.5]
     with pytest.raises(ValidationError, match="less than or equal to 1"):
         CoachingLabel.model_validate(label(edge))
+
+
+def test_the_teachers_answer_schema_asks_for_a_severity_and_allows_a_points_own_note():
+    from motioncoach.teachers.request import SCHEMA_KEYWORDS, label_json_schema
+
+    point_schema = label_json_schema()["properties"]["feedback_points"]["items"]
+    assert point_schema["properties"]["severity"]["enum"] == ["major", "intermediate", "minor"]
+    assert {"severity", "positive_note"} <= set(point_schema["required"])  # strict output: present, null allowed
+    assert {"type": "null"} in point_schema["properties"]["positive_note"]["anyOf"]
+
+    def keywords(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield key
+                yield from keywords(value.values() if key == "properties" else value)
+        elif isinstance(node, list | type({}.values())):
+            for child in node:
+                yield from keywords(child)
+
+    assert set(keywords(label_json_schema())) <= SCHEMA_KEYWORDS
