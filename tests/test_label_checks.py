@@ -77,7 +77,7 @@ def test_the_prompt_lists_every_word_the_checks_understand():
         for word in (region.name, *region.synonyms):
             assert word in prompt
     # What an unsigned angle hides, and how to read a lean from the keypoints instead.
-    assert "unsigned" in prompt and "hyperextended" in prompt and "shoulders behind the hips lean back" in prompt
+    assert "unsigned" in prompt and "hyperextended" in prompt and "shoulders ahead of the hips lean forward" in prompt
 
 
 @pytest.mark.parametrize(

@@ -172,26 +172,28 @@ def first_side(script: str) -> str:
     return next((named.side for named in named_parts(script) if named.side), "")
 
 
+def vocabulary() -> str:
+    """The prompt's lines on what a cue may name and where its arrows start, written from the table."""
+    sided = ", ".join(p.name for p in SIDED_PARTS)
+    regions = ", ".join(r.name for r in REGIONS)
+    synonyms = "; ".join(f"{', '.join(p.synonyms)} ({p.name})" for p in (*SIDED_PARTS, *REGIONS) if p.synonyms)
+    stems = [w for w in _NOT_A_SIDE if not w.endswith("ing") or w == "standing"]
+    not_sides = f"{', '.join(stems[:-1])} or {stems[-1]}"
+    anchors: dict[str, list[str]] = {}
+    for region in REGIONS:
+        anchors.setdefault(region.why or f"a {_keypoint_words(region.keypoints)}", []).append(region.name)
+    where = "; ".join(f"{', '.join(names)}: {words}" for words, names in anchors.items())
+    return (
+        f"- a part on one side with LEFT or RIGHT (the person's own): {sided}; both sides with the plural "
+        f"(both knees, your feet); or a midline region: {regions}. Also understood: {synonyms}.\n"
+        f'- sides are LEFT or RIGHT only, never {not_sides} (not "front knee"); a script naming none of '
+        'these ("keep your body aligned") is rejected.\n'
+        "- the arrows start at a keypoint of what it names: a joint at itself, a longer part at one of its "
+        f"joints, a synonym where its part does; {where}."
+    )
+
+
 def _keypoint_words(keypoints: tuple[str, ...]) -> str:
     """'shoulder, elbow or wrist' for the kinds of keypoint, without sides."""
     kinds = list(dict.fromkeys(k.split("_", 1)[-1] for k in keypoints))
     return kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"
-
-
-def vocabulary() -> str:
-    """The prompt's lines on what a cue may name and where its arrows start, written from the table."""
-    sided = ", ".join(f"{p.name} (or {', '.join(p.synonyms)})" if p.synonyms else p.name for p in SIDED_PARTS)
-    regions = ", ".join(f"{r.name} (or {', '.join(r.synonyms)})" for r in REGIONS)
-    anchors = "; ".join(f"{p.name}: {_keypoint_words(p.keypoints)}" for p in SIDED_PARTS if len(p.keypoints) > 1)
-    synonyms = "; ".join(f"{' or '.join(p.synonyms)} as the {p.name}" for p in SIDED_PARTS if p.synonyms)
-    region_anchors = "; ".join(f"{r.name}: {r.why or 'a ' + _keypoint_words(r.keypoints)}" for r in REGIONS)
-    return (
-        f"- Parts on one side, always with LEFT or RIGHT (the person's own side): {sided}. The plural names "
-        "both sides at once (both knees, your feet, your elbows).\n"
-        f"- Midline regions, without a side: {regions}.\n"
-        f'- Never {", ".join(_NOT_A_SIDE[:-1])} or {_NOT_A_SIDE[-1]} for a limb (not "front knee" or "back '
-        'leg"): say LEFT or RIGHT. A script naming no part from these lists ("keep your body aligned") is rejected.\n'
-        "- Where both arrows and the focus_point start: on a listed keypoint of what the cue names. A joint "
-        f"starts at that joint; a longer part at one of its keypoints ({anchors}); {region_anchors}. A synonym "
-        f"starts where its part does ({synonyms})."
-    )

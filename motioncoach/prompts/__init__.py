@@ -19,17 +19,12 @@ def _verbs() -> str:
     from motioncoach.labels.direction import VERBS
 
     effect = {
-        "widen": "open its angle",
+        "widen": "open the joint's angle",
         "narrow": "close it",
         "raise": "open it or point the limb higher",
-        "lower": "close it or point the limb lower",
+        "lower": "close it or point it lower",
     }
-    return (
-        "; ".join(
-            f"{', '.join(VERBS[d][:-1])} or {VERBS[d][-1]} {effect[d]}" for d in ("widen", "narrow", "raise", "lower")
-        )
-        + "."
-    )
+    return "; ".join(f"{', '.join(VERBS[d][:-1])} or {VERBS[d][-1]} {effect[d]}" for d in effect) + "."
 
 
 def _wrapped(text: str, indent: str) -> str:
@@ -48,16 +43,18 @@ def system_prompt() -> str:
     from motioncoach.prompts.examples import example_lines
 
     penalties = SEVERITY_PENALTY
+    rubric = (
+        f"- progress_score: the app scores a take 100 less {penalties['major']} for each major, "
+        f"{penalties['intermediate']} for each intermediate and {penalties['minor']} for each minor correction. "
+        f"Give that score, or up to {SCORE_BELOW_APP} less when the photo shows faults you do not list, never "
+        f"more than {SCORE_ABOVE_APP} above it: a success with a major correction scores below "
+        f"{app_score(['major']) + SCORE_ABOVE_APP + 1}, one with none {100 - SCORE_BELOW_APP} or more."
+    )
     template = Template(files(__name__).joinpath("coach_system.txt").read_text())
     return template.substitute(
-        penalties=f"{penalties['major']} for each major, {penalties['intermediate']} for each intermediate and "
-        f"{penalties['minor']} for each minor correction",
-        below=SCORE_BELOW_APP,
-        above=f"{SCORE_ABOVE_APP} point" + ("s" if SCORE_ABOVE_APP != 1 else ""),
-        lowest_clean=100 - SCORE_BELOW_APP,
-        major_cap=app_score(["major"]) + SCORE_ABOVE_APP + 1,
+        rubric=_wrapped(rubric, ""),
         vocabulary=_wrapped(vocabulary(), "    "),
-        verbs=textwrap.fill(_verbs(), 100, initial_indent="    ", subsequent_indent="    ").strip(),
+        verbs=_wrapped(f"Its verb and the Target agree: {_verbs()}", "  "),
         min_turn=f"{MIN_TURN_DEGREES:g}",
         examples=_wrapped(example_lines(), "  "),
     ).strip()

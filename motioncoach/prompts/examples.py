@@ -23,27 +23,18 @@ class CueExample:
 
 
 EXAMPLES: tuple[CueExample, ...] = (
-    CueExample("Bend your LEFT knee a little more.", "intermediate", "left_knee", "left_ankle",
-               "the shin turned to close the knee"),
-    CueExample("Straighten your RIGHT arm at the elbow.", "minor", "right_elbow", "right_wrist",
-               "the forearm turned to open the elbow"),
+    CueExample("Bend your LEFT knee a little more.", "intermediate", "left_knee", "left_ankle", "closing the knee"),
     CueExample("Raise your LEFT arm level with your shoulder.", "intermediate", "left_shoulder", "left_elbow",
-               "the upper arm turned up, opening the shoulder"),
-    CueExample("Squeeze your glutes and open your RIGHT hip.", "intermediate", "right_hip", "right_knee",
-               "the thigh turned to open the hip"),
+               "turned up"),
     CueExample("Lift your chest and stack your shoulders over your hips.", "major", "left_hip", "left_shoulder",
-               "the torso line turned upright"),
+               "turned upright"),
     CueExample("Lift your hips into one line with your shoulders and heels.", "major", "left_shoulder", "left_hip",
-               "the torso line turned up towards that line"),
-    CueExample("Keep your head level and draw your chin in a little.", "minor", "nose", "left_eye",
-               "the nose-to-eye line turned level"),
-    CueExample("Push both knees out over your toes.", "major", "left_knee", "left_ankle",
-               "the shin turned out over the foot"),
+               "turned up to that line"),
+    CueExample("Keep your head level and draw your chin in a little.", "minor", "nose", "left_eye", "turned level"),
 )  # fmt: skip
 
 
 def example_lines() -> str:
     return "\n".join(
-        f'- "{e.script}" ({e.severity}): both arrows at {e.anchor}, Current towards {e.along}, Target {e.target}.'
-        for e in EXAMPLES
+        f'- "{e.script}" ({e.severity}): at {e.anchor}, Current to {e.along}, Target {e.target}.' for e in EXAMPLES
     )
