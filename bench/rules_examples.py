@@ -4,8 +4,10 @@
 
 Rows: the offline sample photos through the local pose filter (yolo11n-pose), then hand-made
 keypoint sets a coach can judge at a glance: a deep squat seen from the front and from the side, a
-plank, a tree pose with the arms overhead, an upright stance seen from the side, and a face-only
-tennis crop. docs/rules-labeler.md holds the table before and after the label-quality changes.
+plank, a tree pose with the arms overhead, an upright stance seen from the side, a Russian twist
+sitting upright, a Warrior II with drooping arms, and a face-only tennis crop. docs/rules-labeler.md
+holds the table before and after the label-quality changes, and under schema 3 (each cue with its
+severity).
 """
 
 from __future__ import annotations
@@ -59,6 +61,17 @@ POSES: dict[str, tuple[str, dict[str, tuple[float, float]]]] = {
         "right_elbow": (0.31, 0.652), "left_wrist": (0.38, 0.65), "right_wrist": (0.39, 0.652),
         "left_hip": (0.55, 0.64), "right_hip": (0.56, 0.642), "left_knee": (0.72, 0.62), "right_knee": (0.73, 0.622),
         "left_ankle": (0.9, 0.6), "right_ankle": (0.91, 0.602)}),
+    "russian twist, sitting upright": ("russian twist", {
+        "nose": (0.53, 0.3), "left_ear": (0.5, 0.3), "right_ear": (0.505, 0.302), "left_shoulder": (0.5, 0.4),
+        "right_shoulder": (0.505, 0.402), "left_elbow": (0.58, 0.5), "right_elbow": (0.585, 0.502),
+        "left_wrist": (0.65, 0.48), "right_wrist": (0.655, 0.482), "left_hip": (0.5, 0.7), "right_hip": (0.505, 0.702),
+        "left_knee": (0.65, 0.55), "right_knee": (0.655, 0.552), "left_ankle": (0.8, 0.7),
+        "right_ankle": (0.805, 0.702)}),
+    "warrior II, arms drooping": ("warrior2", {
+        **_HEAD, "left_shoulder": (0.58, 0.3), "right_shoulder": (0.42, 0.3), "left_elbow": (0.68, 0.38),
+        "right_elbow": (0.32, 0.38), "left_wrist": (0.78, 0.46), "right_wrist": (0.22, 0.46),
+        "left_hip": (0.55, 0.55), "right_hip": (0.45, 0.55), "left_knee": (0.7, 0.7), "right_knee": (0.35, 0.72),
+        "left_ankle": (0.72, 0.9), "right_ankle": (0.25, 0.9)}),
     "face only": ("tennis", {"nose": (0.5, 0.4), "left_eye": (0.55, 0.35), "right_eye": (0.45, 0.35),
                              "left_ear": (0.6, 0.37), "right_ear": (0.4, 0.39)}),
 }  # fmt: skip
@@ -91,7 +104,8 @@ def row(name: str, sample: PoseSample) -> str:
         label = RulesLabeler().label(sample)
     except Exception as exc:  # the labeler before abstentions raised for what it could not read
         return f"| {name} | {sample.activity} | failed: {exc} | | |"
-    cues = " / ".join(p.coaching_script for p in label.feedback_points) or "(no correction)"
+    cues = " / ".join(f"{p.coaching_script} ({p.severity})" if hasattr(p, "severity") else p.coaching_script
+                      for p in label.feedback_points) or "(no correction)"  # fmt: skip
     if getattr(label, "status", "success") != "success":
         cues = f"abstains: {label.error_message}"
     return f"| {name} | {sample.activity} | {label.progress_score} | {cues} |"

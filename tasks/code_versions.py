@@ -24,8 +24,7 @@ STEP_CODE: dict[str, tuple[str, ...]] = {
     "pose": ("motioncoach/pose", "motioncoach/records.py", "motioncoach/config.py"),
     "labels": ("motioncoach/labels", "motioncoach/teachers", "motioncoach/prompts", "motioncoach/records.py",
                "motioncoach/dataset/prompt.py", "motioncoach/config.py"),
-    "dataset": ("motioncoach/dataset", "motioncoach/labels/schema.py", "motioncoach/labels/cues.py",
-                "motioncoach/prompts", "motioncoach/labels/geometry.py"),
+    "dataset": ("motioncoach/dataset", "motioncoach/labels", "motioncoach/prompts"),
     "training": ("motioncoach/training", "motioncoach/config.py"),
     "evaluation": ("motioncoach/evaluation", "motioncoach/labels", "motioncoach/dataset/prompt.py"),
 }  # fmt: skip

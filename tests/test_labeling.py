@@ -206,7 +206,7 @@ def test_consensus_keeps_agreement_and_lists_disagreement(tmp_path, gemini, open
 
         label = grounded_label(call.prompt)
         if call.image_sha == _jpeg_sha(odd_one):
-            label = label.model_copy(update={"progress_score": (label.progress_score + 50) % 100})
+            label = label.model_copy(update={"progress_score": label.progress_score - 20})  # still in the rubric
         return label.model_dump_json()
 
     openrouter.answer = answer
@@ -451,3 +451,140 @@ def test_consensus_on_abstentions_and_labels_without_corrections(tmp_path, gemin
     assert [o.status for o in report.outcomes] == ["labeled", "disagreed"]
     assert report.outcomes[0].label.abstained
     assert report.outcomes[1].reason == "one teacher says success, the other low_confidence"
+
+
+def _real_pose_samples(folder: Path, count: int, pose: str = "bus, middle") -> list[PoseSample]:
+    """Distinct small photos, each with the keypoints yolo11n-pose found on a real person."""
+    from tests.real_poses import detected
+
+    rng = np.random.default_rng(7)
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for index in range(count):
+        path = folder / f"person_{index:02d}.png"
+        Image.fromarray(rng.integers(0, 255, (54, 40, 3), dtype=np.uint8)).save(path)
+        samples.append(detected(pose, "lunge").model_copy(update={"sha256": file_sha256(path), "source_path": path}))
+    return samples
+
+
+def test_a_teachers_mix_keeps_what_a_coach_would_sign_in_order_and_rejects_the_rest_with_reasons(tmp_path, gemini):
+    from motioncoach.dataset import build_dataset
+    from motioncoach.labels.geometry import measure
+    from tests.drawing import _angle, _px, _turned, label, point
+
+    samples = _real_pose_samples(tmp_path / "photos", 9)
+    pose = samples[0]  # the same real pose in every photo: the left knee at 173 degrees, nearly straight
+
+    def closing(anchor: str, along: str, other: str, degrees: float) -> float:
+        at, end, ref = _px(pose, anchor), _px(pose, along), _px(pose, other)
+        limb, ref = (end[0] - at[0], end[1] - at[1]), (ref[0] - at[0], ref[1] - at[1])
+        return degrees if _angle(_turned(limb, degrees), ref) < _angle(limb, ref) else -degrees
+
+    bend = closing("left_knee", "left_ankle", "left_hip", 30)
+    knee = {"anchor": "left_knee", "along": "left_ankle"}
+
+    def knee_point(script: str, severity: str, turn: float, **extra) -> dict:
+        return point(pose, script, severity, knee["anchor"], knee["along"], turn, **extra)
+
+    elbow = point(pose, "Bend your RIGHT elbow a little.", "minor", "right_elbow", "right_wrist",
+                  closing("right_elbow", "right_wrist", "right_shoulder", 20))  # fmt: skip
+    lift = point(pose, "Raise your LEFT arm a little.", "intermediate", "left_shoulder", "left_elbow",
+                 -closing("left_shoulder", "left_elbow", "left_hip", 20))  # fmt: skip
+    answers = [
+        label(knee_point("Bend your LEFT knee a little more.", "intermediate", bend)),  # agrees with its verb
+        label(knee_point("Straighten your LEFT knee.", "intermediate", bend)),  # points the other way
+        label(
+            knee_point("Bend your LEFT knee deeply.", "major", closing("left_knee", "left_ankle", "left_hip", 179))
+        ),  # the shin folded through the thigh
+        label(knee_point("Maintain proper form and keep your body aligned.", "minor", bend), score=92),  # generic
+        label(knee_point("Bend your LEFT knee fifteen degrees, to 160.", "minor", bend)),  # digits in a spoken cue
+        label(knee_point("Bend your LEFT knee.", "minor", bend), elbow, score=99),  # the score contradicts them
+        label(knee_point("Bend your LEFT knee a little more.", "minor", bend), error_message=""),  # blank message
+        label(
+            point(
+                pose,
+                "Lift your hips in line with your shoulders.",
+                "major",
+                "left_shoulder",
+                "left_hip",
+                closing("left_shoulder", "left_hip", "left_elbow", 12),
+            )
+        ),  # a hips cue at a shoulder  # fmt: skip
+        label(
+            elbow, knee_point("Bend your LEFT knee more.", "major", bend, positive_note="The foot is planted."), lift
+        ),  # severities, minor first: stored major first  # fmt: skip
+    ]
+    by_image = {_jpeg_sha(s): json.dumps(a) for s, a in zip(samples, answers, strict=True)}
+    gemini.answer = lambda call: by_image[call.image_sha]
+    report = label_with_teachers(samples, LabelConfig(labeler="gemini", invalid_retries=1, **FAST), tmp_path / "data")
+
+    outcomes = [next(o for o in report.outcomes if o.sample.sha256 == s.sha256) for s in samples]
+    assert [o.status for o in outcomes] == ["labeled", "failed", "failed", "failed", "failed", "failed", "labeled",
+                                            "labeled", "labeled"]  # fmt: skip
+    reasons = [o.reason for o in outcomes]
+    assert reasons[1].startswith(
+        f"invalid answer: not grounded: feedback point 1: the script says 'straighten' but the Target closes the left "
+        f"knee from {measure(pose)['left_knee'].degrees:.0f} to "
+    )
+    assert reasons[2] == (
+        "invalid answer: not grounded: feedback point 1: the Target folds the shin through the thigh at the left knee"
+    )
+    assert reasons[3].startswith(
+        "invalid answer: schema: feedback_points.0: Value error, coaching_script names no body part the checks can "
+        "locate"
+    )
+    assert "coaching_script is spoken aloud: write it without digits or degree signs" in reasons[4]
+    assert (
+        "invalid answer: schema: label: Value error, progress_score 99 contradicts the rubric: with 2 minor the app "
+        "scores 96, so the score must be 46 to 97" in reasons[5]
+    )
+    assert gemini.requests == 4 + 5 * 2  # a rejected answer is asked again once, then recorded
+    labeled = [o.label for o in outcomes if o.status == "labeled"]
+    assert labeled[1].error_message is None
+    assert labeled[2].feedback_points[0].coaching_script == "Lift your hips in line with your shoulders."
+    assert [p.severity for p in labeled[3].feedback_points] == ["major", "intermediate", "minor"]
+
+    dataset = build_dataset(report.labeled, tmp_path / "data")
+    rows = {
+        r["images"][0]: json.loads(r["messages"][-1]["content"])
+        for r in map(json.loads, dataset.path.read_text().splitlines())
+    }
+    assert dataset.rows == 4
+    trained = rows[f"images/{samples[8].sha256}.png"]
+    assert [p["severity"] for p in trained["feedback_points"]] == ["major", "intermediate", "minor"]
+    assert trained["feedback_points"][0]["positive_note"] == "The foot is planted."
+    assert trained["feedback_points"][0]["coaching_script"] == "Bend your LEFT knee more."
+    assert rows[f"images/{samples[6].sha256}.png"]["error_message"] is None
+    assert {p["severity"] for r in rows.values() for p in r["feedback_points"]} <= {"major", "intermediate", "minor"}
+
+
+def test_labels_stored_under_schema_2_are_stale_kept_until_relabeled_and_never_lost(tmp_path, gemini):
+    from motioncoach.teachers.labeling import stored_teacher
+    from motioncoach.teachers.relabel import current_labels, find_candidates
+    from motioncoach.teachers.store import LabelKey
+    from tests.fakes import grounded_label
+
+    (sample,) = make_samples(tmp_path / "photos", 1)
+    data, config = tmp_path / "data", LabelConfig(labeler="gemini", **FAST)
+    teacher = stored_teacher("gemini", config)
+    key = LabelKey.current(sample.sha256, "gemini", teacher.model_id, teacher.generation_params())
+    old_key = key.model_copy(update={"schema_version": "2"})
+    assert old_key.id != key.id  # the schema version is part of the key
+    schema_2 = json.loads(grounded_label("").to_json())  # a label as schema 2 stored it: no severities
+    for point in schema_2["feedback_points"]:
+        del point["severity"], point["positive_note"]
+    store = LabelStore.in_data_dir(data)
+    try:
+        store.put(old_key, label=grounded_label(""))
+        store._db.execute("UPDATE labels SET label_json = ?", (json.dumps(schema_2),))
+        (candidate,) = find_candidates([sample], config, store, data)
+    finally:
+        store.close()
+    assert candidate.problem == "stale"
+    kept = current_labels([sample], config, data)  # nothing is sent: the stale label trains until replaced
+    assert gemini.requests == 0 and kept.labeled[0].reason.startswith("stale: gemini-3-flash-preview")
+    assert [p.severity for p in kept.labeled[0].label.feedback_points] == ["intermediate"]  # as the app reads it
+    relabeled = label_with_teachers([sample], config, data)
+    assert gemini.requests == 1 and relabeled.labeled[0].label.feedback_points[0].severity == "intermediate"
+    with sqlite3.connect(data / STORE_FILE) as db:
+        assert sorted(db.execute("SELECT schema_version, status FROM labels")) == [("2", "labeled"), ("3", "labeled")]

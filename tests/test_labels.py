@@ -112,6 +112,7 @@ def _label_json(**changes) -> dict:
     ]
     point = {
         "mistake_timestamp_ms": 0,
+        "severity": "intermediate",
         "coaching_script": "Bend your LEFT knee more.",
         "visuals": {"overlay_type": "ANGLE_CORRECTION", "focus_point": {"x": 0.5, "y": 0.5}, "vectors": vectors},
     }

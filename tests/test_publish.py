@@ -166,7 +166,7 @@ def test_evaluation_scores_every_model_against_the_teacher(release):
     assert base.score_mae is None and base.agreement == 0.0
     assert adapter.model_dump(exclude={"model"}) == rules.model_dump(exclude={"model"}) == {
         "rows": rows, "json_valid_rate": 1.0, "schema_valid_rate": 1.0, "grounded_rate": 1.0, "score_mae": 0.0,
-        "focus_joint_agreement": 1.0, "side_agreement": 1.0, "agreement": 1.0,
+        "focus_joint_agreement": 1.0, "side_agreement": 1.0, "agreement": 1.0, "severity_agreement": 1.0,
     }  # fmt: skip
     first = report.rows[0].scores["base"]
     assert not first.json_valid and first.problem.startswith("not valid JSON")
@@ -185,7 +185,7 @@ def test_eval_json_and_the_card_carry_the_real_numbers(release, tmp_path):
     for model in saved["models"]:
         cells = [f"{model[k]:.3f}" if model[k] is not None else "n/a" for k in (
             "json_valid_rate", "schema_valid_rate", "grounded_rate", "score_mae",
-            "focus_joint_agreement", "side_agreement", "agreement",
+            "focus_joint_agreement", "side_agreement", "agreement", "severity_agreement",
         )]  # fmt: skip
         assert f"| {model['model']} | {' | '.join(cells)} |" in body
     assert "| base | 0.333 | 0.000 | 0.000 | n/a |" in body
@@ -195,7 +195,7 @@ def test_eval_json_and_the_card_carry_the_real_numbers(release, tmp_path):
     assert "Public domain (NASA photo of Eileen Collins)" in body and "U.S. Navy" in body
     (rules,) = lineage.labelers
     assert rules.abstained == 2  # the portraits (and their mirror images) show too little body to coach
-    assert "| rules | rules-v2 | 4 (2 abstaining) | 0 | 0 | 0 |" in body
+    assert "| rules | rules-v3 | 4 (2 abstaining) | 0 | 0 | 0 |" in body
     assert f"Prompt version `{lineage.prompt_version}`" in body
     assert "4 of 5 (80.0%)" in body and "no person × 1" in body
     # The usage snippet loads the adapter onto the base with PEFT, from the repo it is uploaded to.
@@ -326,7 +326,7 @@ def test_push_dataset_uploads_splits_images_and_a_dataset_card(release, tmp_path
     assert len(rows) == 4 and all(row["images"][0] in repo.files for row in rows)
     card = repo.files["README.md"].decode()
     assert "license: other" in card and "task_categories:" in card and "path: train.jsonl" in card
-    assert "kept 4 of 5 photos (80.0%)" in card and "rules (rules-v2): 4 labeled (" in card
+    assert "kept 4 of 5 photos (80.0%)" in card and "rules (rules-v3): 4 labeled (" in card
     assert "Cost** of the teacher labels: $0.0000" in card
     assert "NASA" in repo.files["LICENSE.md"].decode()
 

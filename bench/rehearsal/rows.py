@@ -36,10 +36,13 @@ _POSE = [
     (0.445, 0.999),
 ]
 _CORRECTIONS = [
-    ("left_knee", "Push your LEFT knee out over your toes and keep your weight in your heel as you lower.", 20),
-    ("right_elbow", "Tuck your RIGHT elbow closer to your ribs so the upper arm stays in line with your torso.", -25),
-    ("left_hip", "Sink your LEFT hip a little lower and square it to the front so your pelvis stays level.", 15),
-]
+    ("left_knee", "major",
+     "Push your LEFT knee out over your toes and keep your weight in your heel as you lower.", 20),
+    ("right_elbow", "intermediate",
+     "Tuck your RIGHT elbow closer to your ribs so the upper arm stays in line with your torso.", -25),
+    ("left_hip", "minor",
+     "Sink your LEFT hip a little lower and square it to the front so your pelvis stays level.", 15),
+]  # fmt: skip
 
 
 def photos() -> list[Image.Image]:
@@ -75,7 +78,7 @@ def write_images(folder: Path, count: int, size: tuple[int, int] = IMAGE_SIZE) -
 def label(variant: int) -> CoachingLabel:
     """A label of the length a teacher writes: three corrections, each with its two arrows."""
     points = []
-    for joint, script, turn in _CORRECTIONS:
+    for joint, severity, script, turn in _CORRECTIONS:
         x, y = _POSE[KEYPOINT_NAMES.index(joint)]
         angle = math.radians(35 * variant % 360)
         end = (min(1, max(0, x + 0.12 * math.cos(angle))), min(1, max(0, y + 0.12 * math.sin(angle))))
@@ -84,6 +87,7 @@ def label(variant: int) -> CoachingLabel:
         points.append(
             {
                 "mistake_timestamp_ms": 0,
+                "severity": severity,
                 "coaching_script": script,
                 "visuals": {
                     "overlay_type": "ANGLE_CORRECTION",
@@ -98,7 +102,7 @@ def label(variant: int) -> CoachingLabel:
     return CoachingLabel(
         status="success",
         positive_note="Your stance is stable and your chest stays open; the line from your head to your hips is good.",
-        progress_score=60 + variant % 30,
+        progress_score=60 + variant % 20,  # the rubric's band for these three: 31 to 82
         improvement_delta=None,
         feedback_points=points,
     )

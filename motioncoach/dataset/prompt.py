@@ -3,7 +3,7 @@ detected keypoints and the angles measured from them, written by one function bo
 
 from __future__ import annotations
 
-from motioncoach.labels.geometry import camera_view, measure
+from motioncoach.labels.geometry import measure, view_words
 from motioncoach.prompts import prompt_version, system_prompt
 from motioncoach.records import PoseSample
 
@@ -26,7 +26,7 @@ def angle_lines(sample: PoseSample, min_conf: float = 0.3) -> str:
 def pose_block(sample: PoseSample, min_conf: float = 0.3) -> str:
     """What the detector saw, as both the teacher and the student read it."""
     return (
-        f"Camera view (from the keypoints): {camera_view(sample, min_conf)}\n"
+        f"Camera view (from the keypoints): {view_words(sample, min_conf)}\n"
         "Detected keypoints (x, y normalized, origin top-left):\n"
         f"{keypoint_lines(sample, min_conf) or '(none)'}\n"
         "Measured angles (degrees, in the image plane):\n"

@@ -14,6 +14,7 @@ GATE_METRICS = (
     "focus_joint_agreement",
     "side_agreement",
     "agreement",
+    "severity_agreement",
 )
 
 

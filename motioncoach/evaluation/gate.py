@@ -24,6 +24,7 @@ _PER_ROW = {
     "focus_joint_agreement": lambda s: s.joint_agrees,
     "side_agreement": lambda s: s.side_agrees,
     "agreement": lambda s: s.agrees,
+    "severity_agreement": lambda s: s.severity_agrees,
 }
 
 

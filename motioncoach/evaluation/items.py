@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from motioncoach.dataset import read_jsonl
 from motioncoach.dataset.prompt import pose_block
-from motioncoach.labels.schema import CoachingLabel
+from motioncoach.labels.schema import CoachingLabel, read_label
 from motioncoach.pose.cache import CACHE_FILE_NAME, CacheEntry
 from motioncoach.records import KEYPOINT_NAMES, Keypoint, PoseSample
 
@@ -58,7 +58,7 @@ def _item(row: dict, data_dir: Path, cache: dict[str, list[CacheEntry]]) -> Eval
     key = row["images"][0]
     image = data_dir / key
     try:
-        teacher = CoachingLabel.model_validate_json(turns["assistant"])
+        teacher = read_label(turns["assistant"])  # the dataset's own label, as it was checked when written
     except ValidationError as exc:
         raise ValueError(f"the teacher's label does not parse ({exc.error_count()} errors)") from None
     activity = _ACTIVITY.search(user)

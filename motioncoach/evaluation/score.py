@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field, ValidationError
 
 from motioncoach.labels.grounding import grounding_problems, nearest_joint
-from motioncoach.labels.schema import CoachingLabel
+from motioncoach.labels.schema import CoachingLabel, Severity
 from motioncoach.records import PoseSample
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
@@ -28,6 +28,12 @@ class AnswerScore(BaseModel):
     side: str | None = Field(None, description="Side the first correction's script names: left or right.")
     joint_agrees: bool = Field(False, description="Same focus joint as the teacher's first correction.")
     side_agrees: bool = Field(False, description="Same side as the teacher's first correction.")
+    severity: Severity | None = Field(None, description="Severity of its correction at the teacher's focus joint.")
+    severity_agrees: bool = Field(
+        False,
+        description="Its correction at the teacher's main correction's joint has the teacher's severity (no "
+        "correction when the teacher makes none).",
+    )
     problem: str | None = Field(None, description="Why the answer falls short, when it does.")
 
     @property
@@ -48,6 +54,11 @@ class ModelMetrics(BaseModel):
     focus_joint_agreement: float
     side_agreement: float
     agreement: float = Field(description="Share of rows where focus joint and side both match the teacher.")
+    severity_agreement: float | None = Field(
+        None,
+        description="Share of rows whose correction at the teacher's main correction's joint has the teacher's "
+        "severity (rows the teacher does not correct: making no correction); None in records made before it.",
+    )
 
 
 def focus_of(label: CoachingLabel, sample: PoseSample, min_conf: float = 0.3) -> tuple[str | None, str]:
@@ -86,12 +97,21 @@ def score_answer(text: str, teacher: CoachingLabel, sample: PoseSample, min_conf
     problems = grounding_problems(label, sample, min_conf=min_conf)
     joint, side = focus_of(label, sample, min_conf)
     teacher_joint, teacher_side = focus_of(teacher, sample, min_conf)
+    severity = None
     if not teacher.feedback_points:  # nothing to correct, or an abstention: agreeing is doing the same
         same = not label.feedback_points and label.status == teacher.status
-        joint_agrees = side_agrees = same
+        joint_agrees = side_agrees = severity_agrees = same
     else:
         joint_agrees = joint is not None and joint == teacher_joint
         side_agrees = side == teacher_side if teacher_side else joint_agrees  # a midline cue names no side
+        # The answer's correction at the teacher's main joint, wherever it is in its list (major first).
+        matched = next(
+            (p for p in label.feedback_points if nearest_joint(tuple(p.visuals.vectors[0].start), sample, min_conf)
+             == teacher_joint),
+            None,
+        )  # fmt: skip
+        severity = matched.severity if matched else None
+        severity_agrees = severity == teacher.feedback_points[0].severity
     return AnswerScore(
         json_valid=True,
         schema_valid=True,
@@ -102,6 +122,8 @@ def score_answer(text: str, teacher: CoachingLabel, sample: PoseSample, min_conf
         side=side or None,
         joint_agrees=joint_agrees,
         side_agrees=side_agrees,
+        severity=severity,
+        severity_agrees=severity_agrees,
         problem=f"not grounded: {problems[0]}"[:_MAX_PROBLEM] if problems else None,
     )
 
@@ -124,4 +146,5 @@ def summarize(model: str, scores: Sequence[AnswerScore]) -> ModelMetrics:
         focus_joint_agreement=rate(s.joint_agrees for s in scores),
         side_agreement=rate(s.side_agrees for s in scores),
         agreement=rate(s.agrees for s in scores),
+        severity_agreement=rate(s.severity_agrees for s in scores),
     )

@@ -109,30 +109,71 @@ def measure(sample: PoseSample, min_conf: float = 0.3) -> dict[str, Angle]:
     return angles
 
 
-# Sagittal angles (bending forward and back) read true only from the side; from the front a deep
-# squat's knees read nearly straight.
+# Sagittal angles (bending forward and back) read true only from the side; from the front or the back
+# a deep squat's knees read nearly straight.
 SAGITTAL = frozenset({"knee", "hip", "trunk_lean"})
+BROAD_VIEWS = frozenset({"front", "back"})
+FACE = ("nose", "left_eye", "right_eye")
+# How far the nose must sit ahead of the shoulders, as a share of the torso, to say which way a side view faces.
+FACING_SHARE = 0.2
 
 
 def camera_view(sample: PoseSample, min_conf: float = 0.3) -> str:
-    """'front' (or back), 'side' or 'oblique', from the shoulder span against the torso's length."""
+    """'front', 'back', 'side', 'oblique' or 'unknown', from the shoulder span against the torso's length;
+    a broad view without a detected nose or eye is a back view (the face is turned away)."""
     seen = sample.confident(min_conf)
-    if not {"left_shoulder", "right_shoulder"} <= seen.keys():
+    torso = _torso(sample, seen)
+    if torso is None:
         return "unknown"
+    span, length, _, _ = torso
+    ratio = span / length
+    if ratio >= 0.45:
+        return "front" if any(k in seen for k in FACE) else "back"
+    return "side" if ratio <= 0.2 else "oblique"
+
+
+def facing(sample: PoseSample, min_conf: float = 0.3) -> str:
+    """Which way of the image a side or oblique view faces, 'left' or 'right', from the nose against the
+    shoulders; '' when the view is broad or the nose is not ahead of them."""
+    seen = sample.confident(min_conf)
+    torso = _torso(sample, seen)
+    if torso is None or "nose" not in seen or camera_view(sample, min_conf) not in ("side", "oblique"):
+        return ""
+    _, length, mid_shoulder, _ = torso
+    ahead = to_pixels(sample, "nose")[0] - mid_shoulder[0]
+    if abs(ahead) < FACING_SHARE * length:
+        return ""
+    return "right" if ahead > 0 else "left"
+
+
+def view_words(sample: PoseSample, min_conf: float = 0.3) -> str:
+    """The camera view as the pose block prints it: 'side, facing the image's left', 'back (face hidden...)'."""
+    view = camera_view(sample, min_conf)
+    if view == "back":
+        return "back (no face detected: the person faces away, so their LEFT is on the image's left)"
+    if view == "front":
+        return "front (their LEFT is on the image's right)"
+    towards = facing(sample, min_conf)
+    return f"{view}, facing the image's {towards}" if towards else view
+
+
+def _torso(sample: PoseSample, seen) -> tuple[float, float, list[float], list[float]] | None:
+    """(shoulder span, torso length, mid-shoulder, mid-hip) in pixels, or None when not measurable."""
+    if not {"left_shoulder", "right_shoulder"} <= seen.keys():
+        return None
     span = math.dist(to_pixels(sample, "left_shoulder"), to_pixels(sample, "right_shoulder"))
     hips = [h for h in ("left_hip", "right_hip") if h in seen]
     if not hips:
-        return "unknown"
+        return None
     mid_shoulder = [
         (a + b) / 2
         for a, b in zip(to_pixels(sample, "left_shoulder"), to_pixels(sample, "right_shoulder"), strict=True)
     ]
     mid_hip = [sum(to_pixels(sample, h)[i] for h in hips) / len(hips) for i in (0, 1)]
-    torso = math.dist(mid_shoulder, mid_hip)
-    if torso < 1e-6:
-        return "unknown"
-    ratio = span / torso
-    return "front" if ratio >= 0.45 else "side" if ratio <= 0.2 else "oblique"
+    length = math.dist(mid_shoulder, mid_hip)
+    if length < 1e-6:
+        return None
+    return span, length, mid_shoulder, mid_hip
 
 
 def symmetry(angles: dict[str, Angle]) -> dict[str, float]:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from motioncoach.labels.geometry import SAGITTAL, Angle, camera_view, measure, rotate_limb, symmetry
-from motioncoach.labels.schema import CoachingLabel, FeedbackPoint, Point, Vector, Visuals
+from motioncoach.labels.geometry import BROAD_VIEWS, SAGITTAL, Angle, camera_view, measure, rotate_limb, symmetry
+from motioncoach.labels.schema import CoachingLabel, FeedbackPoint, Point, Severity, Vector, Visuals, score_band
 from motioncoach.labels.targets import IDEAL_AT_LOW, Range, profile_for, targets_for
 from motioncoach.records import PoseSample
 
 MAX_FEEDBACK_POINTS = 3
-# Points lost per degree outside the target ranges, summed over the joints; a correction caps the score.
+# Points lost per degree outside the target ranges, summed over the joints, kept inside the rubric's band.
 SCORE_PER_DEGREE = 0.6
-SCORE_WITH_A_CORRECTION = 89
+# Degrees outside the range from which a fault is major or intermediate; below, it is minor.
+MAJOR_DEGREES = 25.0
+INTERMEDIATE_DEGREES = 10.0
 # A correction aims this far inside the range, so the Target turns visibly from the Current arrow.
 AIM_INSIDE_DEGREES = 8.0
 SMALL_ERROR_DEGREES = 15.0
@@ -40,6 +42,15 @@ _MOVES = {
     "shoulder_tilt": ("Level your shoulders.", "Level your shoulders: let your {SIDE} shoulder drop a little."),
     "head_tilt": ("Level your head.", "Level your head: bring your {SIDE} ear down a little."),
 }
+# Profiles whose cue for a kind differs: the Russian twist leans back, where others hinge forward.
+_PROFILE_MOVES = {
+    "twist": {
+        "trunk_lean": (
+            "Lean your torso back a little more from your hips, keeping your chest lifted.",
+            "Bring your torso up a little, keeping your back long.",
+        )
+    },
+}
 _NAMES = {"trunk_lean": "torso", "shoulder_tilt": "shoulder line", "head_tilt": "head"}
 
 
@@ -57,10 +68,16 @@ class Assessment:
         return max(low - self.angle.degrees, self.angle.degrees - high, 0.0)
 
     @property
+    def severity(self) -> Severity:
+        if self.error >= MAJOR_DEGREES:
+            return "major"
+        return "intermediate" if self.error >= INTERMEDIATE_DEGREES else "minor"
+
+    @property
     def goal(self) -> float:
         """The angle to aim for: a little inside the range, from the side the angle is on."""
         low, high = self.target
-        if self.angle.kind in IDEAL_AT_LOW:
+        if self.angle.kind in IDEAL_AT_LOW and low == 0:
             return low
         if self.angle.degrees < low:
             return min(low + AIM_INSIDE_DEGREES, high)
@@ -71,7 +88,7 @@ class RulesLabeler:
     """Turns one kept pose into a coaching label, deterministically."""
 
     name = "rules"
-    model_id = "rules-v2"
+    model_id = "rules-v3"
 
     def __init__(self, keypoint_conf: float = 0.3):
         self.keypoint_conf = keypoint_conf
@@ -85,7 +102,7 @@ class RulesLabeler:
         assessed = [
             Assessment(a, ranges[a.kind])
             for a in angles.values()
-            if a.kind in ranges and not (view == "front" and a.kind in SAGITTAL)
+            if a.kind in ranges and not (view in BROAD_VIEWS and a.kind in SAGITTAL)
         ]
         if len(body) < MIN_BODY_KEYPOINTS or not assessed:
             return abstain(TOO_LITTLE_VISIBLE)
@@ -94,7 +111,7 @@ class RulesLabeler:
         return CoachingLabel(
             status="success",
             positive_note=_positive_note(assessed, symmetry(angles), sample.activity),
-            progress_score=_score(assessed, bool(faults)),
+            progress_score=_score(assessed, faults),
             improvement_delta=None,
             feedback_points=[_feedback(sample, a) for a in faults],
         )
@@ -116,15 +133,15 @@ def _one_per_kind(faults: list[Assessment]) -> list[Assessment]:
     return kept
 
 
-def _score(assessed: list[Assessment], corrected: bool) -> int:
-    """100 for nothing to correct; below 90 with a correction, by degrees outside the ranges."""
-    if not corrected:
+def _score(assessed: list[Assessment], faults: list[Assessment]) -> int:
+    """100 less the degrees outside the ranges, inside the rubric's band for the corrections made."""
+    if not faults:
         return 100
     worst_per_kind: dict[str, float] = {}
     for a in assessed:
         worst_per_kind[a.angle.kind] = max(worst_per_kind.get(a.angle.kind, 0.0), a.error)
-    penalty = SCORE_PER_DEGREE * sum(worst_per_kind.values())
-    return int(round(max(0.0, min(SCORE_WITH_A_CORRECTION, 100 - penalty))))
+    low, high = score_band([f.severity for f in faults])
+    return int(round(max(low, min(high, 100 - SCORE_PER_DEGREE * sum(worst_per_kind.values())))))
 
 
 def _positive_note(assessed: list[Assessment], diffs: dict[str, float], activity: str) -> str:
@@ -142,7 +159,8 @@ def _positive_note(assessed: list[Assessment], diffs: dict[str, float], activity
 
 def _feedback(sample: PoseSample, assessment: Assessment) -> FeedbackPoint:
     angle = assessment.angle
-    opening, closing = _MOVES[angle.kind]
+    moves = {**_MOVES, **_PROFILE_MOVES.get(profile_for(sample.activity), {})}
+    opening, closing = moves[angle.kind]
     # For leans and tilts a larger angle means leaning further, so "opening" is leaning more.
     move = opening if assessment.goal > angle.degrees else closing
     more = " a little" if assessment.error < SMALL_ERROR_DEGREES else " more"
@@ -151,6 +169,7 @@ def _feedback(sample: PoseSample, assessment: Assessment) -> FeedbackPoint:
     current_end = next((k.x, k.y) for k in sample.keypoints if k.name == angle.distal)
     return FeedbackPoint(
         mistake_timestamp_ms=0,
+        severity=assessment.severity,
         coaching_script=script,
         visuals=Visuals(
             overlay_type="ANGLE_CORRECTION",

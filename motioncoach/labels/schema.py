@@ -1,18 +1,78 @@
-"""The MotionCoach app's coaching label, as the teacher must write it and the model must learn it."""
+"""The MotionCoach app's coaching label, as the teacher must write it and the model must learn it.
+
+Schema 3 follows the app's current FeedbackPoint: each correction has a severity and may have its own
+positive note, corrections come major first (a label out of order is reordered, not rejected: the
+order carries no information the severities do not), and progress_score fits the app's own scoring
+of a take (`score_band`). Blank strings and a zero improvement_delta read as null.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
 
-from motioncoach.labels.cues import first_side, named_parts
+from motioncoach.labels.cues import first_side, side_problem
 
-SCHEMA_VERSION = "2"  # 2: low_confidence abstentions, midline cues, corrections optional
+SCHEMA_VERSION = "3"  # 3: severities, per-point positive notes, the score band; 2: abstentions, midline cues
+
+Severity = Literal["major", "intermediate", "minor"]
+SEVERITIES: tuple[Severity, ...] = ("major", "intermediate", "minor")
+# What the app's backend takes off 100 per correction when it scores a take.
+SEVERITY_PENALTY: dict[str, int] = {"major": 12, "intermediate": 5, "minor": 2}
+# How far progress_score may sit from the app's score for the same corrections: below it for faults the
+# label does not list (it holds three at most), barely above it. Success at 90+ with a major correction,
+# or below 50 with none, is outside the band.
+SCORE_BELOW_APP = 50
+SCORE_ABOVE_APP = 1
+# The app pairs a red and a green arrow that start within this distance of each other (SVGOverlay.tsx).
+SAME_START = 0.005
+COORDINATE_SLACK = 0.001
+_DIGITS = re.compile(r"[0-9°]")
+
+
+def app_score(severities: list[str]) -> int:
+    """The app backend's score of a take: 100 less 12 per major, 5 per intermediate, 2 per minor (10 to 100)."""
+    return max(10, min(100, 100 - sum(SEVERITY_PENALTY[s] for s in severities)))
+
+
+def score_band(severities: list[str]) -> tuple[int, int]:
+    """The progress_scores the rubric allows for a success label with these corrections."""
+    score = app_score(severities)
+    return max(0, score - SCORE_BELOW_APP), min(100, score + SCORE_ABOVE_APP)
+
+
+def _blank_is_null(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _zero_is_null(value: Any) -> Any:
+    return None if value == 0 and not isinstance(value, bool) else value
+
+
+def _checks_answer(info: ValidationInfo) -> bool:
+    """Whether the rules of a new answer apply; a label read back from our own store was checked when written."""
+    return not (info.context or {}).get("stored")
+
+
+def _into_the_image(value: Any) -> Any:
+    """A coordinate a rounding step outside the image (1.0004, -0.0002) is on its edge."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if -COORDINATE_SLACK <= value < 0:
+            return 0.0
+        if 1 < value <= 1 + COORDINATE_SLACK:
+            return 1.0
+    return value
+
 
 # Three decimals, as the prompts print keypoints: a label never claims more precision than it was given.
-Coordinate = Annotated[float, Field(ge=0, le=1), AfterValidator(lambda v: round(v, 3))]
+Coordinate = Annotated[
+    float, Field(ge=0, le=1), BeforeValidator(_into_the_image), AfterValidator(lambda v: round(v, 3))
+]
 PointXY = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_null)]
 
 
 class Point(BaseModel):
@@ -51,31 +111,40 @@ class Visuals(BaseModel):
             raise ValueError("the first vector must be the red 'Current' one")
         if (target.color, target.label) != ("green", "Target"):
             raise ValueError("the second vector must be the green 'Target' one")
-        if max(abs(a - b) for a, b in zip(current.start, target.start, strict=True)) > 1e-3:
-            raise ValueError("both vectors must start at the same joint")
+        if max(abs(a - b) for a, b in zip(current.start, target.start, strict=True)) >= SAME_START:
+            raise ValueError(f"both vectors must start at the same joint (within {SAME_START})")
         return self
 
 
 class FeedbackPoint(BaseModel):
-    """One correction: what to change, said aloud, and drawn."""
+    """One correction: how much it matters, what to change said aloud, and drawn."""
 
     model_config = ConfigDict(extra="forbid")
 
     mistake_timestamp_ms: int = Field(0, ge=0, le=0, description="0 for photos.")
+    severity: Severity = Field(
+        description="major: costs safety or most of the movement's effect; intermediate: a clear fault that costs "
+        "some effect; minor: a refinement."
+    )
     coaching_script: str = Field(
         min_length=1,
         description="One spoken cue naming a side and joint (LEFT knee) or a midline or paired region "
         "(back, chest, core, hips, shoulders, head, both knees); no digits or degree signs.",
     )
+    positive_note: OptionalText = Field(
+        None, description="null, or one sentence on what this part of the body already does well."
+    )
     visuals: Visuals
 
     @model_validator(mode="after")
-    def _names_a_body_part(self) -> FeedbackPoint:
-        if not named_parts(self.coaching_script):
-            raise ValueError(
-                "coaching_script must name a side and joint (LEFT knee) or a midline or paired region "
-                "(back, both knees)"
-            )
+    def _a_cue_that_can_be_spoken_and_located(self, info: ValidationInfo) -> FeedbackPoint:
+        if not _checks_answer(info):
+            return self
+        problem = side_problem(self.coaching_script)
+        if problem:
+            raise ValueError(problem)
+        if _DIGITS.search(self.coaching_script):
+            raise ValueError("coaching_script is spoken aloud: write it without digits or degree signs")
         return self
 
     @property
@@ -93,30 +162,44 @@ class CoachingLabel(BaseModel):
         description="'success' when the photo can be coached; 'low_confidence' when it cannot (no person doing "
         "the activity, body mostly hidden or cut off, too blurry, several people)."
     )
-    error_message: str | None = Field(
+    error_message: OptionalText = Field(
         None, description="null for success; for low_confidence one sentence saying what is missing."
     )
     positive_note: str = Field(description="One sentence on what the person does well; empty for low_confidence.")
-    progress_score: int = Field(ge=0, le=100, description="0-100 by the rubric; 0 for low_confidence.")
-    improvement_delta: int | None = Field(None, description="null for a single photo.")
+    progress_score: int = Field(
+        ge=0, le=100, description="0-100: the app's score for the corrections, or lower by the rubric; 0 to abstain."
+    )
+    improvement_delta: Annotated[int | None, BeforeValidator(_zero_is_null)] = Field(
+        None, description="null for a single photo."
+    )
     feedback_points: Annotated[list[FeedbackPoint], Field(max_length=3)] = Field(
-        description="0-3 corrections, most important first; none when the form is already good or for low_confidence."
+        description="0-3 corrections, major first; none when the form is already good or for low_confidence."
     )
 
     @model_validator(mode="after")
-    def _coaching_or_abstaining(self) -> CoachingLabel:
+    def _coaching_or_abstaining(self, info: ValidationInfo) -> CoachingLabel:
         if self.improvement_delta is not None:
             raise ValueError("improvement_delta must be null for a photo")
+        # Major first, keeping the teacher's order within a severity.
+        self.feedback_points.sort(key=lambda p: SEVERITIES.index(p.severity))
         if self.status == "low_confidence":
             if self.feedback_points or self.progress_score or self.positive_note.strip():
                 raise ValueError("a low_confidence label has no feedback points, progress_score 0, an empty note")
-            if not (self.error_message or "").strip():
+            if not self.error_message:
                 raise ValueError("a low_confidence label says in error_message what is missing")
             return self
         if self.error_message is not None:
             raise ValueError("error_message must be null for a success label")
         if not self.positive_note.strip():
             raise ValueError("a success label has a positive_note")
+        severities = [p.severity for p in self.feedback_points]
+        low, high = score_band(severities)
+        if _checks_answer(info) and not low <= self.progress_score <= high:
+            made = ", ".join(f"{severities.count(s)} {s}" for s in SEVERITIES if s in severities) or "no corrections"
+            raise ValueError(
+                f"progress_score {self.progress_score} contradicts the rubric: with {made} the app scores "
+                f"{app_score(severities)}, so the score must be {low} to {high}"
+            )
         return self
 
     @property
@@ -126,3 +209,19 @@ class CoachingLabel(BaseModel):
     def to_json(self) -> str:
         """The exact text the model is trained to answer with."""
         return self.model_dump_json()
+
+
+def read_label(text: str) -> CoachingLabel:
+    """A label this project wrote earlier (the label store, a dataset row), read back as it was checked then.
+
+    Schema 2 labels had no severities: each point reads as 'intermediate', as the app reads a point
+    without one, until the nightly relabel replaces the label.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return CoachingLabel.model_validate_json(text)  # raises pydantic's own error for text that is not JSON
+    for point in data.get("feedback_points") or []:
+        if isinstance(point, dict):
+            point.setdefault("severity", "intermediate")
+    return CoachingLabel.model_validate(data, context={"stored": True})

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from motioncoach.labels.schema import SCHEMA_VERSION, CoachingLabel
+from motioncoach.labels.schema import SCHEMA_VERSION, CoachingLabel, read_label
 from motioncoach.prompts import prompt_version
 
 STORE_FILE = "labels.sqlite"
@@ -139,7 +139,7 @@ class LabelStore:
         return StoredLabel(
             key=key,
             status=status,
-            label=CoachingLabel.model_validate_json(label_json) if label_json else None,
+            label=read_label(label_json) if label_json else None,
             reason=reason,
             attempts=attempts,
             input_tokens=tokens_in,
@@ -199,7 +199,7 @@ class LabelStore:
             "AND status = 'labeled' ORDER BY updated_at DESC LIMIT 1",
             (sha256, teacher),
         ).fetchone()
-        return (CoachingLabel.model_validate_json(row[0]), row[1], row[2]) if row else None
+        return (read_label(row[0]), row[1], row[2]) if row else None
 
     # Daily request counts, for free tiers that cap requests per day.
     def requests_today(self, teacher: str) -> int:

@@ -188,8 +188,9 @@ def parse_keypoints(prompt: str) -> dict[str, tuple[float, float]]:
 def grounded_label(prompt: str, fault: str | None = None) -> CoachingLabel:
     """A valid label for the prompt's keypoints, as a careful teacher writes it.
 
-    By default a sided correction: "Bend your LEFT knee a little more.", both arrows on the left
-    knee, Current along the shin to the ankle, Target turned 25 degrees. fault="midline": "Keep your
+    By default a sided correction of intermediate severity: "Bend your LEFT knee a little more.", both
+    arrows on the left knee, Current along the shin to the ankle, Target turned 25 degrees the way that
+    closes the knee (towards the hip), as the verb says. fault="midline": "Keep your
     back flat", anchored on a hip along the torso. fault="abstain": a low_confidence label.
     Faults a strict check must catch: "wrong_side" names the other side, "ungrounded" starts far from
     every keypoint, "wrong_joint" names a knee but starts at a shoulder, "no_change" sets Target on
@@ -229,6 +230,10 @@ def grounded_label(prompt: str, fault: str | None = None) -> CoachingLabel:
     end_x, end_y = points[toward] if toward in points else (_clip(x), _clip(y + 0.15))
     turned = 0.0 if fault == "no_change" else 25.0
     target = _turn((x, y), (end_x, end_y), turned, width, height)
+    behind = next((n for n in sorted(NEIGHBOURS.get(anchor or "", ())) if n in points and n != toward), None)
+    if turned and behind and _closes_less(target, _turn((x, y), (end_x, end_y), -turned, width, height),
+                                          (x, y), points[behind], width, height):  # fmt: skip
+        target = _turn((x, y), (end_x, end_y), -turned, width, height)
     return CoachingLabel.model_validate(
         {
             "status": "success",
@@ -236,6 +241,7 @@ def grounded_label(prompt: str, fault: str | None = None) -> CoachingLabel:
             "progress_score": 70,
             "feedback_points": [
                 {
+                    "severity": "intermediate",
                     "coaching_script": words,
                     "visuals": {
                         "overlay_type": "ANGLE_CORRECTION",
@@ -261,6 +267,18 @@ def _turn(start, end, degrees: float, width: int, height: int) -> tuple[float, f
         if 0 <= point[0] <= 1 and 0 <= point[1] <= 1:
             return point
     return _clip(start[0] + tx * 0.1 / width), _clip(start[1] + ty * 0.1 / height)
+
+
+def _closes_less(one, other, vertex, neighbour, width: int, height: int) -> bool:
+    """Whether Target `one` leaves a wider angle with the vertex's other neighbour than Target `other`."""
+
+    def angle(end) -> float:
+        u = ((end[0] - vertex[0]) * width, (end[1] - vertex[1]) * height)
+        v = ((neighbour[0] - vertex[0]) * width, (neighbour[1] - vertex[1]) * height)
+        cos = (u[0] * v[0] + u[1] * v[1]) / ((math.hypot(*u) * math.hypot(*v)) or 1.0)
+        return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+
+    return angle(one) > angle(other)
 
 
 def _preference(name: str) -> int:
