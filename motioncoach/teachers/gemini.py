@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from google import genai
 from google.genai import errors, types
+from google.genai import models as genai_models
 from pydantic import ValidationError
 
 from motioncoach.errors import ConfigurationError
@@ -26,13 +27,13 @@ from motioncoach.teachers.base import (
     TeacherRequest,
     TransientError,
 )
+from motioncoach.teachers.capabilities import gemini_model_name, thinking_params
 
 T = TypeVar("T")
 
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-# An empty answer that ended like this may well come back on a second try; SAFETY, RECITATION,
-# PROHIBITED_CONTENT and a blocked prompt are decided by the content and would only cost again.
-_RETRY_FINISH = frozenset({"OTHER", "MALFORMED_RESPONSE", "FINISH_REASON_UNSPECIFIED"})
+# An empty answer is billed; SAFETY, RECITATION, PROHIBITED_CONTENT and a blocked prompt are decided
+# by the content and would only cost again, so they are refusals. Any other empty answer is unusable.
 _BLOCK_FINISH = frozenset(
     {
         "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
@@ -41,6 +42,16 @@ _BLOCK_FINISH = frozenset(
 )  # fmt: skip
 _BATCH_OK = frozenset({"JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED"})
 _BATCH_DEAD = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
+# A batch entry's error is a google.rpc.Status: its code is a google.rpc.Code, given here with the
+# HTTP status Google maps it to. The transient ones are worth submitting again; the rest would fail alike.
+_RPC_CODES = {
+    1: ("CANCELLED", 499), 2: ("UNKNOWN", 500), 3: ("INVALID_ARGUMENT", 400), 4: ("DEADLINE_EXCEEDED", 504),
+    5: ("NOT_FOUND", 404), 6: ("ALREADY_EXISTS", 409), 7: ("PERMISSION_DENIED", 403), 8: ("RESOURCE_EXHAUSTED", 429),
+    9: ("FAILED_PRECONDITION", 400), 10: ("ABORTED", 409), 11: ("OUT_OF_RANGE", 400), 12: ("UNIMPLEMENTED", 501),
+    13: ("INTERNAL", 500), 14: ("UNAVAILABLE", 503), 15: ("DATA_LOSS", 500), 16: ("UNAUTHENTICATED", 401),
+}  # fmt: skip
+_RPC_TRANSIENT = frozenset({1, 2, 4, 8, 10, 13, 14})
+LIST_PAGE_SIZE = 100
 # The Batch API refuses an inlined job over 20 MB in all (base64 included): inline up to a margin
 # below it, else send a JSONL input file (the Files API takes up to 2 GB).
 INLINE_BATCH_LIMIT = 20_000_000
@@ -51,10 +62,21 @@ _RETRY_DELAY = re.compile(r"\s*(\d+(?:\.\d+)?)s\s*")
 
 @dataclass
 class BatchResults:
-    """A finished job's answers or errors by image sha256, and how many entries named no image."""
+    """A batch job as Gemini reports it now; once it succeeded, each entry's answer or error by image
+    sha256, and how many entries named no image."""
 
+    state: str
     answers: dict[str, TeacherAnswer | TeacherError] = field(default_factory=dict)
     unmatched: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state in _BATCH_OK
+
+    @property
+    def ended_without_results(self) -> bool:
+        """FAILED, CANCELLED or EXPIRED: the only states that give the job's images back."""
+        return self.state in _BATCH_DEAD
 
 
 def inline_batch_bytes(requests: list[TeacherRequest]) -> int:
@@ -92,11 +114,13 @@ class GeminiTeacher:
         *,
         api_key: str,
         thinking_level: str | None = "low",
+        thinking_budget: int | None = None,
         temperature: float | None = None,
         timeout_s: float = 120,
     ):
-        self.model_id = model_id
-        self.thinking_level = thinking_level
+        self.model_id = gemini_model_name(model_id)
+        # Only what this model family takes: a level for Gemini 3, a budget for 2.5, nothing before.
+        self.thinking = thinking_params(self.model_id, thinking_level, thinking_budget)
         self.temperature = temperature
         self._key = api_key
         # No base_url: Client() fills it from GOOGLE_GEMINI_BASE_URL when set. One attempt: our engine
@@ -109,7 +133,7 @@ class GeminiTeacher:
 
     def generation_params(self) -> dict:
         """The parameters that change answers: part of the label key."""
-        return {"thinking_level": self.thinking_level, "temperature": self.temperature}
+        return {**self.thinking, "temperature": self.temperature}
 
     async def ask(self, request: TeacherRequest) -> TeacherAnswer:
         """Label one image; raise TransientError or PermanentError on failure."""
@@ -121,22 +145,19 @@ class GeminiTeacher:
                 "post", f"models/{self.model_id}:generateContent", self._rest_request(request)
             )
         )
-        try:
-            response = types.GenerateContentResponse.model_validate_json(reply.body or "{}")
-        except ValidationError:
-            raise TransientError("gemini answered with a body that is not a GenerateContentResponse") from None
-        return _answer(response)
+        return answer_from_body(reply.body)
 
-    async def submit_batch(self, requests: list[TeacherRequest]) -> str:
+    async def submit_batch(self, requests: list[TeacherRequest], display_name: str | None = None) -> str:
         """Start one Batch API job; returns the job name to collect later.
 
         Requests that fit Gemini's 20 MB inline limit go inline; larger jobs go as a JSONL input
-        file through the Files API, as Gemini asks for big batches.
+        file through the Files API, as Gemini asks for big batches. display_name is how find_batch
+        finds the job when the answer to this call is lost.
         """
         keys = [r.sha256 for r in requests]
         if not keys or len(set(keys)) != len(keys):
             raise ValueError("submit_batch needs at least one request and distinct sha256 values")
-        display = types.CreateBatchJobConfig(display_name=f"motioncoach-{len(requests)}")
+        display = types.CreateBatchJobConfig(display_name=display_name or f"motioncoach-{len(requests)}")
         if inline_batch_bytes(requests) <= INLINE_BATCH_BUDGET:
             inlined = [
                 types.InlinedRequest(contents=_contents(r), metadata={"key": r.sha256}, config=self._config(r))
@@ -147,6 +168,23 @@ class GeminiTeacher:
             source = types.BatchJobSource(file_name=await self._upload_requests(requests))
         job = await self._guarded(self._client.aio.batches.create(model=self.model_id, src=source, config=display))
         return job.name
+
+    async def find_batch(self, display_name: str, known: frozenset[str] = frozenset()) -> str | None:
+        """The name of a live or finished job of this display name that is not one of `known`, or None.
+
+        After a create that timed out or failed with a 5xx the job may exist all the same; asking
+        first is what keeps it from being paid for twice.
+        """
+
+        async def scan() -> str | None:
+            config = types.ListBatchJobsConfig(page_size=LIST_PAGE_SIZE)
+            async for job in await self._client.aio.batches.list(config=config):
+                state = job.state.value if job.state else None
+                if job.display_name == display_name and job.name not in known and state not in _BATCH_DEAD:
+                    return job.name
+            return None
+
+        return await self._guarded(scan())
 
     async def _upload_requests(self, requests: list[TeacherRequest]) -> str:
         """Write the requests as the Batch API's JSONL input file and upload it; the file's name."""
@@ -171,8 +209,10 @@ class GeminiTeacher:
     def _rest_request(self, request: TeacherRequest) -> dict:
         """A GenerateContentRequest as the REST API spells it: what one line of the input file holds."""
         generation: dict = {"responseMimeType": "application/json", "responseJsonSchema": request.response_schema}
-        if self.thinking_level:
-            generation["thinkingConfig"] = {"thinkingLevel": self.thinking_level.upper()}
+        if "thinking_level" in self.thinking:
+            generation["thinkingConfig"] = {"thinkingLevel": self.thinking["thinking_level"].upper()}
+        elif "thinking_budget" in self.thinking:
+            generation["thinkingConfig"] = {"thinkingBudget": self.thinking["thinking_budget"]}
         if self.temperature is not None:
             generation["temperature"] = self.temperature
         image = {"inlineData": {"mimeType": "image/jpeg", "data": base64.b64encode(request.image_jpeg).decode()}}
@@ -182,42 +222,53 @@ class GeminiTeacher:
             "generationConfig": generation,
         }
 
-    async def collect_batch(self, job_name: str) -> BatchResults | None:
-        """None while the job runs; then each request's answer or error, keyed by its sha256."""
+    async def collect_batch(self, job_name: str) -> BatchResults:
+        """The job's state; once it succeeded, each request's answer or error, keyed by its sha256.
+
+        A job whose state or results cannot be read raises TransientError or PermanentError: the
+        caller keeps it and asks again later, since only Gemini's FAILED, CANCELLED or EXPIRED mean
+        its requests will never be answered.
+        """
         job = await self._guarded(self._client.aio.batches.get(name=job_name))
-        state = job.state.value if job.state else None
-        if state in _BATCH_DEAD:
-            raise PermanentError(f"gemini batch {job_name} ended {state}: submit its requests again")
-        if state not in _BATCH_OK:
-            return None
-        results = BatchResults()
+        results = BatchResults(state=(job.state.value if job.state else "JOB_STATE_UNSPECIFIED"))
+        if not results.succeeded:
+            return results
         if job.dest is not None and job.dest.file_name:
             data = await self._guarded(self._client.aio.files.download(file=job.dest.file_name))
-            for line in data.decode("utf-8").splitlines():
+            for line in data.decode("utf-8", errors="replace").splitlines():
                 if line.strip():
-                    self._add_result(results, json.loads(line))
+                    self._add_line(results, line)
         elif job.dest is not None and job.dest.inlined_responses is not None:
-            for item in job.dest.inlined_responses:
-                error = {"code": item.error.code, "message": item.error.message} if item.error else None
-                self._add_result(results, {"key": (item.metadata or {}).get("key"), "error": error}, item.response)
+            for item in job.dest.inlined_responses:  # the SDK has read these forward-compatibly already
+                key = (item.metadata or {}).get("key")
+                error = item.error.model_dump() if item.error else None
+                self._add_result(results, key, error, item.response)
         return results
 
-    def _add_result(self, results: BatchResults, entry: dict, response: types.GenerateContentResponse | None = None):
-        """One output entry: a file line {"key", "response" | "error"}, or an inlined response's parts."""
-        key = entry.get("key")
-        if key is None:  # the API echoes each request's key; an entry without one cannot be matched
+    def _add_line(self, results: BatchResults, line: str) -> None:
+        """One line of a results file: {"key", "response" | "error"}."""
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if not isinstance(entry, dict):  # no key to match it by
             results.unmatched += 1
             return
-        if response is None and entry.get("response") is not None:
-            response = types.GenerateContentResponse.model_validate(entry["response"])
-        if entry.get("error"):
-            error = entry["error"]
-            results.answers[key] = _status_error(error.get("code") or 0, None, error.get("message"), self._key)
+        body = entry.get("response")
+        self._add_result(results, entry.get("key"), entry.get("error"), body if isinstance(body, dict) else None)
+
+    def _add_result(self, results: BatchResults, key: str | None, error: dict | None, response) -> None:
+        """One entry: its error, else its response (a GenerateContentResponse, or a file line's raw body)."""
+        if key is None:  # the API echoes each request's key; an entry without one cannot be matched
+            results.unmatched += 1
+        elif error:
+            results.answers[key] = _entry_error(error, self._key)
         elif response is None:
             results.answers[key] = TransientError("gemini batch entry has neither a response nor an error")
         else:
+            read = _answer if isinstance(response, types.GenerateContentResponse) else answer_from_body
             try:
-                results.answers[key] = _answer(response)
+                results.answers[key] = read(response)
             except TeacherError as exc:
                 results.answers[key] = exc
 
@@ -227,7 +278,7 @@ class GeminiTeacher:
     def _config(self, request: TeacherRequest) -> types.GenerateContentConfig:
         # response_json_schema takes real JSON Schema ($defs, $ref, anyOf) as pydantic writes it;
         # response_schema would take only Google's OpenAPI subset.
-        thinking = types.ThinkingConfig(thinking_level=self.thinking_level) if self.thinking_level else None
+        thinking = types.ThinkingConfig(**self.thinking) if self.thinking else None
         return types.GenerateContentConfig(
             system_instruction=request.system,
             response_mime_type="application/json",
@@ -247,15 +298,63 @@ class GeminiTeacher:
             raise TransientError(f"gemini request failed: {type(exc).__name__} {detail}".strip()) from None
         except json.JSONDecodeError:
             raise TransientError("gemini answered with a body that is not JSON") from None
+        except ValidationError as exc:  # a job or file record the SDK cannot read: ask again later
+            detail = f"gemini answered with a body google-genai cannot read ({exc.error_count()} errors)"
+            raise TransientError(detail) from None
 
 
 def _contents(request: TeacherRequest) -> list:
     return [types.Part.from_bytes(data=request.image_jpeg, mime_type="image/jpeg"), request.prompt]
 
 
+def read_response(body: dict) -> types.GenerateContentResponse:
+    """A REST GenerateContentResponse read as google-genai reads its own answers (models.generate_content):
+    the Developer API's converter, then every field this SDK version does not know yet dropped "to
+    maintain forward compatibility", then validation. Its models forbid unknown fields, so validating
+    the raw body would fail on the first field Gemini adds."""
+    return types.GenerateContentResponse._from_response(
+        response=genai_models._GenerateContentResponse_from_mldev(body), kwargs={}
+    )
+
+
+def answer_from_body(body: str | bytes | dict | None) -> TeacherAnswer:
+    """The answer in a generateContent body. A body that cannot be read is still a billed answer: it
+    comes back unusable, with the tokens its usageMetadata reports, never as an error to retry."""
+    if not isinstance(body, dict):
+        try:
+            body = json.loads(body or "{}")
+        except ValueError:
+            return TeacherAnswer(text="", unusable="gemini answered with a body that is not JSON")
+    if not isinstance(body, dict):
+        return TeacherAnswer(text="", unusable="gemini answered with JSON that is not an object")
+    try:
+        response = read_response(body)
+    except (ValueError, TypeError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
+        tokens_in, tokens_out = _reported_tokens(body)
+        detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        return TeacherAnswer(
+            text="", input_tokens=tokens_in, output_tokens=tokens_out,
+            unusable=f"gemini answered with a body google-genai cannot read ({detail})",
+        )  # fmt: skip
+    return _answer(response)
+
+
+def _reported_tokens(body: dict) -> tuple[int, int]:
+    """Input and output (answer and thinking) tokens from a raw body's usageMetadata, where it has them."""
+    usage = body.get("usageMetadata")
+    if not isinstance(usage, dict):
+        return 0, 0
+
+    def count(name: str) -> int:
+        value = usage.get(name)
+        return value if isinstance(value, int) and value > 0 else 0
+
+    return count("promptTokenCount"), count("candidatesTokenCount") + count("thoughtsTokenCount")
+
+
 def _answer(response: types.GenerateContentResponse) -> TeacherAnswer:
-    """The text and token counts. An empty answer worth retrying raises TransientError; one refused
-    on its content raises BlockedAnswer, which is never retried."""
+    """The text and token counts (thinking billed as output). An answer without text comes back
+    unusable, with its tokens; one refused on its content raises BlockedAnswer, never retried."""
     usage = response.usage_metadata
     answer = TeacherAnswer(
         text=response.text or "",
@@ -269,11 +368,10 @@ def _answer(response: types.GenerateContentResponse) -> TeacherAnswer:
         raise BlockedAnswer("gemini", f"prompt blocked ({_enum_value(feedback.block_reason)})", answer)
     candidate = response.candidates[0] if response.candidates else None
     reason = _enum_value(candidate.finish_reason) if candidate and candidate.finish_reason else None
-    if reason is None or reason in _RETRY_FINISH:
-        raise TransientError(f"gemini returned no text (finish reason {reason or 'missing'})")
     if reason in _BLOCK_FINISH:
         raise BlockedAnswer("gemini", f"finish reason {reason}", answer)
-    return answer  # MAX_TOKENS and the like: an empty answer, which the caller may ask again
+    # OTHER, MALFORMED_FUNCTION_CALL, MAX_TOKENS, none at all: billed, and asked again only as an unusable answer.
+    return answer.model_copy(update={"unusable": f"gemini returned no text (finish reason {reason or 'missing'})"})
 
 
 def _enum_value(value) -> str:
@@ -287,6 +385,18 @@ def _status_error(
     if code in _TRANSIENT_STATUS:
         return TransientError(text, retry_after=retry_after, status=code)
     return PermanentError(text, status=code)
+
+
+def _entry_error(error: dict, key: str) -> TeacherError:
+    """A batch entry's google.rpc.Status as our error; an HTTP-range code is read as one."""
+    code, message = error.get("code") or 0, _redact(str(error.get("message") or ""), key)
+    if not isinstance(code, int) or code >= 100:
+        return _status_error(code if isinstance(code, int) else 0, None, message, key)
+    name, http = _RPC_CODES.get(code, (f"code {code}", 500))
+    text = f"gemini batch request failed: {name} (google.rpc code {code}): {message}"
+    if code in _RPC_TRANSIENT or code not in _RPC_CODES:
+        return TransientError(text, status=http)
+    return PermanentError(text, status=http)
 
 
 def _retry_after(exc: errors.APIError) -> float | None:
