@@ -485,3 +485,30 @@ def test_consensus_on_abstentions_and_labels_without_corrections(tmp_path, gemin
     assert [o.status for o in report.outcomes] == ["labeled", "disagreed"]
     assert report.outcomes[0].label.abstained
     assert report.outcomes[1].reason == "one teacher says success, the other low_confidence"
+
+
+def test_rpm_spaces_the_requests_as_they_arrive_at_the_teacher(tmp_path, gemini):
+    """--rpm 600 is a request every 0.1 s: the limiter spaces the starts, whatever the concurrency."""
+    samples = make_samples(tmp_path / "photos", 8)
+    report = label_with_teachers(samples, LabelConfig(labeler="gemini", rpm=600, concurrency=8), tmp_path / "data")
+    arrived = gemini.arrivals
+    assert len(report.labeled) == 8 and len(arrived) == 8 and gemini.requests == 8
+    # Eight requests at 600 a minute span at least seven slots of 0.1 s; arrivals jitter a little around
+    # the starts the limiter spaced, but no three ever land within one slot.
+    assert arrived[-1] - arrived[0] >= 0.7 - 0.02
+    assert min(later - earlier for earlier, later in zip(arrived, arrived[2:], strict=False)) >= 0.1
+
+
+def test_batch_jobs_are_split_at_batch_job_requests(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 10)
+    config = LabelConfig(labeler="gemini", batch=True, batch_job_requests=4)
+    submitted = label_with_teachers(samples, config, tmp_path / "data")
+    assert [len(job["responses"]) for job in gemini.batches.values()] == [4, 4, 2]
+    assert (
+        "10 images wait in Gemini batch job(s) batches/fake1 (4), batches/fake2 (4), batches/fake3 (2)"
+        in (submitted.usage[0]["stop_reason"])
+    )
+    gemini.batch_running_polls = 0
+    label_with_teachers(samples, config, tmp_path / "data")
+    collected = label_with_teachers(samples, config, tmp_path / "data")
+    assert len(collected.labeled) == 10 and gemini.requests == 10

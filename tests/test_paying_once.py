@@ -374,3 +374,80 @@ def test_the_store_is_copied_back_as_answers_arrive_and_made_durable_on_demand(t
         assert home_rows() == 2
         store.close()
     assert synced[-1] == 2
+
+
+# The label store as the previous version wrote it: no asks, no batch job intents, keys or samples.
+PREVIOUS_SCHEMA = """
+CREATE TABLE labels (
+    id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, teacher TEXT NOT NULL, model_id TEXT NOT NULL,
+    prompt_version TEXT NOT NULL, schema_version TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL,
+    label_json TEXT, reason TEXT, attempts INTEGER NOT NULL DEFAULT 0, input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL NOT NULL DEFAULT 0, updated_at TEXT NOT NULL
+);
+CREATE INDEX labels_by_image ON labels (sha256, teacher);
+CREATE TABLE daily_requests (day TEXT NOT NULL, teacher TEXT NOT NULL, requests INTEGER NOT NULL,
+                             PRIMARY KEY (day, teacher));
+CREATE TABLE batches (
+    job_name TEXT PRIMARY KEY, teacher TEXT NOT NULL, model_id TEXT NOT NULL, params TEXT NOT NULL,
+    prompt_version TEXT NOT NULL, schema_version TEXT NOT NULL, images TEXT NOT NULL, state TEXT NOT NULL,
+    submitted_at TEXT NOT NULL
+);
+"""
+PREVIOUS_COLUMNS = (
+    "id, sha256, teacher, model_id, prompt_version, schema_version, params, status, label_json, reason, attempts, "
+    "input_tokens, output_tokens, cost_usd, updated_at"
+)
+
+
+def test_a_store_of_the_previous_version_is_migrated_without_losing_a_label(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 6)
+    labeled, invalid, gave_up, batched = samples[:2], samples[2], samples[3], samples[4:]
+    new = tmp_path / "new"
+    label_with_teachers(labeled, LabelConfig(labeler="gemini"), new)
+    with sqlite3.connect(new / STORE_FILE) as db:
+        rows = db.execute(f"SELECT {PREVIOUS_COLUMNS} FROM labels").fetchall()
+    old = tmp_path / "old"
+    old.mkdir()
+    with sqlite3.connect(old / STORE_FILE) as db:
+        db.executescript(PREVIOUS_SCHEMA)
+        db.executemany(f"INSERT INTO labels ({PREVIOUS_COLUMNS}) VALUES ({', '.join('?' * 15)})", rows)
+        for sample, reason in ((invalid, "invalid answer: not valid JSON"), (gave_up, "gave up after 6 attempts: x")):
+            key = LabelKey.current(sample.sha256, "gemini", "gemini-3-flash-preview", PARAMS)
+            db.execute(
+                f"INSERT INTO labels ({PREVIOUS_COLUMNS}) VALUES (?, ?, 'gemini', ?, ?, ?, ?, 'failed', NULL, ?, 3, 0, "
+                "0, 0, '2026-11-30T10:00:00+00:00')",
+                (key.id, key.sha256, key.model_id, key.prompt_version, key.schema_version, key.params, reason),
+            )
+    # A job the previous version submitted: recorded with its image hashes only.
+    teacher = GeminiTeacher(api_key=KEY)
+
+    async def submit():
+        try:
+            return await teacher.submit_batch([build_request(s) for s in batched])
+        finally:
+            await teacher.aclose()
+
+    job_name = asyncio.run(submit())
+    key = LabelKey.current("", "gemini", "gemini-3-flash-preview", PARAMS)
+    with sqlite3.connect(old / STORE_FILE) as db:
+        db.execute(
+            "INSERT INTO batches VALUES (?, 'gemini', ?, ?, ?, ?, ?, 'submitted', '2026-11-30T10:00:00+00:00')",
+            (job_name, key.model_id, key.params, key.prompt_version, key.schema_version,
+             json.dumps([s.sha256 for s in batched])),
+        )  # fmt: skip
+    gemini.reset_counters()
+    migrated = rows_of(old, samples)  # opening the store adds the columns: a row holding an answer is one ask
+    assert [r.asks for s in (*labeled, invalid, gave_up) for r in migrated[s.sha256]] == [1, 1, 1, 0]
+
+    report = label_with_teachers(samples, BATCH, old)  # collects the old job, submits what has no label
+    found = rows_of(old, samples)
+    assert [(r.status, r.asks) for s in labeled for r in found[s.sha256]] == [("labeled", 1)] * 2
+    assert [r.label for s in labeled for r in found[s.sha256]] == [
+        r.label for s in labeled for r in rows_of(new, [s])[s.sha256]
+    ]
+    assert [(r.status, r.asks) for r in found[invalid.sha256]] == [("failed", 1)]  # an answer: one ask
+    assert [(r.status, r.asks) for s in batched for r in found[s.sha256]] == [("labeled", 1)] * 2
+    assert {o.sample.sha256 for o in report.labeled} == {s.sha256 for s in labeled + batched}
+    # The invalid one and the one that never got an answer are submitted again; nothing labeled is.
+    assert gemini.requests == 2 and set(gemini.requests_per_image) == {jpeg_sha(invalid), jpeg_sha(gave_up)}
+    assert [(job.job_name, job.state, job.samples) for job in jobs_of(old)][0] == (job_name, "collected", None)

@@ -13,7 +13,7 @@ from motioncoach.records import PoseSample
 from motioncoach.teachers.base import Teacher
 from motioncoach.teachers.capabilities import gemini_model_name, thinking_params
 from motioncoach.teachers.consensus import compare
-from motioncoach.teachers.engine import TeacherEngine, TeacherRun
+from motioncoach.teachers.engine import TeacherEngine, TeacherRun, is_blocked
 from motioncoach.teachers.keys import LABELER_TEACHERS, api_key
 from motioncoach.teachers.pricing import check_prices, is_priced
 from motioncoach.teachers.store import STORE_FILE, LabelKey, LabelStore
@@ -84,7 +84,8 @@ def stored_teacher(name: str, config: LabelConfig) -> StoredTeacher:
 
 
 def labels_complete(samples: Sequence[PoseSample], config: LabelConfig, data_dir: Path) -> bool:
-    """Whether the store holds a label of every sample from every teacher, for the current prompts."""
+    """Whether the store settles every sample for every teacher under the current prompts: a label, a
+    refusal on content, or a failure out of asks (labeling.max_asks_per_image). A run would send nothing."""
     store_path = Path(data_dir) / STORE_FILE
     if not store_path.exists():
         return not samples
@@ -95,7 +96,10 @@ def labels_complete(samples: Sequence[PoseSample], config: LabelConfig, data_dir
             for sample in samples:
                 key = LabelKey.current(sample.sha256, teacher.name, teacher.model_id, teacher.generation_params())
                 stored = store.get(key)
-                if stored is None or stored.status != "labeled":
+                if stored is None:
+                    return False
+                settled = is_blocked(stored.reason) or stored.asks >= config.max_asks_per_image
+                if stored.status != "labeled" and not settled:
                     return False
         return True
     finally:
