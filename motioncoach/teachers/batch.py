@@ -28,6 +28,7 @@ from motioncoach.teachers.engine import (
     is_auth_error,
     is_blocked,
     with_ask_limit,
+    with_earlier,
 )
 from motioncoach.teachers.pacing import retry_delay
 from motioncoach.teachers.pricing import TYPICAL_OUTPUT_TOKENS, cost_usd, estimate_input_tokens
@@ -269,7 +270,7 @@ async def _submit(engine: TeacherEngine, pending: list[PoseSample]) -> list[str]
             break
     if reasons:
         left = len([s for s in pending if s.sha256 not in run.failed]) - len(submitted)
-        run.stop_reason = f"{'; '.join(dict.fromkeys(reasons))}: {left} images left for the next run"
+        _note(engine, f"{'; '.join(dict.fromkeys(reasons))}: {left} images left for the next run")
     return submitted
 
 
@@ -289,7 +290,7 @@ async def _create_job(
     A create that timed out or failed with a 5xx may have created the job all the same: it is looked
     up by its display name before the create is sent again.
     """
-    teacher, store, config, run = engine.teacher, engine.store, engine.config, engine.run
+    teacher, store, config = engine.teacher, engine.store, engine.config
     keys = [engine.key(s) for s in samples]
     display = display_name(keys)
     store.add_batch_intent(display, keys, samples, estimate)
@@ -306,30 +307,27 @@ async def _create_job(
                 job_name = await teacher.find_batch(display, store.batch_names(teacher.name))
             except TeacherError as lookup:
                 _auth_check(engine, lookup, "listing batch jobs")
-                run.stop_reason = (
-                    f"submitting batch job {display} failed ({exc}) and it could not be looked up ({lookup}); "
-                    "the next run looks it up before submitting again"
-                )
+                _note(engine, f"submitting batch job {display} failed ({exc}) and it could not be looked up "
+                              f"({lookup}); the next run looks it up before submitting again")  # fmt: skip
                 return None
             if job_name is not None:
                 log.warning("batch job %s was created although the create failed (%s)", display, exc)
                 break
-            if attempt == config.max_attempts:
-                store.drop_batch_intent(display)
-                run.stop_reason = f"submitting a batch job failed ({exc}); the next run submits the rest"
+            if attempt == config.max_attempts:  # kept: the next run looks the job up again before submitting
+                _note(engine, f"submitting batch job {display} failed ({exc}); the next run looks it up first")
                 return None
             delay = retry_delay(attempt, config.backoff_initial_s, config.backoff_max_s, exc.retry_after, rng)
             await asyncio.sleep(delay)
         except PermanentError as exc:
             store.drop_batch_intent(display)
             _auth_check(engine, exc, "the batch job")
-            run.stop_reason = f"Gemini refused the batch job: {exc}"
+            _note(engine, f"Gemini refused the batch job: {exc}")
             return None
     if job_name is None:
         return None
     store.batch_created(display, job_name)
     await asyncio.to_thread(store.make_durable)
-    run.requests += len(requests)
+    engine.run.requests += len(requests)
     return job_name
 
 
@@ -358,16 +356,13 @@ def _record(engine: TeacherEngine, key: LabelKey, sample: PoseSample, result, *,
             label, reason = parse_answer(result.text, sample), None
         except InvalidAnswer as exc:
             reason = f"invalid answer: {exc}"
+    totals = with_earlier(stored, 1, spent["input_tokens"], spent["output_tokens"], spent["cost_usd"])
     if label is None and stored is not None and stored.status == "labeled":  # a paid label is never replaced
-        store.put(key, label=stored.label, attempts=stored.attempts + 1, asks=asks,
-                  input_tokens=stored.input_tokens + spent["input_tokens"],
-                  output_tokens=stored.output_tokens + spent["output_tokens"],
-                  cost_usd=stored.cost_usd + spent["cost_usd"])  # fmt: skip
         label = stored.label
-    elif label is not None:
-        store.put(key, label=label, asks=asks, **spent)
+    if label is not None:
+        store.put(key, label=label, asks=asks, **totals)
     else:
-        store.put(key, reason=reason, asks=asks, **spent)
+        store.put(key, reason=reason, asks=asks, **totals)
     if report and label is not None:
         run.labeled[key.sha256] = label
     elif report and (is_blocked(reason) or asks >= limit):

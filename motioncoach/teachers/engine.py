@@ -177,8 +177,8 @@ class TeacherEngine:
                     reason = f"invalid answer: {exc}"
                     continue
                 # Committed off the event loop (sqlite releases the GIL): the loop keeps sending meanwhile.
-                commit = partial(self.store.put, key, label=label, attempts=attempts, input_tokens=tokens_in,
-                                 output_tokens=tokens_out, cost_usd=cost, asks=asked + asks)  # fmt: skip
+                spent = with_earlier(stored, attempts, tokens_in, tokens_out, cost)
+                commit = partial(self.store.put, key, label=label, asks=asked + asks, **spent)
                 await asyncio.get_running_loop().run_in_executor(self._writer, commit)
                 self.run.labeled[sample.sha256] = label
                 return
@@ -196,24 +196,18 @@ class TeacherEngine:
                 cost += self._cost(exc.answer)
         except TransientError as exc:
             reason = f"gave up after {self.config.max_attempts} attempts: {exc}"
+        spent = with_earlier(stored, attempts, tokens_in, tokens_out, cost)
         if stored is not None and stored.status == "labeled":  # a disputed label asked again keeps its label
-            self._keep(stored, attempts, tokens_in, tokens_out, cost, asked + asks)
+            self.store.put(key, label=stored.label, asks=asked + asks, **spent)
+            self.run.labeled[key.sha256] = stored.label
             return
-        self._fail(key, reason, attempts, tokens_in, tokens_out, cost, asks=asked + asks)
-        if asked + asks >= limit and not is_blocked(reason):
-            self.run.failed[key.sha256] = with_ask_limit(reason, asked + asks, limit)
+        self.store.put(key, reason=reason, asks=asked + asks, **spent)
+        blocked_or_spare = is_blocked(reason) or asked + asks < limit
+        self.run.failed[key.sha256] = reason if blocked_or_spare else with_ask_limit(reason, asked + asks, limit)
 
-    def _fail(self, key: LabelKey, reason: str, attempts: int, tokens_in=0, tokens_out=0, cost=0.0, asks=None) -> None:
-        self.store.put(key, reason=reason, attempts=attempts, input_tokens=tokens_in,
-                       output_tokens=tokens_out, cost_usd=cost, asks=asks)  # fmt: skip
+    def _fail(self, key: LabelKey, reason: str, attempts: int) -> None:
+        self.store.put(key, reason=reason, attempts=attempts)
         self.run.failed[key.sha256] = reason
-
-    def _keep(self, stored: StoredLabel, attempts: int, tokens_in: int, tokens_out: int, cost: float, asks: int):
-        """A refreshed label whose new answers were unusable: the paid label stays, the asks and spend add up."""
-        self.store.put(stored.key, label=stored.label, attempts=stored.attempts + attempts,
-                       input_tokens=stored.input_tokens + tokens_in, output_tokens=stored.output_tokens + tokens_out,
-                       cost_usd=stored.cost_usd + cost, asks=asks)  # fmt: skip
-        self.run.labeled[stored.key.sha256] = stored.label
 
     async def _ask(self, request: TeacherRequest) -> tuple[TeacherAnswer, int]:
         """One answer, retrying transient errors; returns it with the number of requests it took."""
@@ -280,6 +274,17 @@ class TeacherEngine:
         self.run.cost_usd += cost
         self._answered += 1
         return cost
+
+
+def with_earlier(stored: StoredLabel | None, attempts: int, tokens_in: int, tokens_out: int, cost: float) -> dict:
+    """The store's counts for a key after this run: what it took before (a row is replaced) plus this run's."""
+    before = (stored.attempts, stored.input_tokens, stored.output_tokens, stored.cost_usd) if stored else (0, 0, 0, 0.0)
+    return {
+        "attempts": before[0] + attempts,
+        "input_tokens": before[1] + tokens_in,
+        "output_tokens": before[2] + tokens_out,
+        "cost_usd": before[3] + cost,
+    }
 
 
 def with_ask_limit(reason: str, asks: int, limit: int) -> str:
