@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlencode
 
 from google import genai
 from google.genai import errors, types
@@ -175,16 +176,30 @@ class GeminiTeacher:
         After a create that timed out or failed with a 5xx the job may exist all the same; asking
         first is what keeps it from being paid for twice.
         """
+        token = None
+        while True:
+            query = {"pageSize": LIST_PAGE_SIZE} | ({"pageToken": token} if token else {})
+            page = await self._get_json(f"batches?{urlencode(query)}")
+            for operation in page.get("operations") or []:
+                metadata = operation.get("metadata") or {}
+                name, state = operation.get("name") or metadata.get("name"), _job_state(metadata.get("state"))
+                if metadata.get("displayName") == display_name and name not in known and state not in _BATCH_DEAD:
+                    return name
+            token = page.get("nextPageToken")
+            if not token:
+                return None
 
-        async def scan() -> str | None:
-            config = types.ListBatchJobsConfig(page_size=LIST_PAGE_SIZE)
-            async for job in await self._client.aio.batches.list(config=config):
-                state = job.state.value if job.state else None
-                if job.display_name == display_name and job.name not in known and state not in _BATCH_DEAD:
-                    return job.name
-            return None
-
-        return await self._guarded(scan())
+    async def _get_json(self, path: str) -> dict:
+        """A GET through the SDK's transport (its key, base URL, timeout and errors), read as plain JSON:
+        a job or a list of jobs is read for the few fields used, so no field Gemini adds can break it."""
+        reply = await self._guarded(self._client.aio._api_client.async_request("get", path, {}))
+        try:
+            body = json.loads(reply.body or "{}")
+        except ValueError:
+            raise TransientError("gemini answered with a body that is not JSON") from None
+        if not isinstance(body, dict):
+            raise TransientError("gemini answered with JSON that is not an object")
+        return body
 
     async def _upload_requests(self, requests: list[TeacherRequest]) -> str:
         """Write the requests as the Batch API's JSONL input file and upload it; the file's name."""
@@ -229,20 +244,23 @@ class GeminiTeacher:
         caller keeps it and asks again later, since only Gemini's FAILED, CANCELLED or EXPIRED mean
         its requests will never be answered.
         """
-        job = await self._guarded(self._client.aio.batches.get(name=job_name))
-        results = BatchResults(state=(job.state.value if job.state else "JOB_STATE_UNSPECIFIED"))
+        operation = await self._get_json(job_name)
+        metadata = operation.get("metadata") or {}
+        results = BatchResults(state=_job_state(metadata.get("state")))
         if not results.succeeded:
             return results
-        if job.dest is not None and job.dest.file_name:
-            data = await self._guarded(self._client.aio.files.download(file=job.dest.file_name))
+        output = metadata.get("output") or operation.get("response") or {}
+        if output.get("responsesFile"):
+            data = await self._guarded(self._client.aio.files.download(file=output["responsesFile"]))
             for line in data.decode("utf-8", errors="replace").splitlines():
                 if line.strip():
                     self._add_line(results, line)
-        elif job.dest is not None and job.dest.inlined_responses is not None:
-            for item in job.dest.inlined_responses:  # the SDK has read these forward-compatibly already
-                key = (item.metadata or {}).get("key")
-                error = item.error.model_dump() if item.error else None
-                self._add_result(results, key, error, item.response)
+        else:
+            for item in (output.get("inlinedResponses") or {}).get("inlinedResponses") or []:
+                entry = item if isinstance(item, dict) else {}
+                key = (entry.get("metadata") or {}).get("key")
+                response = entry.get("response")
+                self._add_result(results, key, entry.get("error"), response if isinstance(response, dict) else None)
         return results
 
     def _add_line(self, results: BatchResults, line: str) -> None:
@@ -255,20 +273,20 @@ class GeminiTeacher:
             results.unmatched += 1
             return
         body = entry.get("response")
-        self._add_result(results, entry.get("key"), entry.get("error"), body if isinstance(body, dict) else None)
+        error = entry.get("error") or entry.get("status")  # a google.rpc.Status, under either name
+        self._add_result(results, entry.get("key"), error, body if isinstance(body, dict) else None)
 
-    def _add_result(self, results: BatchResults, key: str | None, error: dict | None, response) -> None:
-        """One entry: its error, else its response (a GenerateContentResponse, or a file line's raw body)."""
-        if key is None:  # the API echoes each request's key; an entry without one cannot be matched
+    def _add_result(self, results: BatchResults, key, error, response: dict | None) -> None:
+        """One entry: its error, else its response body, read as online answers are."""
+        if not isinstance(key, str):  # the API echoes each request's key; an entry without one cannot be matched
             results.unmatched += 1
         elif error:
-            results.answers[key] = _entry_error(error, self._key)
+            results.answers[key] = _entry_error(error if isinstance(error, dict) else {}, self._key)
         elif response is None:
             results.answers[key] = TransientError("gemini batch entry has neither a response nor an error")
         else:
-            read = _answer if isinstance(response, types.GenerateContentResponse) else answer_from_body
             try:
-                results.answers[key] = read(response)
+                results.answers[key] = answer_from_body(response)
             except TeacherError as exc:
                 results.answers[key] = exc
 
@@ -385,6 +403,12 @@ def _status_error(
     if code in _TRANSIENT_STATUS:
         return TransientError(text, retry_after=retry_after, status=code)
     return PermanentError(text, status=code)
+
+
+def _job_state(state) -> str:
+    """A batch's state as google-genai names it (JOB_STATE_*), from the REST name (BATCH_STATE_*)."""
+    text = str(state or "BATCH_STATE_UNSPECIFIED")
+    return "JOB_STATE_" + text.removeprefix("BATCH_STATE_") if text.startswith("BATCH_STATE_") else text
 
 
 def _entry_error(error: dict, key: str) -> TeacherError:
