@@ -132,6 +132,15 @@ def test_a_job_for_60_images_collected_by_a_run_asking_for_20_records_all_60(tmp
     assert len(full.labeled) == len(online.labeled) == 60 and gemini.http_requests == sent  # nothing sent
 
 
+def test_entries_that_name_no_image_are_placed_by_their_order_when_all_are_there(tmp_path, gemini):
+    """Gemini writes the responses in the order of the requests: entries without their key still land."""
+    samples = make_samples(tmp_path / "photos", 3)
+    gemini.echo_keys = False
+    label_with_teachers(samples, BATCH, tmp_path / "data")
+    collected = label_with_teachers(samples, BATCH, tmp_path / "data")
+    assert len(collected.labeled) == 3 and gemini.requests == 3 and len(gemini.batches) == 1
+
+
 def test_batch_answers_are_stored_under_the_key_they_were_submitted_with(tmp_path, gemini):
     """Answers to the old question must not pass as answers to the new one (a changed prompt, model or
     parameter): they are recorded under the job's key, stale, and the new key is asked for."""

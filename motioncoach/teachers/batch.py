@@ -165,8 +165,11 @@ def _record_job(engine: TeacherEngine, job: BatchJob, results, by_sha: dict[str,
     images = set(job.images)
     recorded, unrecorded = set(job.recorded), set()
     billed = job.billed_cost_usd or 0.0
+    answers = dict(results.answers)
+    if results.unkeyed and results.entries == len(job.images):  # in the order of the requests
+        answers |= {job.images[i]: r for i, r in results.unkeyed.items() if job.images[i] not in answers}
     with store.transaction():
-        for sha, result in results.answers.items():
+        for sha, result in answers.items():
             if sha not in images or sha in recorded:
                 continue
             sample = samples.get(sha)
@@ -175,11 +178,11 @@ def _record_job(engine: TeacherEngine, job: BatchJob, results, by_sha: dict[str,
                 continue
             billed += _record(engine, job.key(sha), sample, result, report=current and sha in by_sha)
             recorded.add(sha)
-        missing = images - results.answers.keys()
+        missing = images - answers.keys()
         store.record_batch_entries(job.job_name, sorted(recorded), billed)
         if not unrecorded:
             store.close_batch(job.job_name, "collected")
-    if results.unmatched or missing:
+    if missing:
         log.warning(
             "Gemini batch job %s: %d entries named no image and %d images had no entry; those are submitted again",
             job.job_name, results.unmatched, len(missing),

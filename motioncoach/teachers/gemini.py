@@ -69,6 +69,10 @@ class BatchResults:
     state: str
     answers: dict[str, TeacherAnswer | TeacherError] = field(default_factory=dict)
     unmatched: int = 0
+    # Entries that named no image, by their place among all entries: Gemini writes the responses in
+    # the order of the requests, so a job whose entries are all there can still place them.
+    unkeyed: dict[int, TeacherAnswer | TeacherError] = field(default_factory=dict)
+    entries: int = 0
 
     @property
     def succeeded(self) -> bool:
@@ -256,7 +260,8 @@ class GeminiTeacher:
                 if line.strip():
                     self._add_line(results, line)
         else:
-            for item in (output.get("inlinedResponses") or {}).get("inlinedResponses") or []:
+            inlined = output.get("inlinedResponses") or {}
+            for item in (inlined.get("inlinedResponses") if isinstance(inlined, dict) else inlined) or []:
                 entry = item if isinstance(item, dict) else {}
                 key = (entry.get("metadata") or {}).get("key")
                 response = entry.get("response")
@@ -269,7 +274,8 @@ class GeminiTeacher:
             entry = json.loads(line)
         except ValueError:
             entry = None
-        if not isinstance(entry, dict):  # no key to match it by
+        if not isinstance(entry, dict):  # nothing to read, not even a key
+            results.entries += 1
             results.unmatched += 1
             return
         body = entry.get("response")
@@ -278,17 +284,21 @@ class GeminiTeacher:
 
     def _add_result(self, results: BatchResults, key, error, response: dict | None) -> None:
         """One entry: its error, else its response body, read as online answers are."""
-        if not isinstance(key, str):  # the API echoes each request's key; an entry without one cannot be matched
-            results.unmatched += 1
-        elif error:
-            results.answers[key] = _entry_error(error if isinstance(error, dict) else {}, self._key)
+        if error:
+            result = _entry_error(error if isinstance(error, dict) else {}, self._key)
         elif response is None:
-            results.answers[key] = TransientError("gemini batch entry has neither a response nor an error")
+            result = TransientError("gemini batch entry has neither a response nor an error")
         else:
             try:
-                results.answers[key] = answer_from_body(response)
+                result = answer_from_body(response)
             except TeacherError as exc:
-                results.answers[key] = exc
+                result = exc
+        if isinstance(key, str):  # the API echoes each request's key
+            results.answers[key] = result
+        else:
+            results.unkeyed[results.entries] = result
+            results.unmatched += 1
+        results.entries += 1
 
     async def aclose(self) -> None:
         await self._client.aio.aclose()

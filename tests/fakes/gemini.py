@@ -100,6 +100,7 @@ class GeminiFake(FakeTeacherServer):
         batch_read_faults: list[str | None] | None = None,
         batch_list_faults: list[str | None] | None = None,
         unknown_fields: bool = True,
+        echo_keys: bool = True,
         respond: Callable[[Call, dict], dict | str] | None = None,
         **knobs,
     ):
@@ -112,6 +113,7 @@ class GeminiFake(FakeTeacherServer):
         self.batch_read_faults = list(batch_read_faults or [])  # one per batches.get or results download
         self.batch_list_faults = list(batch_list_faults or [])  # one per batches.list page
         self.unknown_fields = unknown_fields
+        self.echo_keys = echo_keys  # False: batch entries carry no key or metadata, only their order
         self.respond = respond  # rewrites an answer's body (a dict, or raw text online) before it is sent
         self.last_response: dict | str | None = None  # the body of the latest generateContent answer
         self.batch_creates = 0  # batches.create calls, failed ones included
@@ -258,7 +260,9 @@ class GeminiFake(FakeTeacherServer):
                 entry = {"error": {"code": RPC_CODES[status], "message": message}}
             else:
                 entry = {"response": self._response(model, call, fault, image, item["request"])}
-            if "fileName" in source:  # file lines carry a key; inlined requests echo their metadata
+            if not self.echo_keys:
+                entries.append(entry)
+            elif "fileName" in source:  # file lines carry a key; inlined requests echo their metadata
                 entries.append({"key": item["key"], **entry} if "key" in item else entry)
             else:
                 entries.append(entry | ({"metadata": item["metadata"]} if "metadata" in item else {}))
