@@ -20,7 +20,8 @@ from motioncoach.config import LabelConfig
 from motioncoach.labels.outcomes import LabelOutcome, LabelReport
 from motioncoach.records import PoseSample
 from motioncoach.teachers.keys import LABELER_TEACHERS
-from motioncoach.teachers.store import BATCH_COLUMNS, LABEL_COLUMNS, LabelStore
+from motioncoach.teachers.store import LabelStore
+from motioncoach.teachers.store_schema import BATCH_COLUMNS, LABEL_COLUMNS
 
 SHARDS_DIR = "label-shards"
 MIN_IMAGES_PER_SHARD = 8  # fewer would spend more on container starts than they save

@@ -7,8 +7,7 @@ labels become stale, never lost. Each row counts the answers it took across runs
 an image whose answers stay unusable stops costing. Batch jobs are recorded before they are
 created, with the key their requests were built under and the samples to validate them against.
 
-A store of an earlier version is migrated when it is opened: the new columns are added, and a row
-that holds an answer counts as one ask.
+The tables, and how a store of an earlier version is migrated when it is opened: store_schema.py.
 """
 
 from __future__ import annotations
@@ -28,73 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from motioncoach.labels.schema import SCHEMA_VERSION, CoachingLabel
 from motioncoach.prompts import prompt_version
 from motioncoach.records import PoseSample
+from motioncoach.teachers.store_schema import BATCH_COLUMNS, create_or_migrate
 
 STORE_FILE = "labels.sqlite"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS labels (
-    id TEXT PRIMARY KEY,
-    sha256 TEXT NOT NULL,
-    teacher TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    prompt_version TEXT NOT NULL,
-    schema_version TEXT NOT NULL,
-    params TEXT NOT NULL,
-    status TEXT NOT NULL,
-    label_json TEXT,
-    reason TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    input_tokens INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0,
-    cost_usd REAL NOT NULL DEFAULT 0,
-    updated_at TEXT NOT NULL,
-    asks INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS labels_by_image ON labels (sha256, teacher);
-CREATE TABLE IF NOT EXISTS daily_requests (
-    day TEXT NOT NULL,
-    teacher TEXT NOT NULL,
-    requests INTEGER NOT NULL,
-    PRIMARY KEY (day, teacher)
-);
-CREATE TABLE IF NOT EXISTS batches (
-    job_name TEXT PRIMARY KEY,
-    teacher TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    params TEXT NOT NULL,
-    prompt_version TEXT NOT NULL,
-    schema_version TEXT NOT NULL,
-    images TEXT NOT NULL,
-    state TEXT NOT NULL,
-    submitted_at TEXT NOT NULL,
-    display_name TEXT,
-    samples TEXT,
-    recorded TEXT NOT NULL DEFAULT '[]',
-    estimated_cost_usd REAL,
-    billed_cost_usd REAL
-);
-"""
-# Columns added since the first version, with their definitions: added to an older store on opening.
-_ADDED_COLUMNS = {
-    "labels": {"asks": "INTEGER NOT NULL DEFAULT 0"},
-    "batches": {
-        "display_name": "TEXT", "samples": "TEXT", "recorded": "TEXT NOT NULL DEFAULT '[]'",
-        "estimated_cost_usd": "REAL", "billed_cost_usd": "REAL",
-    },
-}  # fmt: skip
-# A row of an older store that holds an answer (a label, an invalid answer, a refusal) counts as one ask.
-_BACKFILL_ASKS = (
-    "UPDATE labels SET asks = 1 WHERE asks = 0 AND (status = 'labeled' OR reason LIKE 'invalid answer%' "
-    "OR reason LIKE 'blocked by%' OR reason LIKE 'rejected by%')"
-)
-LABEL_COLUMNS = (
-    "id", "sha256", "teacher", "model_id", "prompt_version", "schema_version", "params", "status", "label_json",
-    "reason", "attempts", "input_tokens", "output_tokens", "cost_usd", "updated_at", "asks",
-)  # fmt: skip
-BATCH_COLUMNS = (
-    "job_name", "teacher", "model_id", "params", "prompt_version", "schema_version", "images", "state",
-    "submitted_at", "display_name", "samples", "recorded", "estimated_cost_usd", "billed_cost_usd",
-)  # fmt: skip
 OPEN_BATCH_STATES = ("creating", "submitted")
 _INTENT = "creating:"  # the job name a job is recorded under until batches.create has named it
 
@@ -216,29 +152,12 @@ class LabelStore:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
-        self._db.executescript(_SCHEMA)
         # Writes come from the event loop and from worker threads on one connection: a transaction
         # must not take another thread's write in with it.
         self._lock = threading.RLock()
         self._in_transaction = False
-        self._migrate()
-
-    def _migrate(self) -> None:
-        """Add the columns an older store lacks; every label it holds stays."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")  # one process migrates; the others then find nothing to add
-            try:
-                for table, columns in _ADDED_COLUMNS.items():
-                    present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                    for name, definition in columns.items():
-                        if name not in present:
-                            self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
-                            if (table, name) == ("labels", "asks"):
-                                self._db.execute(_BACKFILL_ASKS)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            create_or_migrate(self._db)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
