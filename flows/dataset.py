@@ -24,9 +24,9 @@ from motioncoach.dataset import SplitSummary, dataset_on_disk, split_on_disk
 from motioncoach.lock import data_dir_lock
 from motioncoach.runtime import apply_local_defaults, resolve_dir
 from tasks.dataset import split, write_dataset
+from tasks.dataset_on_modal import write_dataset_on_modal
 from tasks.labels import label_images_on_modal, labeling_task, preflight, waiting_for_labels
 from tasks.pose import filter_images
-from tasks.dataset_on_modal import write_dataset_on_modal
 from tasks.sources import find_images
 from tasks.storage import persist_in
 

@@ -103,7 +103,16 @@ class TeacherSettings(StepConfig):
     """How hard and how expensively the teachers may be asked: the settings no flow parameter carries."""
 
     gemini_model: str = Field("gemini-3-flash-preview", description="Gemini model id.")
-    gemini_thinking_level: str = Field("low", description="Gemini thinking level.")
+    gemini_thinking_level: str = Field(
+        "low", description="Gemini 3 models: thinking level (minimal, low, medium, high); other models ignore it."
+    )
+    gemini_thinking_budget: int | None = Field(
+        1024,
+        ge=-1,
+        le=32768,
+        description="Gemini 2.5 models: thinking tokens per answer (-1 lets the model decide, 0 turns it off "
+        "where the model allows; None sends nothing); Gemini 3 models use gemini_thinking_level instead.",
+    )
     openrouter_model: str = Field("google/gemma-3-27b-it:free", description="OpenRouter model id (vision).")
     temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature; None keeps the default.")
     concurrency: int = Field(16, ge=1, le=512, description="Teacher requests in flight at once (per container).")
@@ -112,7 +121,15 @@ class TeacherSettings(StepConfig):
     )
     rpm: int | None = Field(None, gt=0, description="Requests per minute per teacher; None for no limit.")
     max_attempts: int = Field(6, ge=1, description="Tries per request on 429, 5xx and timeouts.")
-    invalid_retries: int = Field(2, ge=0, description="New requests after an unusable answer.")
+    invalid_retries: int = Field(2, ge=0, description="New requests after an unusable answer, within one run.")
+    max_asks_per_image: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Answers asked for one image under one prompt, schema and model, over all runs (the re-asks "
+        "of invalid_retries and the nightly relabel included; not max_attempts, the tries of one request on "
+        "429/5xx). Then an image whose answers were unusable, or whose teachers disagree, stays as it is.",
+    )
     backoff_initial_s: float = Field(1.0, gt=0, description="First retry delay; doubles each try, with jitter.")
     backoff_max_s: float = Field(60.0, gt=0, description="Longest retry delay, unless Retry-After asks for more.")
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout.")

@@ -14,8 +14,9 @@ from motioncoach.labels.policy import check_failure_rate
 from motioncoach.labels.rules import RulesLabeler
 from motioncoach.labels.store import write_label_log
 from motioncoach.records import PoseSample
+from motioncoach.teachers.engine import reached_ask_limit
 from motioncoach.teachers.labeling import check_label_config, label_with_teachers, labels_complete
-from motioncoach.teachers.pricing import TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, cost_usd, is_priced
+from motioncoach.teachers.pricing import TYPICAL_OUTPUT_TOKENS, cost_usd, is_priced, typical_input_tokens
 from motioncoach.teachers.store import STORE_FILE
 from tasks import reporting
 from tasks.secrets import ensure_teacher_keys
@@ -119,8 +120,18 @@ def _publish(report: LabelReport, config: LabelConfig) -> None:
     problems = report.failed + report.having("disagreed")
     reporting.capped_table(
         "label-failures",
-        [{"image": str(o.sample.source_path), "status": o.status, "reason": o.reason} for o in problems],
-        "Images without a usable label (failed, or teachers disagree), with the reason: for review",
+        [
+            {
+                "image": str(o.sample.source_path),
+                "status": o.status,
+                "reason": o.reason,
+                "asked_enough": reached_ask_limit(o.reason),
+            }
+            for o in problems
+        ],
+        "Images without a usable label (failed, or teachers disagree), with the reason: for review. asked_enough: "
+        "the image had its labeling.max_asks_per_image answers and costs nothing more until the prompt, the model "
+        "or the limit changes",
         where="labels.jsonl in the data dir",
     )
     remaining = len(report.having("deferred"))
@@ -139,9 +150,8 @@ def _cost_row(usage: dict, remaining: int, config: LabelConfig) -> dict:
     if usage["requests"]:
         per_image = usage["cost_usd"] / usage["requests"]
     else:
-        per_image = cost_usd(
-            usage["model_id"], TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, config.prices, config.batch
-        )
+        model = usage["model_id"]
+        per_image = cost_usd(model, typical_input_tokens(model), TYPICAL_OUTPUT_TOKENS, config.prices, config.batch)
     return {**usage, "remaining_images": remaining, "estimated_remaining_usd": round(per_image * remaining, 4)}
 
 

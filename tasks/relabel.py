@@ -16,6 +16,8 @@ from motioncoach.records import PoseSample
 from motioncoach.teachers.relabel import RelabelResult, current_labels, relabel_data_dir
 from tasks import reporting
 
+ASKED_ENOUGH = "not asked again: labeling.max_asks_per_image reached"
+
 
 @task(name="relabel-problems", cache_policy=NO_CACHE)
 def relabel_problems(config: LabelConfig, data_dir: Path) -> list[PoseSample]:
@@ -40,7 +42,10 @@ def report_relabel(result: RelabelResult, config: LabelConfig) -> None:
             "image": str(c.sample.source_path),
             "problem": c.problem,
             "since": c.since,
-            "now": result.statuses.get(c.sample.sha256, "left for a later night"),
+            "now": result.statuses.get(
+                c.sample.sha256, "left for a later night" if c.asks_left(config) else ASKED_ENOUGH
+            ),
+            "asks": c.asks,
             "detail": (c.detail or "")[:200],
         }
         for c in result.candidates

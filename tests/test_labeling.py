@@ -91,9 +91,16 @@ def test_labels_are_stored_and_an_unchanged_rerun_sends_nothing(tmp_path, gemini
 def test_a_new_prompt_or_model_makes_labels_stale_not_lost(tmp_path, gemini):
     samples = make_samples(tmp_path / "photos", 3)
     label_with_teachers(samples, LabelConfig(labeler="gemini"), tmp_path / "data")
+    # gemini-2.5-flash takes a thinking budget, and answers 400 to the thinking level Gemini 3 takes.
     label_with_teachers(samples, LabelConfig(labeler="gemini", gemini_model="gemini-2.5-flash"), tmp_path / "data")
-    assert gemini.requests == 6
-    rows = sqlite3.connect(tmp_path / "data" / STORE_FILE).execute("SELECT model_id, status FROM labels").fetchall()
+    assert gemini.requests == 6 and gemini.last_request["generationConfig"]["thinkingConfig"] == {
+        "thinkingBudget": 1024
+    }
+    store = LabelStore.in_data_dir(tmp_path / "data")
+    try:
+        rows = [(r.key.model_id, r.status) for s in samples for r in store.labels_of(s.sha256)]
+    finally:
+        store.close()
     assert sorted(rows) == sorted([("gemini-3-flash-preview", "labeled")] * 3 + [("gemini-2.5-flash", "labeled")] * 3)
 
 
@@ -136,10 +143,12 @@ def test_bad_answers_are_retried_then_recorded_with_their_reason(tmp_path, gemin
     assert outcomes[broken].reason.startswith("invalid answer: not valid JSON")
     assert outcomes[flaky].status == "labeled"
     assert sorted(gemini.requests_per_image.values()) == [1, 2, 3]  # the broken one: 1 + 2 retries
-    stored = LabelStore.in_data_dir(tmp_path / "data")
-    assert [r for r in stored._db.execute("SELECT status, attempts FROM labels WHERE sha256 = ?", (broken,))] == [
-        ("failed", 3)
-    ]
+    store = LabelStore.in_data_dir(tmp_path / "data")
+    try:
+        rows = [(r.status, r.attempts, r.asks) for r in store.labels_of(broken)]
+    finally:
+        store.close()
+    assert rows == [("failed", 3, 3)]  # three answers: the default limit of asks, so it is not asked again
 
 
 def test_every_call_failing_fails_the_run_and_a_healthy_teacher_finishes_it(tmp_path, gemini):
@@ -241,13 +250,15 @@ def test_daily_budget_stops_cleanly_and_the_next_run_continues(tmp_path, openrou
 
 def test_max_cost_stops_before_it_is_exceeded(tmp_path, gemini):
     samples = make_samples(tmp_path / "photos", 10)
-    prices = {"gemini-3-flash-preview": (1000.0, 1000.0)}  # makes each fake request cost about a dollar
-    config = LabelConfig(labeler="gemini", max_cost=3.0, prices=prices, concurrency=4)
+    # $1,000 per million tokens: a request of an image (1,120 tokens on Gemini 3), the prompts (about a
+    # thousand) and an answer costs a few dollars.
+    prices = {"gemini-3-flash-preview": (1000.0, 1000.0)}
+    config = LabelConfig(labeler="gemini", max_cost=10.0, prices=prices, concurrency=4)
     report = label_with_teachers(samples, config, tmp_path / "data")
     usage = report.usage[0]
-    assert usage["cost_usd"] <= 3.0
+    assert usage["cost_usd"] <= 10.0 and usage["input_tokens"] > 1120 * usage["requests"]
     assert 1 <= len(report.labeled) < 10 and len(report.having("deferred")) == 10 - len(report.labeled)
-    assert "max cost $3.00 reached" in usage["stop_reason"]
+    assert "max cost $10.00 reached" in usage["stop_reason"]
 
 
 def test_batch_jobs_are_submitted_then_collected_on_a_later_run(tmp_path, gemini):
@@ -280,9 +291,12 @@ def test_a_blocked_answer_is_asked_once_recorded_with_its_cost_and_never_asked_a
     assert gemini.requests_per_image[refused] == 1 and gemini.requests == 4
     (failed,) = report.failed
     assert failed.sample.sha256 == samples[1].sha256 and failed.reason == "blocked by gemini: finish reason SAFETY"
-    with sqlite3.connect(tmp_path / "data" / STORE_FILE) as db:
-        (cost,) = db.execute("SELECT cost_usd FROM labels WHERE sha256 = ?", (samples[1].sha256,)).fetchone()
-    assert cost > 0  # the refusal was billed, and the store says so
+    store = LabelStore.in_data_dir(tmp_path / "data")
+    try:
+        (row,) = store.labels_of(samples[1].sha256)
+    finally:
+        store.close()
+    assert row.cost_usd > 0 and row.input_tokens > 1120  # the refusal was billed, and the store says so
     again = label_with_teachers(samples, LabelConfig(labeler="gemini", **FAST), tmp_path / "data")
     assert gemini.requests == 4 and len(again.labeled) == 3 and again.failed[0].reason == failed.reason
 
@@ -322,13 +336,25 @@ def test_batch_mode_counts_submitted_requests_against_the_daily_budget_and_max_c
         assert store.requests_today("gemini") == 4
     finally:
         store.close()
-    # Each request costs about $1.15 at the batch price with these prices: a $3 cap submits two more.
+    # At $1,000 per million tokens, half that at the batch price, a request is estimated from its real
+    # size: the image at Gemini 3's 1,120 tokens, about 3,200 more for the texts (a token per 3
+    # characters of instructions, pose block and schema) and 700 for the answer: about $2.5 each, so a
+    # $6 cap submits two more.
     prices = {"gemini-3-flash-preview": (1000.0, 1000.0)}
-    capped = LabelConfig(labeler="gemini", batch=True, max_cost=3.0, prices=prices)
+    capped = LabelConfig(labeler="gemini", batch=True, max_cost=6.0, prices=prices)
     report = label_with_teachers(samples, capped, data)  # collects the first job, then submits within the cap
     assert len(report.labeled) == 4 and gemini.requests == 6
-    assert "max cost $3.00 reached at the batch price" in report.usage[0]["stop_reason"]
+    assert "max cost $6.00 reached at the batch price (about $2.5" in report.usage[0]["stop_reason"]
     assert "2 images wait in Gemini batch job(s)" in report.usage[0]["stop_reason"]
+    # When the job finishes, what it was billed (its answers' reported usage) is set against the estimate.
+    label_with_teachers(samples[:6], capped, data)
+    store = LabelStore.in_data_dir(data)
+    try:
+        second = [job for job in store.batch_jobs("gemini") if len(job.images) == 2]
+    finally:
+        store.close()
+    assert [job.state for job in second] == ["collected"]
+    assert 0 < second[0].billed_cost_usd <= second[0].estimated_cost_usd <= capped.max_cost
 
 
 def test_a_batch_job_that_expires_gives_its_images_back_and_none_is_in_two_live_jobs(tmp_path, gemini):
@@ -340,10 +366,12 @@ def test_a_batch_job_that_expires_gives_its_images_back_and_none_is_in_two_live_
     assert gemini.requests == 6 and len(gemini.batches) == 2
     store = LabelStore.in_data_dir(data)
     try:
-        (live,) = store.open_batches("gemini", "gemini-3-flash-preview")
+        (live,) = store.open_batches("gemini")
+        states = {job.job_name: job.state for job in store.batch_jobs("gemini")}
     finally:
         store.close()
-    assert live[0] == "batches/fake2" and sorted(live[1]) == sorted(s.sha256 for s in samples)
+    assert live.job_name == "batches/fake2" and sorted(live.images) == sorted(s.sha256 for s in samples)
+    assert states == {"batches/fake1": "expired", "batches/fake2": "submitted"}
     gemini.batch_final_state = "BATCH_STATE_SUCCEEDED"
     done = label_with_teachers(samples, config, data)
     assert len(done.labeled) == 3 and gemini.requests == 6
@@ -384,12 +412,14 @@ def test_labeling_in_shards_shares_one_store_without_losing_or_duplicating_an_an
         own = tmp_path / f"shard-{index}"
         seed_shard_store(home / STORE_FILE, own / STORE_FILE)
         limits = shard_config(config, len(shards), requests_today(own / STORE_FILE, config))
-        assert (limits.rpm, limits.daily_budget, limits.max_cost) == (2000, 5 + 22 // 3, 1.0)
+        # Each shard gets a third of the 6,000 requests a minute and of the $3; of the day's budget of 27,
+        # five are spent already and the 22 left are shared out whole: 7 each, so a shard stops at 12.
+        assert (limits.rpm, limits.daily_budget, limits.max_cost) == (2000, 12, 1.0)
         reports.append(label_with_teachers(shard, limits, own))
     merge_label_stores(home / STORE_FILE, [tmp_path / f"shard-{i}" / STORE_FILE for i in range(3)])
     report = merge_label_reports(samples, reports)
     assert [o.sample.sha256 for o in report.outcomes] == [s.sha256 for s in samples]
-    assert len(report.labeled) == 5 + 3 * 7 and len(report.having("deferred")) == 4  # each shard's budget share
+    assert len(report.labeled) == 26 and len(report.having("deferred")) == 4  # 5 from the store, 3 x 7 asked
     assert report.usage[0]["requests"] == 21 == gemini.requests and report.usage[0]["from_store"] == 5
     assert "daily budget" in report.usage[0]["stop_reason"]
     store = LabelStore.in_data_dir(home)
@@ -397,8 +427,11 @@ def test_labeling_in_shards_shares_one_store_without_losing_or_duplicating_an_an
         assert store.requests_today("gemini") == 26  # 5 + 21, each request counted once
     finally:
         store.close()
-    with sqlite3.connect(home / STORE_FILE) as db:
-        assert db.execute("SELECT COUNT(*), COUNT(DISTINCT sha256) FROM labels").fetchone() == (26, 26)
+    store = LabelStore.in_data_dir(home)
+    try:
+        assert [len(store.labels_of(s.sha256)) for s in samples].count(1) == 26  # one row each, none twice
+    finally:
+        store.close()
     gemini.reset_counters()
     again = label_with_teachers(samples, config.model_copy(update={"daily_budget": None}), home)
     assert len(again.labeled) == 30 and gemini.requests == 4  # only the four the budget left
@@ -433,7 +466,8 @@ def test_cues_a_coach_would_sign_reach_the_dataset_and_mismatched_drawings_do_no
     reasons = {o.sample.sha256: o.reason for o in report.failed}
     assert reasons[samples[3].sha256] == (
         "invalid answer: not grounded: feedback point 1: the script names the left knee but the vectors start "
-        "at the right shoulder"
+        "at the right shoulder (labeling.max_asks_per_image reached: asked 3 times; asked again when the prompt, "
+        "the model or the limit changes)"
     )
     assert "Target turns only 0.0 degrees from Current: it asks for no change" in reasons[samples[4].sha256]
     assert gemini.requests == 3 + 2 * 3  # a rejected drawing is asked again (invalid_retries), then recorded
@@ -574,9 +608,12 @@ def test_labels_stored_under_schema_2_are_stale_kept_until_relabeled_and_never_l
     for point in schema_2["feedback_points"]:
         del point["severity"], point["positive_note"]
     store = LabelStore.in_data_dir(data)
+    store.put(old_key, label=grounded_label(""))
+    store.close()
+    with sqlite3.connect(data / STORE_FILE) as db:  # the row as schema 2 wrote it
+        db.execute("UPDATE labels SET label_json = ?", (json.dumps(schema_2),))
+    store = LabelStore.in_data_dir(data)
     try:
-        store.put(old_key, label=grounded_label(""))
-        store._db.execute("UPDATE labels SET label_json = ?", (json.dumps(schema_2),))
         (candidate,) = find_candidates([sample], config, store, data)
     finally:
         store.close()
@@ -588,3 +625,30 @@ def test_labels_stored_under_schema_2_are_stale_kept_until_relabeled_and_never_l
     assert gemini.requests == 1 and relabeled.labeled[0].label.feedback_points[0].severity == "intermediate"
     with sqlite3.connect(data / STORE_FILE) as db:
         assert sorted(db.execute("SELECT schema_version, status FROM labels")) == [("2", "labeled"), ("3", "labeled")]
+
+
+def test_rpm_spaces_the_requests_as_they_arrive_at_the_teacher(tmp_path, gemini):
+    """--rpm 600 is a request every 0.1 s: the limiter spaces the starts, whatever the concurrency."""
+    samples = make_samples(tmp_path / "photos", 8)
+    report = label_with_teachers(samples, LabelConfig(labeler="gemini", rpm=600, concurrency=8), tmp_path / "data")
+    arrived = gemini.arrivals
+    assert len(report.labeled) == 8 and len(arrived) == 8 and gemini.requests == 8
+    # Eight requests at 600 a minute span at least seven slots of 0.1 s; arrivals jitter a little around
+    # the starts the limiter spaced, but no three ever land within one slot.
+    assert arrived[-1] - arrived[0] >= 0.7 - 0.02
+    assert min(later - earlier for earlier, later in zip(arrived, arrived[2:], strict=False)) >= 0.1
+
+
+def test_batch_jobs_are_split_at_batch_job_requests(tmp_path, gemini):
+    samples = make_samples(tmp_path / "photos", 10)
+    config = LabelConfig(labeler="gemini", batch=True, batch_job_requests=4)
+    submitted = label_with_teachers(samples, config, tmp_path / "data")
+    assert [len(job["responses"]) for job in gemini.batches.values()] == [4, 4, 2]
+    assert (
+        "10 images wait in Gemini batch job(s) batches/fake1 (4), batches/fake2 (4), batches/fake3 (2)"
+        in (submitted.usage[0]["stop_reason"])
+    )
+    gemini.batch_running_polls = 0
+    label_with_teachers(samples, config, tmp_path / "data")
+    collected = label_with_teachers(samples, config, tmp_path / "data")
+    assert len(collected.labeled) == 10 and gemini.requests == 10

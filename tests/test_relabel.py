@@ -59,6 +59,26 @@ def test_relabel_fixes_invalid_labels_then_stale_ones_within_budget(tmp_path, pr
     assert all(r["reason"] is None for r in read_jsonl(data / "labels.jsonl"))
 
 
+def test_an_image_out_of_asks_is_listed_as_such_and_left_by_the_relabel(tmp_path, prefect_server, gemini):
+    from prefect.artifacts import Artifact
+
+    data = tmp_path / "data"
+    gemini.faults = lambda call: "truncated" if call.number == 1 else None  # the first image always breaks
+    once = LabelConfig(labeler="gemini", invalid_retries=0, max_asks_per_image=1, max_failure_rate=0.5)
+    build_dataset(labeler="gemini", data_dir=data, labeling=once)
+    (failure,) = json.loads(Artifact.get("label-failures").data)
+    assert failure["status"] == "failed" and failure["asked_enough"] is True
+    assert failure["reason"].startswith("invalid answer: not valid JSON")
+    assert "labeling.max_asks_per_image reached" in failure["reason"]
+
+    gemini.reset_counters()
+    relabel(data_dir=data, labeler="gemini", labeling=once)
+    assert gemini.requests == 0  # it had its one answer; the rest are labeled
+    (change,) = json.loads(Artifact.get("relabel-changes").data)
+    assert (change["problem"], change["asks"]) == ("invalid", 1)
+    assert change["now"] == "not asked again: labeling.max_asks_per_image reached"
+
+
 HOLD = """
 import sys, time
 from motioncoach.lock import data_dir_lock

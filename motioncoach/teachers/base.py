@@ -20,11 +20,16 @@ class TeacherRequest(BaseModel):
 
 
 class TeacherAnswer(BaseModel):
-    """The raw text a teacher answered with, and what it cost."""
+    """The raw text a teacher answered with, and what it cost.
+
+    A billed answer without usable text (an empty answer, a body that could not be read) is still an
+    answer: `unusable` says why, and its tokens count like any other's.
+    """
 
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
+    unusable: str | None = None
 
 
 class TeacherError(Exception):

@@ -1,43 +1,71 @@
 """Gemini's Batch API: submit on one run, collect on a later one, at half the price.
 
-Job names are kept in the label store, so a run that collects needs nothing but the data dir. The
-answers go through the same validation and into the same store as synchronous ones. An image is in
-at most one live job; a job that fails or expires gives its images back to the next submission.
+Jobs are kept in the label store, so a run that collects needs nothing but the data dir. A job is
+recorded, under a display name derived from its content, before batches.create is sent; when the
+answer to the create is lost (a timeout, a 5xx, a crash), the job is looked up by that name before
+anything is submitted again. A finished job's answers are all recorded, for every image in it and
+whatever the current run asked for, each under the key its request was built with, through the
+same validation as synchronous answers; the job is closed only once they are. A job whose state
+cannot be read is kept and asked about again later: only one Gemini reports FAILED, CANCELLED or
+EXPIRED gives its images back. An image is in at most one live job of the current key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-import math
 import random
 from collections.abc import Callable, Sequence
 
 from motioncoach.errors import ConfigurationError
 from motioncoach.records import PoseSample
-from motioncoach.teachers.base import BlockedAnswer, PermanentError, TeacherError, TransientError
-from motioncoach.teachers.engine import KEY_VARIABLES, TeacherEngine, TeacherRun, is_auth_error, is_blocked
+from motioncoach.teachers.base import BlockedAnswer, PermanentError, TeacherError, TeacherRequest, TransientError
+from motioncoach.teachers.engine import (
+    KEY_VARIABLES,
+    TeacherEngine,
+    TeacherRun,
+    is_auth_error,
+    is_blocked,
+    with_ask_limit,
+    with_earlier,
+)
 from motioncoach.teachers.pacing import retry_delay
-from motioncoach.teachers.pricing import TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, cost_usd
+from motioncoach.teachers.pricing import TYPICAL_OUTPUT_TOKENS, cost_usd, estimate_input_tokens
 from motioncoach.teachers.request import build_request
+from motioncoach.teachers.store import BatchJob, LabelKey
 from motioncoach.teachers.validate import InvalidAnswer, parse_answer
 
 log = logging.getLogger(__name__)
+# A job billed this much above its estimate is worth a warning: the cap's estimate was low.
+ESTIMATE_MARGIN = 1.1
+
+
+def takes_batches(teacher) -> bool:
+    """Whether the teacher has a Batch API (Gemini); the others answer online, also in a --batch run."""
+    return all(hasattr(teacher, name) for name in ("submit_batch", "collect_batch", "find_batch"))
+
+
+def display_name(keys: Sequence[LabelKey]) -> str:
+    """A job's display name, derived from what it asks: the same requests always give the same name."""
+    digest = hashlib.sha256("\n".join(sorted(k.id for k in keys)).encode()).hexdigest()
+    return f"motioncoach-{digest[:24]}"
 
 
 async def run_batch(engine: TeacherEngine, samples: Sequence[PoseSample]) -> TeacherRun:
     """Collect finished jobs, then submit jobs for every image that has neither a label nor a live job."""
     teacher, run = engine.teacher, engine.run
-    if not hasattr(teacher, "submit_batch"):
-        raise ConfigurationError(f"--batch works with --labeler gemini only, not {teacher.name}.")
+    if not takes_batches(teacher):
+        raise ConfigurationError(f"--batch needs a teacher with a Batch API (gemini), not {teacher.name}.")
     waiting = await _collect(engine, {s.sha256: s for s in samples})
     pending = _pending(engine, samples, waiting)
-    allowed = _allowed_by_budget(engine, len(pending))
-    submitted = await _submit(engine, pending[:allowed])
+    submitted = await _submit(engine, pending)
     waiting.update(submitted)
-    run.deferred = sorted(waiting | {s.sha256 for s in pending[len(submitted) :]})
+    left = {s.sha256 for s in pending} - set(submitted) - run.failed.keys()
+    run.deferred = sorted(waiting | left)
     if waiting:
-        jobs = [f"{name} ({len(shas)})" for name, shas in engine.store.open_batches(teacher.name, teacher.model_id)]
+        current = [job for job in engine.store.open_batches(teacher.name) if _is_current(engine, job)]
+        jobs = [f"{job.job_name} ({len(job.images)})" for job in current]
         listed = ", ".join(jobs[:5]) + (f" and {len(jobs) - 5} more" if len(jobs) > 5 else "")
         collect = (
             f"{len(waiting)} images wait in Gemini batch job(s) {listed}; "
@@ -53,7 +81,7 @@ async def collect_then_ask(
     """The online path on a data dir with open batch jobs: their answers are collected first, and an
     image still in a live job waits for it rather than being paid for twice."""
     teacher = engine.teacher
-    if not hasattr(teacher, "collect_batch") or not engine.store.open_batches(teacher.name, teacher.model_id):
+    if not takes_batches(teacher) or not engine.store.open_batches(teacher.name):
         return await engine.label_all(samples, progress)
     waiting = await _collect(engine, {s.sha256: s for s in samples})
     done = engine.run.labeled.keys() | engine.run.failed.keys()
@@ -65,150 +93,284 @@ async def collect_then_ask(
     return run
 
 
+def _is_current(engine: TeacherEngine, job: BatchJob) -> bool:
+    """Whether the job asks what this run asks (prompt, schema, model, parameters)."""
+    return job.key("").same_request(engine.key_for(""))
+
+
 async def _collect(engine: TeacherEngine, by_sha: dict[str, PoseSample]) -> set[str]:
-    """Record the answers of finished jobs; the images of jobs still running."""
+    """Record the answers of every finished job of the teacher; the images of this run's key that wait in
+    jobs still running, still being created, or whose state cannot be read now."""
     teacher, store = engine.teacher, engine.store
     waiting: set[str] = set()
-    for job_name, shas in store.open_batches(teacher.name, teacher.model_id):
+    for job in store.open_batches(teacher.name):
+        current = _is_current(engine, job)
+        if not job.created:
+            job = await _resolve_intent(engine, job)
+            if job is None or not job.created:
+                if job is not None and current:
+                    waiting.update(job.images)
+                continue
         try:
-            results = await teacher.collect_batch(job_name)
-        except PermanentError as exc:  # the whole job failed, expired or was cancelled: submit its images again
-            log.warning("Gemini batch job %s ended without results (%s); resubmitting its images", job_name, exc)
-            store.close_batch(job_name, "failed")
+            results = await teacher.collect_batch(job.job_name)
+        except TeacherError as exc:  # not a verdict on the job: it stays open and is asked about next time
+            _auth_check(engine, exc, f"reading batch job {job.job_name}")
+            note = f"batch job {job.job_name} could not be read ({exc}); it is kept and read again next run"
+            log.warning(note)
+            _note(engine, note)
+            if current:
+                waiting.update(job.images)
             continue
-        except TransientError as exc:  # cannot ask now: the job stays open for the next run
-            log.warning("could not ask Gemini about batch job %s (%s); asking again on the next run", job_name, exc)
-            waiting.update(shas)
+        if results.ended_without_results:
+            state = results.state.removeprefix("JOB_STATE_").lower()
+            log.warning("Gemini batch job %s ended %s; its images are submitted again", job.job_name, state)
+            store.close_batch(job.job_name, state)
             continue
-        if results is None:
-            waiting.update(shas)
+        if not results.succeeded:
+            if current:
+                waiting.update(job.images)
             continue
-        missing = [sha for sha in shas if sha not in results.answers]
-        if results.unmatched or missing:
-            log.warning(
-                "Gemini batch job %s: %d entries named no image and %d images had no entry; those are submitted again",
-                job_name, results.unmatched, len(missing),
-            )  # fmt: skip
-        for sha, result in results.answers.items():
-            if sha in by_sha:
-                _record(engine, by_sha[sha], result)
-        store.close_batch(job_name, "collected")
+        unrecorded = _record_job(engine, job, results, by_sha)
+        if current:
+            waiting.update(unrecorded)
     return waiting
 
 
+async def _resolve_intent(engine: TeacherEngine, job: BatchJob) -> BatchJob | None:
+    """A job recorded before its create was answered: found by its display name and adopted, or dropped
+    when Gemini has no such job (None). Kept as it is while the lookup itself fails."""
+    teacher, store = engine.teacher, engine.store
+    try:
+        name = await teacher.find_batch(job.display_name, store.batch_names(teacher.name))
+    except TeacherError as exc:
+        _auth_check(engine, exc, "listing batch jobs")
+        _note(engine, f"batch job {job.display_name} could not be looked up ({exc}); it is looked up again next run")
+        return job
+    if name is None:
+        log.info("Gemini batch job %s was never created; its images are submitted again", job.display_name)
+        store.drop_batch_intent(job.display_name)
+        return None
+    log.info("Gemini batch job %s was created as %s; collecting it", job.display_name, name)
+    store.batch_created(job.display_name, name)
+    await asyncio.to_thread(store.make_durable)
+    return job.model_copy(update={"job_name": name, "state": "submitted"})
+
+
+def _record_job(engine: TeacherEngine, job: BatchJob, results, by_sha: dict[str, PoseSample]) -> set[str]:
+    """Record every entry of a finished job under the key it was submitted with, in one transaction, and
+    close the job once all are; the images whose entries wait for a run that holds their sample."""
+    store = engine.store
+    current = _is_current(engine, job)
+    samples = {s.sha256: s for s in job.samples} if job.samples is not None else by_sha  # older jobs: this run's
+    images = set(job.images)
+    recorded, unrecorded = set(job.recorded), set()
+    billed = job.billed_cost_usd or 0.0
+    answers = dict(results.answers)
+    if results.unkeyed and results.entries == len(job.images):  # in the order of the requests
+        answers |= {job.images[i]: r for i, r in results.unkeyed.items() if job.images[i] not in answers}
+    with store.transaction():
+        for sha, result in answers.items():
+            if sha not in images or sha in recorded:
+                continue
+            sample = samples.get(sha)
+            if sample is None:
+                unrecorded.add(sha)
+                continue
+            billed += _record(engine, job.key(sha), sample, result, report=current and sha in by_sha)
+            recorded.add(sha)
+        missing = images - answers.keys()
+        store.record_batch_entries(job.job_name, sorted(recorded), billed)
+        if not unrecorded:
+            store.close_batch(job.job_name, "collected")
+    if missing:
+        log.warning(
+            "Gemini batch job %s: %d entries named no image and %d images had no entry; those are submitted again",
+            job.job_name, results.unmatched, len(missing),
+        )  # fmt: skip
+    if not unrecorded and job.estimated_cost_usd is not None:
+        said = f"Gemini batch job {job.job_name} was billed ${billed:.4f}, estimated ${job.estimated_cost_usd:.4f}"
+        if billed > job.estimated_cost_usd * ESTIMATE_MARGIN:
+            log.warning("%s: later jobs are estimated from what it was billed", said)
+        else:
+            log.info(said)
+    return unrecorded
+
+
 def _pending(engine: TeacherEngine, samples: Sequence[PoseSample], waiting: set[str]) -> list[PoseSample]:
-    """Images to submit: no label, no live job, no failure this run, and not refused on content before."""
-    run, pending = engine.run, []
+    """Images to submit: no label, no live job, asks left, and not refused on content before."""
+    run, pending, limit = engine.run, [], engine.config.max_asks_per_image
     for sample in samples:
+        sha = sample.sha256
+        if sha in waiting or sha in run.labeled or sha in run.failed:
+            continue
         stored = engine.store.get(engine.key(sample))
-        if stored is not None and stored.status == "labeled" and sample.sha256 not in engine.refresh:
-            if sample.sha256 not in run.labeled:
-                run.from_store += 1
-            run.labeled[sample.sha256] = stored.label
-        elif stored is not None and is_blocked(stored.reason) and sample.sha256 not in engine.refresh:
-            run.failed[sample.sha256] = stored.reason
-        elif sample.sha256 not in waiting and sample.sha256 not in run.failed and sample.sha256 not in run.labeled:
+        asked = stored.asks if stored is not None else 0
+        again = sha in engine.refresh and asked < limit
+        if stored is not None and stored.status == "labeled" and not again:
+            run.from_store += 1
+            run.labeled[sha] = stored.label
+        elif stored is not None and is_blocked(stored.reason) and sha not in engine.refresh:
+            run.failed[sha] = stored.reason
+        elif stored is not None and stored.status == "failed" and asked >= limit:
+            run.failed[sha] = with_ask_limit(stored.reason or "failed", asked, limit)
+        else:
             pending.append(sample)
     return pending
 
 
-def _allowed_by_budget(engine: TeacherEngine, wanted: int) -> int:
-    """How many requests the daily budget and max cost let this run submit; says why when fewer."""
-    config, run, name = engine.config, engine.run, engine.teacher.name
-    allowed, reasons = wanted, []
-    if config.daily_budget is not None:
-        left = max(0, config.daily_budget - engine.store.requests_today(name))
-        if left < allowed:
-            allowed = left
-            reasons.append(f"daily budget of {config.daily_budget} {name} requests is spent")
-    if config.max_cost is not None:
-        each = cost_usd(engine.teacher.model_id, TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS, config.prices, batch=True)
-        affordable = math.floor(config.max_cost / each) if each > 0 else wanted
-        if affordable < allowed:
-            allowed = affordable
-            reasons.append(
-                f"max cost ${config.max_cost:.2f} reached at the batch price (about ${each:.4f} per request)"
-            )
-    if allowed < wanted:
-        run.stop_reason = f"{'; '.join(reasons)}: {wanted - allowed} images left for the next run"
-    return allowed
-
-
 async def _submit(engine: TeacherEngine, pending: list[PoseSample]) -> list[str]:
-    """Submit jobs of at most batch_job_requests images; the sha256 of every image now in a job."""
+    """Submit jobs of at most batch_job_requests images within the day's budget and the cost cap; the
+    sha256 of every image now in a job."""
+    config, run, name = engine.config, engine.run, engine.teacher.name
     submitted: list[str] = []
-    size = engine.config.batch_job_requests
+    budget = config.daily_budget
+    requests_left = None if budget is None else max(0, budget - engine.store.requests_today(name))
+    cost_left = config.max_cost
+    billed_before = engine.store.batch_cost_per_request(name, engine.teacher.model_id) or 0.0
+    reasons: list[str] = []
+    size = config.batch_job_requests
     for start in range(0, len(pending), size):
         chunk = pending[start : start + size]
-        requests = []
+        requests, samples = [], []
         # Encoded in the default thread pool, several at once, as the online path does.
         built = await asyncio.gather(*(asyncio.to_thread(build_request, s) for s in chunk), return_exceptions=True)
         for sample, request in zip(chunk, built, strict=True):
             if isinstance(request, OSError):
                 reason = f"image unreadable: {request}"
                 engine.store.put(engine.key(sample), reason=reason, attempts=0)
-                engine.run.failed[sample.sha256] = reason
+                run.failed[sample.sha256] = reason
             elif isinstance(request, BaseException):
                 raise request
             else:
                 requests.append(request)
+                samples.append(sample)
         if not requests:
             continue
-        job_name = await _create_job(engine, requests)
-        if job_name is None:
+        wanted = len(requests)
+        if requests_left is not None and requests_left < len(requests):
+            requests = requests[:requests_left]
+            reasons.append(f"daily budget of {config.daily_budget} {name} requests is spent")
+        costs = [max(_estimated_cost(engine, r), billed_before) for r in requests]
+        if cost_left is not None:
+            affordable = 0
+            while affordable < len(costs) and sum(costs[: affordable + 1]) <= cost_left:
+                affordable += 1
+            if affordable < len(requests):
+                requests = requests[:affordable]
+                each = sum(costs) / len(costs)
+                reasons.append(
+                    f"max cost ${config.max_cost:.2f} reached at the batch price (about ${each:.4f} per request)"
+                )
+        samples = samples[: len(requests)]
+        estimate = sum(costs[: len(requests)])
+        job_name = await _create_job(engine, requests, samples, estimate) if requests else None
+        if job_name is not None:
+            submitted += [r.sha256 for r in requests]
+            requests_left = None if requests_left is None else requests_left - len(requests)
+            cost_left = None if cost_left is None else cost_left - estimate
+            log.info("submitted Gemini batch job %s with %d images", job_name, len(requests))
+        if job_name is None or len(requests) < wanted:
             break
-        engine.store.count_request(engine.teacher.name, len(requests))
-        by_sha = {s.sha256: s for s in chunk}
-        engine.store.add_batch(job_name, [engine.key(by_sha[r.sha256]) for r in requests])
-        engine.run.requests += len(requests)
-        submitted += [r.sha256 for r in requests]
-        log.info("submitted Gemini batch job %s with %d images", job_name, len(requests))
+    if reasons:
+        left = len([s for s in pending if s.sha256 not in run.failed]) - len(submitted)
+        _note(engine, f"{'; '.join(dict.fromkeys(reasons))}: {left} images left for the next run")
     return submitted
 
 
-async def _create_job(engine: TeacherEngine, requests) -> str | None:
-    """The new job's name, retrying transient errors; None (and a stop reason) when it cannot be created."""
-    config, rng = engine.config, random.Random(0)
+def _estimated_cost(engine: TeacherEngine, request: TeacherRequest) -> float:
+    """A request's cost at the batch price, from its real size: its image at the model's media
+    resolution, its texts, and a typical answer."""
+    model = engine.teacher.model_id
+    tokens_in = estimate_input_tokens(model, request)
+    return cost_usd(model, tokens_in, TYPICAL_OUTPUT_TOKENS, engine.config.prices, batch=True)
+
+
+async def _create_job(
+    engine: TeacherEngine, requests: list[TeacherRequest], samples: list[PoseSample], estimate: float
+) -> str | None:
+    """Record the job, create it, and record its name; None (and a stop reason) when it cannot be created.
+
+    A create that timed out or failed with a 5xx may have created the job all the same: it is looked
+    up by its display name before the create is sent again.
+    """
+    teacher, store, config = engine.teacher, engine.store, engine.config
+    keys = [engine.key(s) for s in samples]
+    display = display_name(keys)
+    store.add_batch_intent(display, keys, samples, estimate)
+    store.count_request(teacher.name, len(requests))  # counted before sending, as online requests are
+    await asyncio.to_thread(store.make_durable)  # a crash from here on leaves a record to look the job up by
+    rng = random.Random(0)
+    job_name = None
     for attempt in range(1, config.max_attempts + 1):
         try:
-            return await engine.teacher.submit_batch(requests)
+            job_name = await teacher.submit_batch(requests, display)
+            break
         except TransientError as exc:
-            if attempt == config.max_attempts:
-                engine.run.stop_reason = f"submitting a batch job failed ({exc}); the next run submits the rest"
+            try:
+                job_name = await teacher.find_batch(display, store.batch_names(teacher.name))
+            except TeacherError as lookup:
+                _auth_check(engine, lookup, "listing batch jobs")
+                _note(engine, f"submitting batch job {display} failed ({exc}) and it could not be looked up "
+                              f"({lookup}); the next run looks it up before submitting again")  # fmt: skip
+                return None
+            if job_name is not None:
+                log.warning("batch job %s was created although the create failed (%s)", display, exc)
+                break
+            if attempt == config.max_attempts:  # kept: the next run looks the job up again before submitting
+                _note(engine, f"submitting batch job {display} failed ({exc}); the next run looks it up first")
                 return None
             delay = retry_delay(attempt, config.backoff_initial_s, config.backoff_max_s, exc.retry_after, rng)
             await asyncio.sleep(delay)
         except PermanentError as exc:
-            if is_auth_error(exc):
-                variable = KEY_VARIABLES.get(engine.teacher.name, "the API key")
-                raise ConfigurationError(
-                    f"{engine.teacher.name} rejected the batch job (HTTP {exc.status}): check {variable}."
-                ) from None
-            engine.run.stop_reason = f"Gemini refused the batch job: {exc}"
+            store.drop_batch_intent(display)
+            _auth_check(engine, exc, "the batch job")
+            _note(engine, f"Gemini refused the batch job: {exc}")
             return None
-    return None
+    if job_name is None:
+        return None
+    store.batch_created(display, job_name)
+    await asyncio.to_thread(store.make_durable)
+    engine.run.requests += len(requests)
+    return job_name
 
 
-def _record(engine: TeacherEngine, sample: PoseSample, result) -> None:
-    key = engine.key(sample)
-    common: dict = {}
+def _record(engine: TeacherEngine, key: LabelKey, sample: PoseSample, result, *, report: bool) -> float:
+    """Record one entry under its job's key; its cost. Reported in this run's outcomes when `report`:
+    a label, or a failure that is not submitted again (a refusal, an image out of asks). Other
+    failures are left for _pending, which submits them again within the ask limit."""
+    store, run, limit = engine.store, engine.run, engine.config.max_asks_per_image
+    stored = store.get(key)
+    asks = stored.asks if stored is not None else 0
+    spent: dict = {"input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
+    label = None
     if isinstance(result, BlockedAnswer):
-        common = _spend(engine, result.answer.input_tokens, result.answer.output_tokens)
-    if isinstance(result, TeacherError):
-        reason = str(result) if isinstance(result, BlockedAnswer) else f"batch request failed: {result}"
-        engine.store.put(key, reason=reason, **common)
-        engine.run.failed[sample.sha256] = reason
-        return
-    common = _spend(engine, result.input_tokens, result.output_tokens)
-    try:
-        label = parse_answer(result.text, sample)
-    except InvalidAnswer as exc:
-        reason = f"invalid answer: {exc}"
-        engine.store.put(key, reason=reason, **common)
-        engine.run.failed[sample.sha256] = reason
-        return
-    engine.store.put(key, label=label, **common)
-    engine.run.labeled[sample.sha256] = label
+        spent = _spend(engine, result.answer.input_tokens, result.answer.output_tokens)
+        reason, asks = str(result), asks + 1
+    elif isinstance(result, TransientError):  # not an answer: unbilled, and not counted as an ask
+        reason = f"batch request failed: {result}"
+    elif isinstance(result, TeacherError):
+        reason, asks = f"batch request failed: {result}", asks + 1
+    else:
+        spent = _spend(engine, result.input_tokens, result.output_tokens)
+        asks += 1
+        try:
+            if result.unusable:
+                raise InvalidAnswer(result.unusable)
+            label, reason = parse_answer(result.text, sample), None
+        except InvalidAnswer as exc:
+            reason = f"invalid answer: {exc}"
+    totals = with_earlier(stored, 1, spent["input_tokens"], spent["output_tokens"], spent["cost_usd"])
+    if label is None and stored is not None and stored.status == "labeled":  # a paid label is never replaced
+        label = stored.label
+    if label is not None:
+        store.put(key, label=label, asks=asks, **totals)
+    else:
+        store.put(key, reason=reason, asks=asks, **totals)
+    if report and label is not None:
+        run.labeled[key.sha256] = label
+    elif report and (is_blocked(reason) or asks >= limit):
+        run.failed[key.sha256] = reason if is_blocked(reason) else with_ask_limit(reason, asks, limit)
+    return spent["cost_usd"]
 
 
 def _spend(engine: TeacherEngine, input_tokens: int, output_tokens: int) -> dict:
@@ -218,3 +380,18 @@ def _spend(engine: TeacherEngine, input_tokens: int, output_tokens: int) -> dict
     engine.run.output_tokens += output_tokens
     engine.run.cost_usd += cost
     return {"input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost}
+
+
+def _auth_check(engine: TeacherEngine, error: TeacherError, what: str) -> None:
+    """A rejected key stops the run, naming the variable; the jobs stay recorded."""
+    if isinstance(error, PermanentError) and is_auth_error(error):
+        variable = KEY_VARIABLES.get(engine.teacher.name, "the API key")
+        raise ConfigurationError(
+            f"{engine.teacher.name} rejected {what} (HTTP {error.status}): check {variable}. "
+            f"Every batch job stays recorded in {engine.store.path} and is collected once the key works."
+        ) from None
+
+
+def _note(engine: TeacherEngine, note: str) -> None:
+    run = engine.run
+    run.stop_reason = f"{run.stop_reason}; {note}" if run.stop_reason else note

@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlencode
 
 from google import genai
 from google.genai import errors, types
@@ -19,28 +20,19 @@ from pydantic import ValidationError
 
 from motioncoach.errors import ConfigurationError
 from motioncoach.teachers.base import (
-    BlockedAnswer,
-    PermanentError,
     TeacherAnswer,
     TeacherError,
     TeacherRequest,
     TransientError,
 )
+from motioncoach.teachers.capabilities import gemini_model_name, thinking_params
+from motioncoach.teachers.gemini_answers import answer_from_body, entry_error, job_state, redact, status_error
 
 T = TypeVar("T")
 
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-# An empty answer that ended like this may well come back on a second try; SAFETY, RECITATION,
-# PROHIBITED_CONTENT and a blocked prompt are decided by the content and would only cost again.
-_RETRY_FINISH = frozenset({"OTHER", "MALFORMED_RESPONSE", "FINISH_REASON_UNSPECIFIED"})
-_BLOCK_FINISH = frozenset(
-    {
-        "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
-        "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "LANGUAGE", "MODEL_ARMOR",
-    }
-)  # fmt: skip
 _BATCH_OK = frozenset({"JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED"})
 _BATCH_DEAD = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
+LIST_PAGE_SIZE = 100
 # The Batch API refuses an inlined job over 20 MB in all (base64 included): inline up to a margin
 # below it, else send a JSONL input file (the Files API takes up to 2 GB).
 INLINE_BATCH_LIMIT = 20_000_000
@@ -51,10 +43,25 @@ _RETRY_DELAY = re.compile(r"\s*(\d+(?:\.\d+)?)s\s*")
 
 @dataclass
 class BatchResults:
-    """A finished job's answers or errors by image sha256, and how many entries named no image."""
+    """A batch job as Gemini reports it now; once it succeeded, each entry's answer or error by image
+    sha256, and how many entries named no image."""
 
+    state: str
     answers: dict[str, TeacherAnswer | TeacherError] = field(default_factory=dict)
     unmatched: int = 0
+    # Entries that named no image, by their place among all entries: Gemini writes the responses in
+    # the order of the requests, so a job whose entries are all there can still place them.
+    unkeyed: dict[int, TeacherAnswer | TeacherError] = field(default_factory=dict)
+    entries: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state in _BATCH_OK
+
+    @property
+    def ended_without_results(self) -> bool:
+        """FAILED, CANCELLED or EXPIRED: the only states that give the job's images back."""
+        return self.state in _BATCH_DEAD
 
 
 def inline_batch_bytes(requests: list[TeacherRequest]) -> int:
@@ -92,11 +99,13 @@ class GeminiTeacher:
         *,
         api_key: str,
         thinking_level: str | None = "low",
+        thinking_budget: int | None = None,
         temperature: float | None = None,
         timeout_s: float = 120,
     ):
-        self.model_id = model_id
-        self.thinking_level = thinking_level
+        self.model_id = gemini_model_name(model_id)
+        # Only what this model family takes: a level for Gemini 3, a budget for 2.5, nothing before.
+        self.thinking = thinking_params(self.model_id, thinking_level, thinking_budget)
         self.temperature = temperature
         self._key = api_key
         # No base_url: Client() fills it from GOOGLE_GEMINI_BASE_URL when set. One attempt: our engine
@@ -109,7 +118,7 @@ class GeminiTeacher:
 
     def generation_params(self) -> dict:
         """The parameters that change answers: part of the label key."""
-        return {"thinking_level": self.thinking_level, "temperature": self.temperature}
+        return {**self.thinking, "temperature": self.temperature}
 
     async def ask(self, request: TeacherRequest) -> TeacherAnswer:
         """Label one image; raise TransientError or PermanentError on failure."""
@@ -121,22 +130,19 @@ class GeminiTeacher:
                 "post", f"models/{self.model_id}:generateContent", self._rest_request(request)
             )
         )
-        try:
-            response = types.GenerateContentResponse.model_validate_json(reply.body or "{}")
-        except ValidationError:
-            raise TransientError("gemini answered with a body that is not a GenerateContentResponse") from None
-        return _answer(response)
+        return answer_from_body(reply.body)
 
-    async def submit_batch(self, requests: list[TeacherRequest]) -> str:
+    async def submit_batch(self, requests: list[TeacherRequest], display_name: str | None = None) -> str:
         """Start one Batch API job; returns the job name to collect later.
 
         Requests that fit Gemini's 20 MB inline limit go inline; larger jobs go as a JSONL input
-        file through the Files API, as Gemini asks for big batches.
+        file through the Files API, as Gemini asks for big batches. display_name is how find_batch
+        finds the job when the answer to this call is lost.
         """
         keys = [r.sha256 for r in requests]
         if not keys or len(set(keys)) != len(keys):
             raise ValueError("submit_batch needs at least one request and distinct sha256 values")
-        display = types.CreateBatchJobConfig(display_name=f"motioncoach-{len(requests)}")
+        display = types.CreateBatchJobConfig(display_name=display_name or f"motioncoach-{len(requests)}")
         if inline_batch_bytes(requests) <= INLINE_BATCH_BUDGET:
             inlined = [
                 types.InlinedRequest(contents=_contents(r), metadata={"key": r.sha256}, config=self._config(r))
@@ -147,6 +153,37 @@ class GeminiTeacher:
             source = types.BatchJobSource(file_name=await self._upload_requests(requests))
         job = await self._guarded(self._client.aio.batches.create(model=self.model_id, src=source, config=display))
         return job.name
+
+    async def find_batch(self, display_name: str, known: frozenset[str] = frozenset()) -> str | None:
+        """The name of a live or finished job of this display name that is not one of `known`, or None.
+
+        After a create that timed out or failed with a 5xx the job may exist all the same; asking
+        first is what keeps it from being paid for twice.
+        """
+        token = None
+        while True:
+            query = {"pageSize": LIST_PAGE_SIZE} | ({"pageToken": token} if token else {})
+            page = await self._get_json(f"batches?{urlencode(query)}")
+            for operation in page.get("operations") or []:
+                metadata = operation.get("metadata") or {}
+                name, state = operation.get("name") or metadata.get("name"), job_state(metadata.get("state"))
+                if metadata.get("displayName") == display_name and name not in known and state not in _BATCH_DEAD:
+                    return name
+            token = page.get("nextPageToken")
+            if not token:
+                return None
+
+    async def _get_json(self, path: str) -> dict:
+        """A GET through the SDK's transport (its key, base URL, timeout and errors), read as plain JSON:
+        a job or a list of jobs is read for the few fields used, so no field Gemini adds can break it."""
+        reply = await self._guarded(self._client.aio._api_client.async_request("get", path, {}))
+        try:
+            body = json.loads(reply.body or "{}")
+        except ValueError:
+            raise TransientError("gemini answered with a body that is not JSON") from None
+        if not isinstance(body, dict):
+            raise TransientError("gemini answered with JSON that is not an object")
+        return body
 
     async def _upload_requests(self, requests: list[TeacherRequest]) -> str:
         """Write the requests as the Batch API's JSONL input file and upload it; the file's name."""
@@ -171,8 +208,10 @@ class GeminiTeacher:
     def _rest_request(self, request: TeacherRequest) -> dict:
         """A GenerateContentRequest as the REST API spells it: what one line of the input file holds."""
         generation: dict = {"responseMimeType": "application/json", "responseJsonSchema": request.response_schema}
-        if self.thinking_level:
-            generation["thinkingConfig"] = {"thinkingLevel": self.thinking_level.upper()}
+        if "thinking_level" in self.thinking:
+            generation["thinkingConfig"] = {"thinkingLevel": self.thinking["thinking_level"].upper()}
+        elif "thinking_budget" in self.thinking:
+            generation["thinkingConfig"] = {"thinkingBudget": self.thinking["thinking_budget"]}
         if self.temperature is not None:
             generation["temperature"] = self.temperature
         image = {"inlineData": {"mimeType": "image/jpeg", "data": base64.b64encode(request.image_jpeg).decode()}}
@@ -182,44 +221,64 @@ class GeminiTeacher:
             "generationConfig": generation,
         }
 
-    async def collect_batch(self, job_name: str) -> BatchResults | None:
-        """None while the job runs; then each request's answer or error, keyed by its sha256."""
-        job = await self._guarded(self._client.aio.batches.get(name=job_name))
-        state = job.state.value if job.state else None
-        if state in _BATCH_DEAD:
-            raise PermanentError(f"gemini batch {job_name} ended {state}: submit its requests again")
-        if state not in _BATCH_OK:
-            return None
-        results = BatchResults()
-        if job.dest is not None and job.dest.file_name:
-            data = await self._guarded(self._client.aio.files.download(file=job.dest.file_name))
-            for line in data.decode("utf-8").splitlines():
+    async def collect_batch(self, job_name: str) -> BatchResults:
+        """The job's state; once it succeeded, each request's answer or error, keyed by its sha256.
+
+        A job whose state or results cannot be read raises TransientError or PermanentError: the
+        caller keeps it and asks again later, since only Gemini's FAILED, CANCELLED or EXPIRED mean
+        its requests will never be answered.
+        """
+        operation = await self._get_json(job_name)
+        metadata = operation.get("metadata") or {}
+        results = BatchResults(state=job_state(metadata.get("state")))
+        if not results.succeeded:
+            return results
+        output = metadata.get("output") or operation.get("response") or {}
+        if output.get("responsesFile"):
+            data = await self._guarded(self._client.aio.files.download(file=output["responsesFile"]))
+            for line in data.decode("utf-8", errors="replace").splitlines():
                 if line.strip():
-                    self._add_result(results, json.loads(line))
-        elif job.dest is not None and job.dest.inlined_responses is not None:
-            for item in job.dest.inlined_responses:
-                error = {"code": item.error.code, "message": item.error.message} if item.error else None
-                self._add_result(results, {"key": (item.metadata or {}).get("key"), "error": error}, item.response)
+                    self._add_line(results, line)
+        else:
+            inlined = output.get("inlinedResponses") or {}
+            for item in (inlined.get("inlinedResponses") if isinstance(inlined, dict) else inlined) or []:
+                entry = item if isinstance(item, dict) else {}
+                key = (entry.get("metadata") or {}).get("key")
+                response = entry.get("response")
+                self._add_result(results, key, entry.get("error"), response if isinstance(response, dict) else None)
         return results
 
-    def _add_result(self, results: BatchResults, entry: dict, response: types.GenerateContentResponse | None = None):
-        """One output entry: a file line {"key", "response" | "error"}, or an inlined response's parts."""
-        key = entry.get("key")
-        if key is None:  # the API echoes each request's key; an entry without one cannot be matched
+    def _add_line(self, results: BatchResults, line: str) -> None:
+        """One line of a results file: {"key", "response" | "error"}."""
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if not isinstance(entry, dict):  # nothing to read, not even a key
+            results.entries += 1
             results.unmatched += 1
             return
-        if response is None and entry.get("response") is not None:
-            response = types.GenerateContentResponse.model_validate(entry["response"])
-        if entry.get("error"):
-            error = entry["error"]
-            results.answers[key] = _status_error(error.get("code") or 0, None, error.get("message"), self._key)
+        body = entry.get("response")
+        error = entry.get("error") or entry.get("status")  # a google.rpc.Status, under either name
+        self._add_result(results, entry.get("key"), error, body if isinstance(body, dict) else None)
+
+    def _add_result(self, results: BatchResults, key, error, response: dict | None) -> None:
+        """One entry: its error, else its response body, read as online answers are."""
+        if error:
+            result = entry_error(error if isinstance(error, dict) else {}, self._key)
         elif response is None:
-            results.answers[key] = TransientError("gemini batch entry has neither a response nor an error")
+            result = TransientError("gemini batch entry has neither a response nor an error")
         else:
             try:
-                results.answers[key] = _answer(response)
+                result = answer_from_body(response)
             except TeacherError as exc:
-                results.answers[key] = exc
+                result = exc
+        if isinstance(key, str):  # the API echoes each request's key
+            results.answers[key] = result
+        else:
+            results.unkeyed[results.entries] = result
+            results.unmatched += 1
+        results.entries += 1
 
     async def aclose(self) -> None:
         await self._client.aio.aclose()
@@ -227,7 +286,7 @@ class GeminiTeacher:
     def _config(self, request: TeacherRequest) -> types.GenerateContentConfig:
         # response_json_schema takes real JSON Schema ($defs, $ref, anyOf) as pydantic writes it;
         # response_schema would take only Google's OpenAPI subset.
-        thinking = types.ThinkingConfig(thinking_level=self.thinking_level) if self.thinking_level else None
+        thinking = types.ThinkingConfig(**self.thinking) if self.thinking else None
         return types.GenerateContentConfig(
             system_instruction=request.system,
             response_mime_type="application/json",
@@ -241,52 +300,19 @@ class GeminiTeacher:
         try:
             return await call
         except errors.APIError as exc:
-            raise _status_error(exc.code, exc.status, exc.message, self._key, _retry_after(exc)) from None
+            raise status_error(exc.code, exc.status, exc.message, self._key, _retry_after(exc)) from None
         except _TRANSPORT_ERRORS as exc:
-            detail = _redact(str(exc), self._key)
+            detail = redact(str(exc), self._key)
             raise TransientError(f"gemini request failed: {type(exc).__name__} {detail}".strip()) from None
         except json.JSONDecodeError:
             raise TransientError("gemini answered with a body that is not JSON") from None
+        except ValidationError as exc:  # a job or file record the SDK cannot read: ask again later
+            detail = f"gemini answered with a body google-genai cannot read ({exc.error_count()} errors)"
+            raise TransientError(detail) from None
 
 
 def _contents(request: TeacherRequest) -> list:
     return [types.Part.from_bytes(data=request.image_jpeg, mime_type="image/jpeg"), request.prompt]
-
-
-def _answer(response: types.GenerateContentResponse) -> TeacherAnswer:
-    """The text and token counts. An empty answer worth retrying raises TransientError; one refused
-    on its content raises BlockedAnswer, which is never retried."""
-    usage = response.usage_metadata
-    answer = TeacherAnswer(
-        text=response.text or "",
-        input_tokens=(usage.prompt_token_count or 0) if usage else 0,
-        output_tokens=((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)) if usage else 0,
-    )
-    if answer.text:
-        return answer
-    feedback = response.prompt_feedback
-    if feedback is not None and feedback.block_reason is not None:
-        raise BlockedAnswer("gemini", f"prompt blocked ({_enum_value(feedback.block_reason)})", answer)
-    candidate = response.candidates[0] if response.candidates else None
-    reason = _enum_value(candidate.finish_reason) if candidate and candidate.finish_reason else None
-    if reason is None or reason in _RETRY_FINISH:
-        raise TransientError(f"gemini returned no text (finish reason {reason or 'missing'})")
-    if reason in _BLOCK_FINISH:
-        raise BlockedAnswer("gemini", f"finish reason {reason}", answer)
-    return answer  # MAX_TOKENS and the like: an empty answer, which the caller may ask again
-
-
-def _enum_value(value) -> str:
-    return value.value if hasattr(value, "value") else str(value)
-
-
-def _status_error(
-    code: int, status: str | None, message: str | None, key: str, retry_after: float | None = None
-) -> TeacherError:
-    text = f"gemini {code} {status or ''}: {_redact(message or '', key)}".replace(" :", ":")
-    if code in _TRANSIENT_STATUS:
-        return TransientError(text, retry_after=retry_after, status=code)
-    return PermanentError(text, status=code)
 
 
 def _retry_after(exc: errors.APIError) -> float | None:
@@ -306,8 +332,3 @@ def _retry_after(exc: errors.APIError) -> float | None:
             if match:
                 return float(match.group(1))
     return None
-
-
-def _redact(text: str, key: str) -> str:
-    """A short message with the key blanked out, should a server or library ever echo it."""
-    return (text.replace(key, "***") if key else text)[:300]

@@ -11,8 +11,9 @@ from motioncoach.config import LabelConfig
 from motioncoach.labels.outcomes import LabelOutcome, LabelReport
 from motioncoach.records import PoseSample
 from motioncoach.teachers.base import Teacher
+from motioncoach.teachers.capabilities import gemini_model_name, thinking_params
 from motioncoach.teachers.consensus import compare
-from motioncoach.teachers.engine import TeacherEngine, TeacherRun
+from motioncoach.teachers.engine import TeacherEngine, TeacherRun, is_blocked
 from motioncoach.teachers.keys import LABELER_TEACHERS, api_key
 from motioncoach.teachers.pricing import check_prices, is_priced
 from motioncoach.teachers.store import STORE_FILE, LabelKey, LabelStore
@@ -29,6 +30,7 @@ def build_teacher(name: str, config: LabelConfig) -> Teacher:
             model_id=config.gemini_model,
             api_key=api_key("gemini"),
             thinking_level=config.gemini_thinking_level,
+            thinking_budget=config.gemini_thinking_budget,
             temperature=config.temperature,
             timeout_s=config.timeout_s,
         )
@@ -74,14 +76,16 @@ def check_label_config(config: LabelConfig) -> None:
 def stored_teacher(name: str, config: LabelConfig) -> StoredTeacher:
     """The identity build_teacher's client would have, without needing its API key."""
     if name == "gemini":
-        params = {"thinking_level": config.gemini_thinking_level, "temperature": config.temperature}
-        return StoredTeacher(name, config.gemini_model, params)
+        model = gemini_model_name(config.gemini_model)
+        thinking = thinking_params(model, config.gemini_thinking_level, config.gemini_thinking_budget)
+        return StoredTeacher(name, model, {**thinking, "temperature": config.temperature})
     temperature = OPENROUTER_DEFAULT_TEMPERATURE if config.temperature is None else config.temperature
     return StoredTeacher(name, config.openrouter_model, {"temperature": temperature})
 
 
 def labels_complete(samples: Sequence[PoseSample], config: LabelConfig, data_dir: Path) -> bool:
-    """Whether the store holds a label of every sample from every teacher, for the current prompts."""
+    """Whether the store settles every sample for every teacher under the current prompts: a label, a
+    refusal on content, or a failure out of asks (labeling.max_asks_per_image). A run would send nothing."""
     store_path = Path(data_dir) / STORE_FILE
     if not store_path.exists():
         return not samples
@@ -92,7 +96,10 @@ def labels_complete(samples: Sequence[PoseSample], config: LabelConfig, data_dir
             for sample in samples:
                 key = LabelKey.current(sample.sha256, teacher.name, teacher.model_id, teacher.generation_params())
                 stored = store.get(key)
-                if stored is None or stored.status != "labeled":
+                if stored is None:
+                    return False
+                settled = is_blocked(stored.reason) or stored.asks >= config.max_asks_per_image
+                if stored.status != "labeled" and not settled:
                     return False
         return True
     finally:
@@ -160,10 +167,13 @@ async def _run_all(samples, teachers, store, config, progress, refresh, send) ->
         engines = [TeacherEngine(t, store, config, refresh=refresh, send=send) for t in teachers]
         if not send:
             return list(await asyncio.gather(*(e.label_all(samples, tracker(i)) for i, e in enumerate(engines))))
-        from motioncoach.teachers.batch import collect_then_ask, run_batch
+        from motioncoach.teachers.batch import collect_then_ask, run_batch, takes_batches
 
-        if config.batch:
-            return [await run_batch(engine, samples) for engine in engines]
+        if config.batch:  # the teachers without a Batch API (OpenRouter, for consensus) answer online
+            return [
+                await (run_batch(e, samples) if takes_batches(e.teacher) else collect_then_ask(e, samples, tracker(i)))
+                for i, e in enumerate(engines)
+            ]
         return list(await asyncio.gather(*(collect_then_ask(e, samples, tracker(i)) for i, e in enumerate(engines))))
     finally:
         for teacher in teachers:

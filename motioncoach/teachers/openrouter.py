@@ -102,11 +102,14 @@ class OpenRouterTeacher:
             input_tokens=(usage.prompt_tokens or 0) if usage else 0,
             output_tokens=(usage.completion_tokens or 0) if usage else 0,
         )
-        if not answer.text and choice.finish_reason in (None, "error"):
-            raise TransientError(f"openrouter returned no text (finish reason {choice.finish_reason or 'missing'})")
         if not answer.text and choice.finish_reason == "content_filter":
             native = (choice.model_extra or {}).get("native_finish_reason")
             raise BlockedAnswer("openrouter", f"content filter ({native or 'no reason given'})", answer)
+        if not answer.text:
+            why = f"openrouter returned no text (finish reason {choice.finish_reason or 'missing'})"
+            if not (answer.input_tokens or answer.output_tokens) and choice.finish_reason in (None, "error"):
+                raise TransientError(why)  # an upstream failure nobody billed: worth another try
+            return answer.model_copy(update={"unusable": why})  # billed: counted, and asked again only as unusable
         return answer
 
 

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from motioncoach.errors import ConfigurationError
+import io
+import json
 
-# Typical tokens of one request (a 768 px image and the prompt) and its answer; used to estimate
-# before any answer has come back.
-TYPICAL_INPUT_TOKENS = 1600
+from PIL import Image
+
+from motioncoach.errors import ConfigurationError
+from motioncoach.teachers.base import TeacherRequest
+from motioncoach.teachers.capabilities import image_tokens
+
+# Before any answer has come back: the prompts (coaching instructions, pose block, schema) are about
+# 1,000 tokens, an image what its model bills for it, and an answer with its thinking about 700.
+TYPICAL_PROMPT_TOKENS = 1000
+TYPICAL_IMAGE_SIDES = (768, 576)  # a 4:3 photo downscaled to the 768 px of a request
 TYPICAL_OUTPUT_TOKENS = 700
+# Text tokens from characters, on the safe side: prose is about 4 characters a token, the pose
+# block's numbers and the schema's JSON fewer.
+CHARS_PER_TOKEN = 3
 BATCH_DISCOUNT = 0.5
 PRICE_SETTING = "--price MODEL=IN,OUT (labeling.prices in the Prefect form)"
+
+
+def typical_input_tokens(model_id: str) -> int:
+    """Input tokens of a typical request to this model: a 768 px photo and the prompts."""
+    return image_tokens(model_id, *TYPICAL_IMAGE_SIDES) + TYPICAL_PROMPT_TOKENS
+
+
+def estimate_input_tokens(model_id: str, request: TeacherRequest) -> int:
+    """Input tokens this request will be billed for: its image at the model's media resolution, its texts."""
+    with Image.open(io.BytesIO(request.image_jpeg)) as image:
+        width, height = image.size  # the header only: nothing is decoded
+    characters = len(request.system) + len(request.prompt) + len(json.dumps(request.response_schema))
+    return image_tokens(model_id, width, height) + -(-characters // CHARS_PER_TOKEN)
 
 
 def is_priced(model_id: str, prices: dict[str, tuple[float, float]]) -> bool:

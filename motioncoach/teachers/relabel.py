@@ -1,4 +1,8 @@
-"""Choosing what a nightly relabel asks for again, newest problems first, within a request budget."""
+"""Choosing what a nightly relabel asks for again, within a request budget.
+
+Images asked least come first (stale and never-asked ones before repeat failures), newest problem
+first among equals; an image that has had its `max_asks_per_image` answers is not asked again.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from motioncoach.pose.cache import CACHE_FILE_NAME, PoseCache
 from motioncoach.records import KEYPOINT_NAMES, Keypoint, PoseSample
 from motioncoach.teachers.keys import LABELER_TEACHERS
 from motioncoach.teachers.labeling import label_with_teachers, stored_teacher
-from motioncoach.teachers.store import LabelKey, LabelStore
+from motioncoach.teachers.store import LabelKey, LabelStore, StoredLabel
 
 Problem = Literal["disagreement", "invalid", "failed", "stale", "missing"]
 
@@ -28,6 +32,10 @@ class Candidate(BaseModel):
     problem: Problem
     since: str  # when the problem was recorded; "" when never labeled
     detail: str = ""
+    asks: int = 0  # answers taken under the current key (for a disagreement: the fewest of its teachers)
+
+    def asks_left(self, config: LabelConfig) -> bool:
+        return self.asks < config.max_asks_per_image
 
 
 def kept_samples(cache_path: Path) -> list[PoseSample]:
@@ -68,32 +76,40 @@ def _disagreements(data_dir: Path) -> dict[str, str]:
 def find_candidates(
     samples: list[PoseSample], config: LabelConfig, store: LabelStore, data_dir: Path
 ) -> list[Candidate]:
-    """Every sample with a problem under the current prompt, schema and model, newest problem first."""
+    """Every sample with a problem under the current prompt, schema and model: the least asked first, then
+    the newest problem first."""
     disagreed = _disagreements(data_dir) if config.labeler == "consensus" else {}
     candidates = []
     for sample in samples:
         worst: Candidate | None = None
+        asks = []
         for name in LABELER_TEACHERS[config.labeler]:
             teacher = stored_teacher(name, config)
             key = LabelKey.current(sample.sha256, name, teacher.model_id, teacher.generation_params())
-            found = _problem(sample, key, store)
+            stored = store.get(key)
+            asks.append(stored.asks if stored is not None else 0)
+            found = _problem(sample, key, stored, store)
             if found and (worst is None or found.since > worst.since):
                 worst = found
         if worst is None and sample.sha256 in disagreed:
-            worst = Candidate(sample=sample, problem="disagreement", since="~", detail=disagreed[sample.sha256])
+            worst = Candidate(
+                sample=sample, problem="disagreement", since="~", detail=disagreed[sample.sha256], asks=min(asks)
+            )
         if worst:
             candidates.append(worst)
     # ISO timestamps sort by time; "~" (a disagreement found in the last run) sorts newest of all.
-    return sorted(candidates, key=lambda c: c.since, reverse=True)
+    newest_first = sorted(candidates, key=lambda c: c.since, reverse=True)
+    return sorted(newest_first, key=lambda c: c.asks)  # stable: newest first among images asked as often
 
 
-def _problem(sample: PoseSample, key: LabelKey, store: LabelStore) -> Candidate | None:
-    stored = store.get(key)
+def _problem(sample: PoseSample, key: LabelKey, stored: StoredLabel | None, store: LabelStore) -> Candidate | None:
     if stored is not None:
         if stored.status == "labeled":
             return None
         problem = "invalid" if (stored.reason or "").startswith("invalid answer") else "failed"
-        return Candidate(sample=sample, problem=problem, since=stored.updated_at, detail=stored.reason or "")
+        return Candidate(
+            sample=sample, problem=problem, since=stored.updated_at, detail=stored.reason or "", asks=stored.asks
+        )
     older = store.other_versions(sample.sha256, key.teacher, key)
     if older:
         model_id, prompt, _, updated = older[0]
@@ -104,11 +120,12 @@ def _problem(sample: PoseSample, key: LabelKey, store: LabelStore) -> Candidate 
 
 
 def within_budget(candidates: list[Candidate], config: LabelConfig) -> list[Candidate]:
-    """As many as the daily request budget pays for: each image costs a request per teacher."""
+    """Those with asks left, as many as the daily request budget pays for: each costs a request per teacher."""
+    askable = [c for c in candidates if c.asks_left(config)]
     if config.daily_budget is None:
-        return candidates
+        return askable
     per_image = len(LABELER_TEACHERS[config.labeler]) or 1
-    return candidates[: config.daily_budget // per_image]
+    return askable[: config.daily_budget // per_image]
 
 
 def keep_stale_labels(report: LabelReport, store: LabelStore) -> LabelReport:
@@ -136,7 +153,7 @@ class RelabelResult(BaseModel):
     """What one relabel pass found and asked for."""
 
     samples: list[PoseSample]  # every kept image still on disk
-    candidates: list[Candidate]  # those with a problem, newest problem first
+    candidates: list[Candidate]  # those with a problem, the least asked first
     chosen: list[Candidate]  # those that fit today's budget, asked for again
     statuses: dict[str, str]  # sha256 -> what became of a chosen image this run
 

@@ -21,6 +21,7 @@ from motioncoach.labels.outcomes import LabelOutcome, LabelReport
 from motioncoach.records import PoseSample
 from motioncoach.teachers.keys import LABELER_TEACHERS
 from motioncoach.teachers.store import LabelStore
+from motioncoach.teachers.store_schema import BATCH_COLUMNS, LABEL_COLUMNS
 
 SHARDS_DIR = "label-shards"
 MIN_IMAGES_PER_SHARD = 8  # fewer would spend more on container starts than they save
@@ -90,7 +91,8 @@ def requests_today(store_path: Path, config: LabelConfig) -> int:
 
 def merge_label_stores(home: Path, shards: Sequence[Path]) -> None:
     """Fold each shard's newer rows and extra requests into the data dir's store."""
-    LabelStore(home).close()
+    LabelStore(home).close()  # the current tables and columns
+    labels, batches = ", ".join(LABEL_COLUMNS), ", ".join(BATCH_COLUMNS)
     db = sqlite3.connect(home, isolation_level=None)
     try:
         for shard in shards:
@@ -98,7 +100,7 @@ def merge_label_stores(home: Path, shards: Sequence[Path]) -> None:
             try:
                 db.execute("BEGIN")
                 db.execute(
-                    "INSERT OR REPLACE INTO labels SELECT * FROM shard.labels AS s WHERE NOT EXISTS "
+                    f"INSERT OR REPLACE INTO labels ({labels}) SELECT {labels} FROM shard.labels AS s WHERE NOT EXISTS "
                     "(SELECT 1 FROM labels AS m WHERE m.id = s.id AND m.updated_at >= s.updated_at)"
                 )
                 db.execute(
@@ -108,11 +110,16 @@ def merge_label_stores(home: Path, shards: Sequence[Path]) -> None:
                     "WHERE s.requests > COALESCE(b.requests, 0) AND true "
                     "ON CONFLICT (day, teacher) DO UPDATE SET requests = requests + excluded.requests"
                 )
-                db.execute("INSERT OR IGNORE INTO batches SELECT * FROM shard.batches")
+                # A job the shard created replaces the record of its creation; what was recorded of it follows.
                 db.execute(
-                    "UPDATE batches SET state = (SELECT s.state FROM shard.batches AS s "
-                    "WHERE s.job_name = batches.job_name) "
-                    "WHERE job_name IN (SELECT job_name FROM shard.batches WHERE state != 'submitted')"
+                    "DELETE FROM batches WHERE state = 'creating' AND job_name NOT IN "
+                    "(SELECT job_name FROM shard.batches) AND display_name IN (SELECT display_name FROM shard.batches)"
+                )
+                db.execute(f"INSERT OR IGNORE INTO batches ({batches}) SELECT {batches} FROM shard.batches")
+                db.execute(
+                    "UPDATE batches SET (state, recorded, billed_cost_usd) = (SELECT s.state, s.recorded, "
+                    "s.billed_cost_usd FROM shard.batches AS s WHERE s.job_name = batches.job_name) "
+                    "WHERE job_name IN (SELECT job_name FROM shard.batches)"
                 )
                 db.execute("COMMIT")
             finally:

@@ -3,7 +3,11 @@
 SQLite in the data dir, one committed row per label, keyed by everything that shapes the answer:
 the image's content, the prompt templates, the schema version, the model and its parameters. A
 rerun finds its labels and sends nothing; a changed prompt or model makes new keys, so older
-labels become stale, never lost.
+labels become stale, never lost. Each row counts the answers it took across runs (`asks`), so
+an image whose answers stay unusable stops costing. Batch jobs are recorded before they are
+created, with the key their requests were built under and the samples to validate them against.
+
+The tables, and how a store of an earlier version is migrated when it is opened: store_schema.py.
 """
 
 from __future__ import annotations
@@ -11,58 +15,45 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from motioncoach.labels.schema import SCHEMA_VERSION, CoachingLabel, read_label
 from motioncoach.prompts import prompt_version
+from motioncoach.records import PoseSample
+from motioncoach.teachers.store_schema import BATCH_COLUMNS, create_or_migrate
 
 STORE_FILE = "labels.sqlite"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS labels (
-    id TEXT PRIMARY KEY,
-    sha256 TEXT NOT NULL,
-    teacher TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    prompt_version TEXT NOT NULL,
-    schema_version TEXT NOT NULL,
-    params TEXT NOT NULL,
-    status TEXT NOT NULL,
-    label_json TEXT,
-    reason TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    input_tokens INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0,
-    cost_usd REAL NOT NULL DEFAULT 0,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS labels_by_image ON labels (sha256, teacher);
-CREATE TABLE IF NOT EXISTS daily_requests (
-    day TEXT NOT NULL,
-    teacher TEXT NOT NULL,
-    requests INTEGER NOT NULL,
-    PRIMARY KEY (day, teacher)
-);
-CREATE TABLE IF NOT EXISTS batches (
-    job_name TEXT PRIMARY KEY,
-    teacher TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    params TEXT NOT NULL,
-    prompt_version TEXT NOT NULL,
-    schema_version TEXT NOT NULL,
-    images TEXT NOT NULL,
-    state TEXT NOT NULL,
-    submitted_at TEXT NOT NULL
-);
-"""
+OPEN_BATCH_STATES = ("creating", "submitted")
+_INTENT = "creating:"  # the job name a job is recorded under until batches.create has named it
+
+# Whoever keeps a copy of a store elsewhere (store_copy.py) hears of its writes, by the store's path:
+# the store is opened deep inside the labeling code, which need not know it is copied.
+_WRITE_LISTENERS: dict[Path, Callable[[bool], None]] = {}
+_LISTENERS_LOCK = threading.Lock()
+
+
+def listen_to_writes(path: Path, listener: Callable[[bool], None] | None) -> None:
+    """Call listener(wait) after each committed write to the store at `path` (wait=False), and from
+    LabelStore.make_durable (wait=True: return only once the writes so far are where the store lives).
+    None stops listening."""
+    with _LISTENERS_LOCK:
+        if listener is None:
+            _WRITE_LISTENERS.pop(Path(path).resolve(), None)
+        else:
+            _WRITE_LISTENERS[Path(path).resolve()] = listener
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    # Microseconds: merges keep the newer of two rows by this stamp, and one second holds many answers.
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def today() -> str:
@@ -96,6 +87,12 @@ class LabelKey(BaseModel):
         parts = (self.sha256, self.teacher, self.model_id, self.params, self.prompt_version, self.schema_version)
         return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
+    def same_request(self, other: LabelKey) -> bool:
+        """Whether both keys ask the same question (prompt, schema, model, parameters), whatever the image."""
+        return (self.teacher, self.model_id, self.params, self.prompt_version, self.schema_version) == (
+            other.teacher, other.model_id, other.params, other.prompt_version, other.schema_version,
+        )  # fmt: skip
+
 
 class StoredLabel(BaseModel):
     key: LabelKey
@@ -107,18 +104,98 @@ class StoredLabel(BaseModel):
     output_tokens: int
     cost_usd: float
     updated_at: str
+    asks: int = Field(0, description="Answers asked for under this key, over all runs.")
+
+
+class BatchJob(BaseModel):
+    """A Batch API job as the store remembers it: what it was asked under, and what is recorded of it."""
+
+    job_name: str  # "creating:<display name>" until batches.create has named it
+    display_name: str | None
+    teacher: str
+    model_id: str
+    params: str
+    prompt_version: str
+    schema_version: str
+    images: list[str]
+    state: str  # creating, submitted, collected, or the way it ended (failed, cancelled, expired)
+    submitted_at: str
+    samples: list[PoseSample] | None  # None for a job recorded by an older version
+    recorded: list[str]
+    estimated_cost_usd: float | None
+    billed_cost_usd: float | None
+
+    @property
+    def created(self) -> bool:
+        """Whether batches.create has named the job (else it is an intent, to be looked up by display name)."""
+        return self.state != "creating"
+
+    def key(self, sha256: str) -> LabelKey:
+        """The key an image of this job was submitted under, whatever the current prompt and model are."""
+        return LabelKey(
+            sha256=sha256, teacher=self.teacher, model_id=self.model_id, params=self.params,
+            prompt_version=self.prompt_version, schema_version=self.schema_version,
+        )  # fmt: skip
+
+
+def intent_name(display_name: str) -> str:
+    return _INTENT + display_name
 
 
 class LabelStore:
-    """One SQLite file; every write is its own committed transaction."""
+    """One SQLite file; every write is its own committed transaction, or part of one `transaction()`."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._resolved = self.path.resolve()
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
-        self._db.executescript(_SCHEMA)
+        # Writes come from the event loop and from worker threads on one connection: a transaction
+        # must not take another thread's write in with it.
+        self._lock = threading.RLock()
+        self._in_transaction = False
+        with self._lock:
+            create_or_migrate(self._db)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Writes inside are committed together or not at all (a crash leaves none of them)."""
+        with self._lock:
+            if self._in_transaction:
+                yield
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._in_transaction = False
+        self._written()
+
+    def _write(self, sql: str, parameters: tuple = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, parameters)
+            if self._in_transaction:
+                return
+        self._written()
+
+    def _written(self) -> None:
+        listener = _WRITE_LISTENERS.get(self._resolved)
+        if listener is not None:
+            listener(False)
+
+    def make_durable(self) -> None:
+        """Return once every write so far is where the store lives (a no-op where it is not copied)."""
+        listener = _WRITE_LISTENERS.get(self._resolved)
+        if listener is not None:
+            listener(True)
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> LabelStore:
@@ -129,24 +206,25 @@ class LabelStore:
 
     def get(self, key: LabelKey) -> StoredLabel | None:
         row = self._db.execute(
-            "SELECT status, label_json, reason, attempts, input_tokens, output_tokens, cost_usd, updated_at "
+            "SELECT status, label_json, reason, attempts, input_tokens, output_tokens, cost_usd, updated_at, asks "
             "FROM labels WHERE id = ?",
             (key.id,),
         ).fetchone()
-        if row is None:
-            return None
-        status, label_json, reason, attempts, tokens_in, tokens_out, cost, updated = row
-        return StoredLabel(
-            key=key,
-            status=status,
-            label=read_label(label_json) if label_json else None,
-            reason=reason,
-            attempts=attempts,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            cost_usd=cost,
-            updated_at=updated,
+        return None if row is None else _stored(key, row)
+
+    def labels_of(self, sha256: str, teacher: str | None = None) -> list[StoredLabel]:
+        """Every row of this image (of one teacher, or all), under any key: oldest first."""
+        rows = self._db.execute(
+            "SELECT teacher, model_id, params, prompt_version, schema_version, status, label_json, reason, attempts, "
+            "input_tokens, output_tokens, cost_usd, updated_at, asks FROM labels WHERE sha256 = ? "
+            "AND (? IS NULL OR teacher = ?) ORDER BY updated_at",
+            (sha256, teacher, teacher),
+        ).fetchall()
+        keys = (
+            LabelKey(sha256=sha256, teacher=t, model_id=m, params=p, prompt_version=v, schema_version=sv)
+            for t, m, p, v, sv, *_ in rows
         )
+        return [_stored(key, row[5:]) for key, row in zip(keys, rows, strict=True)]
 
     def put(
         self,
@@ -158,17 +236,22 @@ class LabelStore:
         input_tokens: int = 0,
         output_tokens: int = 0,
         cost_usd: float = 0.0,
+        asks: int | None = None,
     ) -> None:
-        """Record a label (label set) or a failure (reason set), replacing any earlier failure."""
+        """Record a label (label set) or a failure (reason set), replacing the key's earlier row.
+
+        asks: the answers this key has taken over all runs; None keeps the count the row had.
+        """
         status = "labeled" if label is not None else "failed"
-        self._db.execute(
+        self._write(
             "INSERT OR REPLACE INTO labels (id, sha256, teacher, model_id, prompt_version, schema_version, params, "
-            "status, label_json, reason, attempts, input_tokens, output_tokens, cost_usd, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "status, label_json, reason, attempts, input_tokens, output_tokens, cost_usd, updated_at, asks) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "COALESCE(?, (SELECT asks FROM labels WHERE id = ?), 0))",
             (
                 key.id, key.sha256, key.teacher, key.model_id, key.prompt_version, key.schema_version, key.params,
                 status, label.model_dump_json() if label else None, reason, attempts, input_tokens, output_tokens,
-                cost_usd, _now(),
+                cost_usd, _now(), asks, key.id,
             ),
         )  # fmt: skip
 
@@ -210,31 +293,103 @@ class LabelStore:
 
     def count_request(self, teacher: str, requests: int = 1) -> None:
         """Counted before sending, so a killed run never under-counts what it spent."""
-        self._db.execute(
+        self._write(
             "INSERT INTO daily_requests (day, teacher, requests) VALUES (?, ?, ?) "
             "ON CONFLICT (day, teacher) DO UPDATE SET requests = requests + excluded.requests",
             (today(), teacher, requests),
         )
 
-    # Batch jobs: submitted on one run, collected on a later one.
-    def add_batch(self, job_name: str, keys: list[LabelKey]) -> None:
+    # Batch jobs: recorded before they are created, collected on a later run.
+    def add_batch_intent(
+        self, display_name: str, keys: list[LabelKey], samples: list[PoseSample], estimated_cost_usd: float
+    ) -> None:
+        """Record a job about to be created, under its display name: a crash or a lost answer to
+        batches.create leaves a record to look the job up by, instead of an orphaned paid job."""
         first = keys[0]
-        self._db.execute(
+        self._write(
             "INSERT INTO batches (job_name, teacher, model_id, params, prompt_version, schema_version, images, "
-            "state, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'submitted', ?)",
+            "state, submitted_at, display_name, samples, recorded, estimated_cost_usd) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, '[]', ?)",
             (
-                job_name, first.teacher, first.model_id, first.params, first.prompt_version, first.schema_version,
-                json.dumps([k.sha256 for k in keys]), _now(),
+                intent_name(display_name), first.teacher, first.model_id, first.params, first.prompt_version,
+                first.schema_version, json.dumps([k.sha256 for k in keys]), _now(), display_name,
+                json.dumps([s.model_dump(mode="json") for s in samples]), estimated_cost_usd,
             ),
         )  # fmt: skip
 
-    def open_batches(self, teacher: str, model_id: str) -> list[tuple[str, list[str]]]:
+    def batch_created(self, display_name: str, job_name: str) -> None:
+        """The intent's job exists, named job_name."""
+        self._write(
+            "UPDATE batches SET job_name = ?, state = 'submitted' WHERE job_name = ? AND state = 'creating'",
+            (job_name, intent_name(display_name)),
+        )
+
+    def drop_batch_intent(self, display_name: str) -> None:
+        """The intent's job was never created: its images are free for the next submission."""
+        self._write("DELETE FROM batches WHERE job_name = ? AND state = 'creating'", (intent_name(display_name),))
+
+    def open_batches(self, teacher: str) -> list[BatchJob]:
+        """This teacher's jobs not collected yet (of any model and prompt), oldest first; intents included."""
         rows = self._db.execute(
-            "SELECT job_name, images FROM batches WHERE teacher = ? AND model_id = ? AND state = 'submitted' "
+            f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches WHERE teacher = ? AND state IN (?, ?) "
             "ORDER BY submitted_at",
-            (teacher, model_id),
+            (teacher, *OPEN_BATCH_STATES),
         ).fetchall()
-        return [(name, json.loads(images)) for name, images in rows]
+        return [_batch(row) for row in rows]
+
+    def batch_jobs(self, teacher: str) -> list[BatchJob]:
+        """Every job this store knows for the teacher, whatever became of it, oldest first."""
+        rows = self._db.execute(
+            f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches WHERE teacher = ? ORDER BY submitted_at", (teacher,)
+        ).fetchall()
+        return [_batch(row) for row in rows]
+
+    def batch_names(self, teacher: str) -> frozenset[str]:
+        """Every job name this store knows for the teacher, whatever became of the job."""
+        rows = self._db.execute("SELECT job_name FROM batches WHERE teacher = ?", (teacher,)).fetchall()
+        return frozenset(name for (name,) in rows)
+
+    def record_batch_entries(self, job_name: str, recorded: list[str], billed_cost_usd: float) -> None:
+        """The images whose entries of this job are in the labels table now, and what they were billed."""
+        self._write(
+            "UPDATE batches SET recorded = ?, billed_cost_usd = ? WHERE job_name = ?",
+            (json.dumps(sorted(recorded)), billed_cost_usd, job_name),
+        )
 
     def close_batch(self, job_name: str, state: str) -> None:
-        self._db.execute("UPDATE batches SET state = ? WHERE job_name = ?", (state, job_name))
+        """collected (every entry recorded), or how the job ended without results (failed, cancelled, expired)."""
+        self._write("UPDATE batches SET state = ? WHERE job_name = ?", (state, job_name))
+
+    def batch_cost_per_request(self, teacher: str, model_id: str) -> float | None:
+        """What this model's collected jobs were billed per entry, on average; None before any."""
+        rows = self._db.execute(
+            "SELECT billed_cost_usd, recorded FROM batches WHERE teacher = ? AND model_id = ? AND state = 'collected' "
+            "AND billed_cost_usd IS NOT NULL",
+            (teacher, model_id),
+        ).fetchall()
+        entries = sum(len(json.loads(recorded)) for _, recorded in rows)
+        return sum(billed for billed, _ in rows) / entries if entries else None
+
+
+def _stored(key: LabelKey, row) -> StoredLabel:
+    status, label_json, reason, attempts, tokens_in, tokens_out, cost, updated, asks = row
+    return StoredLabel(
+        key=key,
+        status=status,
+        label=read_label(label_json) if label_json else None,
+        reason=reason,
+        attempts=attempts,
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        cost_usd=cost,
+        updated_at=updated,
+        asks=asks,
+    )
+
+
+def _batch(row) -> BatchJob:
+    values = dict(zip(BATCH_COLUMNS, row, strict=True))
+    values["images"] = json.loads(values["images"])
+    values["recorded"] = json.loads(values["recorded"] or "[]")
+    values["samples"] = json.loads(values["samples"]) if values["samples"] else None
+    return BatchJob.model_validate(values)

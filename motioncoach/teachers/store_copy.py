@@ -1,9 +1,11 @@
-"""The label store run from local disk and copied back to where it lives, on a schedule and at the end.
+"""The label store run from local disk and copied back to where it lives as answers arrive, and at the end.
 
 SQLite's write-ahead log needs file locks and shared memory that network file systems (a Modal
 volume) do not offer reliably. Labeling therefore works on a copy on local disk; a background
-thread copies a consistent snapshot back every few seconds and calls `on_sync` (which commits the
-volume), so a preempted container loses at most the last interval's answers.
+thread copies a consistent snapshot back as soon as a write is committed (and every `every_s` in
+any case), calling `on_sync` (which commits the volume) each time, so a preempted container loses at
+most the answers in flight. LabelStore.make_durable (before a batch job is created, and once it is)
+copies back in the caller's thread and returns only when the copy is in place.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from motioncoach.teachers.store import STORE_FILE
+from motioncoach.teachers.store import STORE_FILE, listen_to_writes
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ def store_on_local_disk(
     scratch.mkdir(parents=True, exist_ok=True)
     if home.exists():
         shutil.copyfile(home, scratch / STORE_FILE)
-    stop = threading.Event()
+    stop, written = threading.Event(), threading.Event()
     lock = threading.Lock()
 
     def sync() -> None:
@@ -41,19 +43,33 @@ def store_on_local_disk(
                 _copy_back(scratch / STORE_FILE, home)
                 on_sync()
 
+    def on_write(wait: bool) -> None:
+        if wait:
+            written.clear()  # this copy takes every write so far
+            sync()
+        else:
+            written.set()
+
     def loop() -> None:
-        while not stop.wait(every_s):
+        while not stop.is_set():
+            written.wait(every_s)
+            written.clear()  # writes landing during the copy set it again: they are copied right after
+            if stop.is_set():
+                return
             try:
                 sync()
             except Exception:  # a failed interim copy is retried next time; the final one raises
                 log.exception("copying the label store back to %s failed", home)
 
+    listen_to_writes(scratch / STORE_FILE, on_write)
     thread = threading.Thread(target=loop, name="label-store-sync", daemon=True)
     thread.start()
     try:
         yield scratch
     finally:
+        listen_to_writes(scratch / STORE_FILE, None)
         stop.set()
+        written.set()
         thread.join()
         sync()
 
