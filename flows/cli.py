@@ -6,7 +6,6 @@ that server, where the runs show up in the UI.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -345,14 +344,9 @@ def train(
 
 use.register(app)  # coach, serve and merge: using the trained model
 
-# Commands that may load a model from the Hub: Hugging Face libraries stay online for them (a local
-# directory never reaches the Hub anyway).
-HUB_COMMANDS = {"coach", "serve", "merge"}
-
 
 def main() -> None:
-    # Before Prefect or huggingface_hub is imported: they read their settings once.
-    apply_local_defaults(offline_hub=not HUB_COMMANDS & set(sys.argv[1:2]))
+    apply_local_defaults()  # before Prefect is imported: it reads its settings once
     app()
 
 

@@ -21,11 +21,11 @@ from motioncoach.config import (
     with_labeler,
 )
 from motioncoach.dataset import SplitSummary, dataset_on_disk, split_on_disk
-from motioncoach.lock import data_dir_lock
 from motioncoach.runtime import apply_local_defaults, resolve_dir
 from tasks.dataset import split, write_dataset
 from tasks.dataset_on_modal import write_dataset_on_modal
 from tasks.labels import label_images_on_modal, labeling_task, preflight, waiting_for_labels
+from tasks.locks import hold_data_dir
 from tasks.pose import filter_images
 from tasks.sources import find_images
 from tasks.storage import persist_in
@@ -60,9 +60,9 @@ def build_dataset(
     apply_local_defaults()
     source = source or default_source(profile)  # modal: kaggle and gemini, the real run
     label_config = with_labeler(labeling, labeler or default_labeler(profile))
-    preflight(label_config, profile)
+    preflight(label_config, profile, data_dir)
     data = resolve_dir(data_dir)
-    with data_dir_lock(data, f"build-dataset run {flow_run.name!r}"):
+    with hold_data_dir(data, f"build-dataset run {flow_run.name!r}", profile):
         images = persist_in(data, find_images)(SourceConfig(source=source, max_samples=max_samples), data, profile)
         poses = persist_in(data, filter_images)(images, pose_filter_config(profile), data, profile)
         if profile == Profile.modal:  # labels, rows and split are written on the volume, then copied here

@@ -10,12 +10,12 @@ from prefect.states import State
 
 from flows.parameters import MaxDownloadMb, train_run_name
 from motioncoach.config import Profile
-from motioncoach.lock import data_dir_lock
 from motioncoach.publish import ReleaseSettings, with_release_flags
 from motioncoach.runtime import apply_local_defaults, resolve_dir
 from tasks.evaluate import evaluate_adapter, release_gate
-from tasks.hub import hub_preflight, release_state, upload_adapter, upload_dataset, write_release
-from tasks.publish import place_adapter
+from tasks.hub import hub_preflight, release_state, upload_adapter, upload_dataset, upload_merged, write_release
+from tasks.locks import hold_data_dir, modal_preflight
+from tasks.publish import merge_release, place_adapter
 from tasks.storage import persist_in
 from tasks.training import cancel_training_on_modal, find_split, train_adapter
 
@@ -53,15 +53,22 @@ def finetune(
     """
     apply_local_defaults()
     release = with_release_flags(release, gate=gate, push_dataset=push_dataset)
+    if profile == Profile.modal:
+        modal_preflight(data_dir)  # the same readiness checks as `run` and `dataset`, before any GPU
     hub_preflight(release, profile, data_dir)
     data = resolve_dir(data_dir)
-    with data_dir_lock(data, f"finetune run {flow_run.name!r}"):
+    with hold_data_dir(data, f"finetune run {flow_run.name!r}", profile):
         splits = find_split(data)
         trained = persist_in(data, train_adapter)(splits, profile, data, smoke)
         placed = place_adapter(trained, Path(adapter_dir).expanduser().resolve(), profile, max_download_mb)
-        report = persist_in(data, evaluate_adapter)(trained, splits, profile, data)
+        # On Modal the release is the merged model, and it is what the evaluation measures (served by vLLM).
+        merged = merge_release(trained, placed) if profile == Profile.modal else None
+        report = persist_in(data, evaluate_adapter)(trained, splits, profile, data, merged=merged)
         decision = release_gate(report, release.gate)
         lineage = write_release(trained, splits, report, decision, release, placed, data)
         if release.push_dataset:
             lineage = upload_dataset(lineage, splits, release, placed, data)
-        return release_state(upload_adapter(lineage, release, placed), placed)
+        status = upload_adapter(lineage, release, placed)
+        if merged is not None:
+            upload_merged(lineage, release, placed, merged)  # HF_MERGED_REPO_ID, when the adapter went up
+        return release_state(status, placed)

@@ -12,11 +12,11 @@ from flows.dataset import build_dataset
 from flows.finetune import finetune
 from flows.parameters import MaxDownloadMb, MaxSamples, run_name
 from motioncoach.config import LabelerName, LabelingSettings, Profile, default_labeler, with_labeler
-from motioncoach.lock import data_dir_lock
 from motioncoach.publish import ReleaseSettings, with_release_flags
 from motioncoach.runtime import resolve_dir
 from tasks.hub import forward_state, hub_preflight
 from tasks.labels import WAITING, preflight
+from tasks.locks import hold_data_dir
 from tasks.storage import persist_in
 from tasks.training import cancel_training_on_modal
 
@@ -64,12 +64,12 @@ def pipeline(
         smoke: On Modal: a cheap real run on a small model and one GPU, to prove the account first.
     """
     # Missing keys fail now, before anything is downloaded or a data dir is created.
-    preflight(with_labeler(labeling, labeler or default_labeler(profile)), profile)
+    preflight(with_labeler(labeling, labeler or default_labeler(profile)), profile, data_dir)
     if not skip_train:
         hub_preflight(with_release_flags(release, gate=gate, push_dataset=push_dataset), profile, data_dir)
     # Held across both sub-flows, so no other run can change the dataset between them.
     data = resolve_dir(data_dir)
-    with data_dir_lock(data, f"motioncoach-pipeline run {flow_run.name!r}"):
+    with hold_data_dir(data, f"motioncoach-pipeline run {flow_run.name!r}", profile):
         # The sub-flows' results live with the data: a retry (in a new container, or on a worker whose
         # Prefect home was cleaned) reads the finished build-dataset's result instead of failing.
         built = persist_in(data, build_dataset)(

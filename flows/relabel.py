@@ -10,10 +10,10 @@ from prefect.runtime import flow_run
 from flows.parameters import DailyBudget
 from motioncoach.config import LabelerName, Profile, SplitConfig, TeacherSettings, with_labeler
 from motioncoach.dataset import SplitSummary
-from motioncoach.lock import data_dir_lock
 from motioncoach.runtime import apply_local_defaults, resolve_dir
 from tasks.dataset import split, write_dataset
 from tasks.labels import preflight
+from tasks.locks import hold_data_dir
 from tasks.relabel import labels_from_store, relabel_on_modal, relabel_problems
 from tasks.storage import persist_in
 
@@ -44,9 +44,9 @@ def relabel(
     """
     apply_local_defaults()
     config = with_labeler(labeling, labeler, daily_budget=daily_budget, batch=batch)
-    preflight(config, profile)
+    preflight(config, profile, data_dir)
     data = resolve_dir(data_dir)
-    with data_dir_lock(data, f"relabel run {flow_run.name!r}"):
+    with hold_data_dir(data, f"relabel run {flow_run.name!r}", profile):
         if profile == Profile.modal:  # the images, the store and the dataset live on the volume
             return relabel_on_modal(config, data)
         samples = relabel_problems(config, data)

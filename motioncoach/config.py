@@ -216,6 +216,12 @@ class TrainConfig(StepConfig):
     )
     dataloader_num_workers: int = Field(4, ge=0, description="Data loader workers per process.")
     seed: int = Field(42, description="Training seed.")
+    stall_timeout_s: int = Field(
+        1800,
+        gt=0,
+        description="Stop swift when no training step has been logged for this long (a hang: NCCL, a dataloader, "
+        "the volume); loading the model counts towards the first step.",
+    )
 
     @property
     def effective_batch_size(self) -> int:
@@ -238,6 +244,7 @@ def local_train_config(base_model_dir: Path) -> TrainConfig:
         logging_steps=1,
         gradient_checkpointing=False,
         dataloader_num_workers=0,
+        stall_timeout_s=600,
     )
 
 
@@ -246,9 +253,14 @@ SMOKE_SAMPLES = 20
 SMOKE_BASE_MODEL = "Qwen/Qwen3-VL-2B-Instruct"
 
 
+SMOKE_PROCESSES = 2  # two GPUs: the multi-process (DDP) launch of the full run, proven for about a dollar
+
+
 def smoke_train_config() -> TrainConfig:
-    """The production recipe on Qwen3-VL-2B, one process, one epoch: a few minutes of one GPU."""
-    return TrainConfig(base_model=SMOKE_BASE_MODEL, nproc_per_node=1, num_train_epochs=1, dataloader_num_workers=2)
+    """The production recipe on Qwen3-VL-2B under two processes, one epoch: a few minutes of two GPUs."""
+    return TrainConfig(
+        base_model=SMOKE_BASE_MODEL, nproc_per_node=SMOKE_PROCESSES, num_train_epochs=1, dataloader_num_workers=2
+    )
 
 
 # What `--profile modal` means when --source and --labeler are not given: the real run.

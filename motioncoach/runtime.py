@@ -8,10 +8,12 @@ from pathlib import Path
 OFFLINE_DEFAULTS = {
     # Ultralytics otherwise pip-installs missing packages at run time.
     "YOLO_AUTOINSTALL": "False",
+    # The tiny model and datasets are local; without these, HF libraries try the Hub first. An explicit
+    # request for the Hub (an upload, a model given by repo id) goes out anyway (publish.hub_reachable).
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }
-# The tiny model and datasets are local; without these, HF libraries try the Hub first.
-OFFLINE_HUB = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 # Prefect settings the CLI needs from any working directory (pyproject.toml sets them for the repo root).
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
@@ -23,10 +25,9 @@ PREFECT_DEFAULTS = {
 }
 
 
-def apply_local_defaults(offline_hub: bool = True) -> None:
-    """Set the offline defaults, leaving anything the user set alone; offline_hub False keeps Hugging Face
-    libraries able to download (a command given a Hub repo id)."""
-    for name, value in {**OFFLINE_DEFAULTS, **(OFFLINE_HUB if offline_hub else {}), **PREFECT_DEFAULTS}.items():
+def apply_local_defaults() -> None:
+    """Set the offline defaults, leaving anything the user set alone."""
+    for name, value in {**OFFLINE_DEFAULTS, **PREFECT_DEFAULTS}.items():
         os.environ.setdefault(name, value)
     config_dir = Path.home() / ".cache" / "motioncoach" / "ultralytics"
     config_dir.mkdir(parents=True, exist_ok=True)

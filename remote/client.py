@@ -80,20 +80,43 @@ def modal_errors() -> Iterator[None]:
         ) from exc
 
 
-def check_modal_ready(settings: ModalConfig | None = None) -> None:
-    """Credentials, the app's secrets and the deployed app, checked in seconds before any work."""
+def check_modal_ready(data_dir: Path, settings: ModalConfig | None = None) -> None:
+    """Credentials, the app's secrets, and a deployed app that runs this checkout's code: checked in
+    seconds, before any work (a rehearsal's secrets come from local variables)."""
     from remote.rehearsal import rehearsal_root
 
-    if rehearsal_root() is not None:
-        return  # secrets come from local variables, the app runs from this checkout
-    check_modal_credentials()
-    import modal
-
     settings = settings or ModalConfig()
+    if rehearsal_root() is None:
+        check_modal_credentials()
+        import modal
+
+        with modal_errors():
+            for name in MODAL_SECRETS:
+                modal.Secret.from_name(name).hydrate()
+    check_deployed_version(connect(data_dir, settings))
+
+
+_CHECKED_VERSIONS: set[tuple[str, str]] = set()  # (app, volume or rehearsal) already found to match, per process
+
+
+def check_deployed_version(remote: Remote) -> None:
+    """Stop, naming the deploy command, when the deployed app is not this checkout's code: after a `git pull`
+    without `modal deploy`, a paid run would run the old functions (or fail on a field the old code forbids)."""
+    from deployments.modal_app import APP_VERSION
+
+    key = (remote.settings.app_name, str(getattr(remote.volume, "root", remote.settings.volume_name)))
+    if key in _CHECKED_VERSIONS:
+        return
     with modal_errors():
-        for name in MODAL_SECRETS:
-            modal.Secret.from_name(name).hydrate()
-        modal.Function.from_name(settings.app_name, "label_shard").hydrate()
+        deployed = remote.function("app_version").remote()
+    if deployed == APP_VERSION:
+        _CHECKED_VERSIONS.add(key)
+    else:
+        raise ConfigurationError(
+            f"The deployed Modal app {remote.settings.app_name!r} runs other code (version {deployed or 'unknown'}) "
+            f"than this checkout (version {APP_VERSION}): deploy this checkout first with `{DEPLOY_COMMAND}`. "
+            "Nothing was run."
+        )
 
 
 @dataclass
@@ -108,22 +131,30 @@ class Remote:
     rehearsal: bool = False  # functions run as local processes: the heavy models are swapped for local ones
 
     def read(self, path: str) -> bytes:
-        """A file's bytes from the volume."""
-        from modal.exception import NotFoundError
-
-        try:
-            return b"".join(self.volume.read_file(path))
-        except (NotFoundError, FileNotFoundError) as exc:  # modal 1.6 raises the builtin
-            raise FileNotFoundError(f"{path} is not on the Modal volume {self.settings.volume_name!r}") from exc
+        """A small file's bytes from the volume (records, logs); fetch() streams anything larger to disk."""
+        return b"".join(self._chunks(path))
 
     def fetch(self, path: str, dest: Path) -> Path:
-        """Copy a volume file to dest, atomically."""
+        """Copy a volume file to dest, streamed in chunks, atomically."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(f".{dest.name}.partial")
-        partial.write_bytes(self.read(path))
-        partial.replace(dest)
+        try:
+            with open(partial, "wb") as out:
+                for chunk in self._chunks(path):
+                    out.write(chunk)
+            partial.replace(dest)
+        finally:
+            partial.unlink(missing_ok=True)
         return dest
+
+    def _chunks(self, path: str):
+        from modal.exception import NotFoundError
+
+        try:
+            yield from self.volume.read_file(path)
+        except (NotFoundError, FileNotFoundError) as exc:  # modal 1.6 raises the builtin
+            raise FileNotFoundError(f"{path} is not on the Modal volume {self.settings.volume_name!r}") from exc
 
     def files_under(self, path: str) -> list[str]:
         """Every file below a volume directory, as volume paths."""
@@ -149,6 +180,11 @@ class Remote:
         with modal_errors(), self.volume.batch_upload(force=True) as batch:
             batch.put_file(io.BytesIO(data), path)
 
+    def remove(self, path: str) -> None:
+        """Delete a volume file."""
+        with modal_errors():
+            self.volume.remove_file(path)
+
     def upload_dir(self, local: Path, path: str) -> None:
         """Put a local directory's files at a volume path, replacing files of the same name."""
         with modal_errors(), self.volume.batch_upload(force=True) as batch:
@@ -160,18 +196,23 @@ def connect(data_dir: Path, settings: ModalConfig | None = None) -> Remote:
 
     With --rehearse-volume the app runs from this checkout, each call in a local process, on a directory.
     """
-    from remote import rehearsal as modal_rehearsal
+    from remote.rehearsal import rehearsal_root
 
     settings = settings or ModalConfig()
-    root = modal_rehearsal.rehearsal_root()
+    root = rehearsal_root()
     if root is not None:
+        from remote.rehearsal import faults
+        from remote.rehearsal.calls import RehearsalCall, RehearsalFunction
+        from remote.rehearsal.volume import RehearsalVolume
+
         root.mkdir(parents=True, exist_ok=True)
+        faults.arm(root)
         return Remote(
-            function=lambda name: modal_rehearsal.RehearsalFunction(root, name),
-            volume=modal_rehearsal.RehearsalVolume(root),
+            function=lambda name: RehearsalFunction(root, name),
+            volume=RehearsalVolume(root),
             name=Path(data_dir).name,
             settings=settings,
-            call_from_id=lambda object_id: modal_rehearsal.RehearsalCall.from_id(root, object_id),
+            call_from_id=lambda object_id: RehearsalCall.from_id(root, object_id),
             rehearsal=True,
         )
     check_modal_credentials()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -29,19 +28,18 @@ from motioncoach.sources import source_kind
 from motioncoach.sources.samples import assemble_samples
 from motioncoach.teachers.relabel import RelabelResult
 from motioncoach.teachers.shards import shard_count, shard_samples
-from motioncoach.training.checkpoints import ADAPTER_FILES, copy_adapter, record_step
+from motioncoach.training.checkpoints import ADAPTER_FILES, copy_adapter
 from motioncoach.training.session import TrainedAdapter, run_dir_for
+from remote.calls import CALL_RECORD, TrainingCalls, watch
 from remote.client import Remote, modal_errors, scratch_dir_beside, volume_get_command
 
 logger = logging.getLogger(__name__)
 
 UPLOADS_DIR = "raw/uploads"
-CALL_RECORD = "modal_call.json"
 MODAL_ADAPTER_FILE = "modal-adapter.json"  # in --adapter-dir: where the adapter is on the volume
 RELEASE_FILES = ("README.md", "eval.json", "lineage.json")
-STORE_FILE = "labels.sqlite"  # beside the run's checkpoints: which Modal call trains this run
+STORE_FILE = "labels.sqlite"
 TINY_MODEL_ON_VOLUME = "models/tiny-qwen3-vl"
-UNREACHABLE_SECONDS = 300
 NOT_GENERATED = "(no sample generation on Modal: load the adapter with PEFT or `swift infer --adapters` to try it)"
 
 
@@ -164,28 +162,28 @@ def train(
     config: TrainConfig,
     data_dir: Path,
     on_log: Callable[[dict], None] | None = None,
+    smoke: bool = False,
 ) -> TrainedAdapter:
-    """Train on 8 GPUs from the base model's copy on the volume, reporting steps as checkpoints are committed.
+    """Train on 8 GPUs (two for --smoke) from the base model's copy on the volume, reporting steps as
+    checkpoints are committed.
 
-    The spawned call is owned: its id is recorded on the volume and locally, a rerun of the same run
-    re-attaches to it instead of paying for a second one, and an interrupted client cancels it.
+    The run dir has one live call: a rerun re-attaches to it while it runs or takes its result once it
+    finished well; a call that failed, was cancelled or expired gives way to a new one, which resumes
+    from the run's latest checkpoint. An interrupted client cancels the call and its containers.
     """
-    # The GPU function the recipe asks for: 8xH200, or one GPU for --smoke (a rehearsal runs either).
-    function = "train" if config.nproc_per_node > 1 else "train_single_gpu"
     if remote.rehearsal and not config.base_model.startswith(f"{remote.settings.volume_path}/"):
         config = rehearsal_train_config(remote)  # the 32B recipe needs GPUs: the tiny model's instead
     with modal_errors():
         base_model = remote.function("download_base_model").remote(config.base_model)
     config = config.model_copy(update={"base_model": base_model})
     run_dir = run_dir_for(split, config, Path(remote.name)).as_posix()  # what the function will use
-    local_record = Path(data_dir) / run_dir.split("/", 1)[1] / CALL_RECORD
+    calls = TrainingCalls(remote, run_dir, Path(data_dir) / run_dir.split("/", 1)[1] / CALL_RECORD)
     expected = {"train": split.train.sha256, "val": split.val.sha256}
-    with modal_errors():
-        call = attach_training(remote, run_dir, local_record)
-        if call is None:
-            call = remote.function(function).spawn(config.model_dump(mode="json"), remote.name, expected, run_dir)
-            record_call(remote, call, run_dir, local_record)
-        result = watch_call(call, remote, f"{run_dir}/logging.jsonl", on_log, local_record)
+    call = calls.attach()
+    if call is None:
+        function = remote.function("train_smoke" if smoke else "train")
+        call = calls.spawn(function, config.model_dump(mode="json"), remote.name, expected, run_dir)
+    result = watch(call, calls, f"{run_dir}/logging.jsonl", on_log, remote.settings.poll_seconds)
     if "error" in result:  # deterministic: the function returned it rather than let Modal retry
         raise TrainingError(result["error"])
     local_run = Path(data_dir) / result["run_dir"].split("/", 1)[1]  # <name>/runs/<key> -> data_dir/runs/<key>
@@ -208,74 +206,6 @@ def rehearsal_train_config(remote: Remote) -> TrainConfig:
     root = remote.volume.root  # the rehearsal's volume is a directory; this is the harness, not the client
     build_tiny_qwen3_vl(root / TINY_MODEL_ON_VOLUME)
     return local_train_config(f"{remote.settings.volume_path}/{TINY_MODEL_ON_VOLUME}")
-
-
-def attach_training(remote: Remote, run_dir: str, local_record: Path):
-    """The training call recorded for this run when it can still give its result; None to spawn anew."""
-    record = _read_record(remote, run_dir, local_record)
-    if not record or record.get("state") == "cancelled" or remote.call_from_id is None:
-        return None
-    try:
-        call = remote.call_from_id(record["call_id"])
-        call.get(timeout=0)  # finished: its result is there; still running: TimeoutError
-    except TimeoutError:
-        logger.warning("re-attaching to the training call %s, still running on Modal", record["call_id"])
-        return call
-    except Exception as exc:  # noqa: BLE001 - failed, cancelled, expired or unknown: a new call resumes the run
-        logger.info("the recorded training call %s cannot be reused (%s): spawning a new one", record["call_id"], exc)
-        return None
-    logger.info("the recorded training call %s has finished: using its result", record["call_id"])
-    return call
-
-
-def record_call(remote: Remote, call, run_dir: str, local_record: Path, state: str = "running") -> None:
-    """Remember a spawned call on the volume (for any client) and in the local run state (for hooks)."""
-    record = json.dumps({"call_id": call.object_id, "state": state, "at": time.time()}).encode()
-    local_record.parent.mkdir(parents=True, exist_ok=True)
-    local_record.write_bytes(record)
-    remote.write(f"{run_dir}/{CALL_RECORD}", record)
-
-
-def cancel_recorded_calls(remote: Remote, data_dir: Path) -> list[str]:
-    """Cancel every training call this data dir's run state says is running (flow cancel and crash hooks)."""
-    cancelled = []
-    for path in sorted(Path(data_dir).glob(f"runs/*/{CALL_RECORD}")):
-        record = json.loads(path.read_text())
-        if record.get("state") != "running" or remote.call_from_id is None:
-            continue
-        remote.call_from_id(record["call_id"]).cancel()
-        path.write_text(json.dumps(record | {"state": "cancelled", "at": time.time()}))
-        cancelled.append(record["call_id"])
-    return cancelled
-
-
-def watch_call(call, remote: Remote, log_path: str, on_log, local_record: Path) -> dict:
-    """The call's result. An interrupt (Ctrl-C, SIGTERM, a Prefect cancel) or a client that cannot
-    reach Modal any more cancels the call: no GPU keeps running without an owner."""
-    try:
-        result = _wait(call, remote, log_path, on_log)
-    except BaseException:
-        logger.warning("stopping the training call %s on Modal", call.object_id)
-        call.cancel()
-        _mark(local_record, "cancelled")
-        raise
-    _mark(local_record, "finished")
-    return result
-
-
-def _read_record(remote: Remote, run_dir: str, local_record: Path) -> dict | None:
-    for read in (local_record.read_bytes, lambda: remote.read(f"{run_dir}/{CALL_RECORD}")):
-        try:
-            return json.loads(read())
-        except (FileNotFoundError, json.JSONDecodeError):
-            continue
-    return None
-
-
-def _mark(local_record: Path, state: str) -> None:
-    if local_record.is_file():
-        record = json.loads(local_record.read_text())
-        local_record.write_text(json.dumps(record | {"state": state, "at": time.time()}))
 
 
 def trained_data_dir(trained: TrainedAdapter) -> Path:
@@ -325,9 +255,35 @@ def _write_modal_adapter(adapter_dir: Path, remote: Remote, package: dict, comma
         "bytes": package["bytes"],
         "downloaded": command is None,
         "command": command,
+        "placement": package.get("placement"),  # LoRA modules per part of the model, from its tensor names
+        "run_dir": package.get("run_dir"),  # what the training run left on the volume
     }
+    _save_modal_adapter(adapter_dir, record)
+
+
+def _save_modal_adapter(adapter_dir: Path, record: dict) -> None:
     Path(adapter_dir).mkdir(parents=True, exist_ok=True)
     (Path(adapter_dir) / MODAL_ADAPTER_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def merge_release(remote: Remote, trained: TrainedAdapter, adapter_dir: Path) -> str:
+    """Fold the packaged adapter into its base model on the volume (merged/<run>): the release vLLM loads
+    whole. Recorded in adapter_dir/modal-adapter.json; returns its path as the functions see it."""
+    record = modal_adapter(adapter_dir)
+    if record is None:
+        raise RuntimeError(f"{adapter_dir} holds no {MODAL_ADAPTER_FILE}: place the adapter first")
+    out = f"{remote.name}/merged/{trained.run_dir.name}"
+    with modal_errors():
+        merged = remote.function("merge_adapter").remote(record["path"], str(trained.config.base_model), out)
+    _save_modal_adapter(adapter_dir, record | {"merged": {"path": merged["path"], "bytes": merged["bytes"]}})
+    return f"{remote.settings.volume_path}/{merged['path']}"
+
+
+def upload_merged_from_volume(remote: Remote, folder: str, repo_id: str, hub: HubConfig) -> HubStatus:
+    """Upload the merged release from the volume, with the secret's token."""
+    with modal_errors():
+        status = remote.function("upload_merged").remote(folder, repo_id, hub.model_dump(mode="json"))
+    return HubStatus.model_validate(status)
 
 
 def put_release_files(remote: Remote, adapter_dir: Path, folder: str) -> list[str]:
@@ -340,10 +296,11 @@ def put_release_files(remote: Remote, adapter_dir: Path, folder: str) -> list[st
     return names
 
 
-def hub_account(remote: Remote, hub: HubConfig) -> dict:
-    """The account of huggingface-secret's HF_TOKEN and the repos the secret names (HubError if rejected)."""
+def hub_account(remote: Remote, hub: HubConfig, repos: list[str] | None = None) -> dict:
+    """The account of huggingface-secret's HF_TOKEN, checked able to write repos, and the repos the secret
+    names (HubError if rejected)."""
     with modal_errors():
-        return remote.function("hub_account").remote(hub.model_dump(mode="json"))
+        return remote.function("hub_account").remote(hub.model_dump(mode="json"), repos or [])
 
 
 def upload_adapter_from_volume(remote: Remote, folder: str, repo_id: str, hub: HubConfig) -> HubStatus:
@@ -376,44 +333,3 @@ def fetch_label_store(remote: Remote, dest: Path) -> Path | None:
         return remote.fetch(f"{remote.name}/{STORE_FILE}", dest)
     except FileNotFoundError:
         return None
-
-
-def _wait(call, remote: Remote, log_path: str, on_log: Callable[[dict], None] | None) -> dict:
-    """The call's result; meanwhile the steps committed to the run's logging.jsonl go to on_log.
-
-    Errors reaching Modal are retried for a few minutes before the client gives up (and cancels).
-    """
-    from modal.exception import ConnectionError as ModalConnectionError
-
-    seen = 0
-    unreachable_since = None
-    while True:
-        try:
-            result = call.get(timeout=remote.settings.poll_seconds)
-            return result
-        except TimeoutError:
-            unreachable_since = None
-            seen = _report_new_steps(remote, log_path, seen, on_log)
-        except (ModalConnectionError, OSError) as exc:
-            unreachable_since = unreachable_since or time.monotonic()
-            if time.monotonic() - unreachable_since > UNREACHABLE_SECONDS:
-                raise
-            logger.warning("Modal is unreachable (%s); still waiting for the training call", exc)
-            time.sleep(min(30.0, remote.settings.poll_seconds))
-
-
-def _report_new_steps(remote: Remote, log_path: str, seen: int, on_log: Callable[[dict], None] | None) -> int:
-    """Pass the log records after the first `seen` lines to on_log; returns the lines read so far."""
-    try:
-        lines = remote.read(log_path).decode("utf-8", errors="replace").splitlines()
-    except FileNotFoundError:  # not written or not committed yet: nothing to report
-        return seen
-    for line in lines[seen:]:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        step = record_step(record) if isinstance(record, dict) else None
-        if step is not None and on_log:
-            on_log({**record, "step": step})
-    return len(lines)

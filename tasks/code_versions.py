@@ -8,13 +8,14 @@ schema does.
 
 from __future__ import annotations
 
-import hashlib
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.context import TaskRunContext
+
+from motioncoach.hashing import tree_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 MODAL_APP = ("deployments/modal_app.py", "deployments/image_requirements.py", "deployments/requirements")
@@ -33,15 +34,7 @@ STEP_CODE: dict[str, tuple[str, ...]] = {
 @cache
 def code_version(parts: tuple[str, ...], root: Path = ROOT) -> str:
     """A short hash of the files under these paths (relative to root), by path and content."""
-    digest = hashlib.sha256()
-    for part in parts:
-        target = root / part
-        files = sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
-        for path in files:
-            if path.suffix in (".pyc",) or "__pycache__" in path.parts or not path.exists():
-                continue
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    return tree_sha256(root, parts)
 
 
 def step_code(step: str, on_modal: bool = False) -> CacheKeyFnPolicy:

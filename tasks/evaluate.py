@@ -20,14 +20,21 @@ def eval_config_for(profile: Profile, trained: TrainedAdapter) -> EvalConfig:
     """Short answers for the tiny random model on CPU; full labels on Modal. Images as in training."""
     if profile == Profile.local:
         return local_eval_config(trained.config)
-    return EvalConfig(max_pixels=trained.config.max_pixels)
+    # vLLM batches what is in flight: every validation row at once, answers kept after each chunk.
+    return EvalConfig(max_pixels=trained.config.max_pixels, batch_size=64)
 
 
 @task(name="evaluate-adapter", cache_policy=keyed("evaluation"))
 def evaluate_adapter(
-    trained: TrainedAdapter, splits: SplitSummary, profile: Profile, data_dir: Path, config: EvalConfig | None = None
+    trained: TrainedAdapter,
+    splits: SplitSummary,
+    profile: Profile,
+    data_dir: Path,
+    config: EvalConfig | None = None,
+    merged: str | None = None,
 ) -> EvalReport:
-    """Answer the validation prompts with the base model, the adapter and the rules; score against the teacher."""
+    """Answer the validation prompts with the base model, the fine-tuned model as it will be served (on Modal
+    the merged release in vLLM) and the rules; score against the teacher."""
     logger = get_run_logger()
     config = config or eval_config_for(profile, trained)
     progress = reporting.progress("evaluation", "Evaluation answers")
@@ -36,7 +43,8 @@ def evaluate_adapter(
             trained.config.base_model, trained.checkpoint, splits.val.path, Path(data_dir), config, progress=progress
         )
     else:
-        report = _evaluate_on_modal(trained, splits, Path(data_dir), config)
+        report = _evaluate_on_modal(trained, splits, Path(data_dir), config, merged)
+    logger.info("the fine-tuned model answered as %s", report.served_as)
     progress.finish()
     for reason in report.skipped:
         logger.warning("validation %s: not evaluated", reason)
@@ -71,18 +79,20 @@ def release_gate(report: EvalReport, config: GateConfig) -> GateDecision:
     return decision
 
 
-def _evaluate_on_modal(trained: TrainedAdapter, splits: SplitSummary, data_dir: Path, config: EvalConfig) -> EvalReport:
-    """The same evaluation in the deployed app's `evaluate_adapter` GPU function, on the volume's data dir.
-
-    The function is expected to set request["data_dir"] to its copy of the data dir (the volume's
-    <name>) and return motioncoach.evaluation.run_evaluation(request).
-    """
+def _evaluate_on_modal(
+    trained: TrainedAdapter, splits: SplitSummary, data_dir: Path, config: EvalConfig, merged: str | None
+) -> EvalReport:
+    """The same evaluation in the deployed app's `evaluate_adapter` GPU function, on the volume's data dir:
+    the merged release and the base model each served by vLLM (a rehearsal, without a GPU, asks the same
+    weights in transformers)."""
     from remote import client as modal_client
 
     remote = modal_client.connect(data_dir)
     request = {
         "base_model": trained.config.base_model,  # the volume's copy, as the functions see it
         "adapter_dir": str(trained.checkpoint),
+        "merged_dir": merged,
+        "engine": "transformers" if remote.rehearsal else "vllm",
         "val_path": f"{SPLITS_DIR}/{splits.val.path.name}",  # inside the data dir
         "config": config.model_dump(mode="json"),
         "out_dir": f"{trained.run_dir}/eval",

@@ -22,6 +22,7 @@ from motioncoach.publish import (
     ReleaseConfig,
     build_lineage,
     check_hub_settings,
+    check_write_access,
     plan_adapter_upload,
     stage_dataset,
     upload_adapter_folder,
@@ -46,7 +47,14 @@ def hub_preflight(release: ReleaseConfig, profile: Profile = Profile.local, data
     if not settings.adapter_repo_id and not release.push_dataset:
         logger.info("HF_ADAPTER_REPO_ID is not set: the adapter will stay local")
         return
+    for repo_id in _repos_to_write(settings, release):  # a read-only token fails now, not after training
+        check_write_access(settings, release.hub, repo_id)
     logger.info("HF_TOKEN belongs to %s on %s", whoami(settings, release.hub), settings.endpoint)
+
+
+def _repos_to_write(settings: HubSettings, release: ReleaseConfig) -> list[str]:
+    repos = [settings.adapter_repo_id, settings.dataset_repo if release.push_dataset else None]
+    return [repo for repo in repos if repo]
 
 
 def _modal_hub_preflight(settings: HubSettings, release: ReleaseConfig, data_dir: Path) -> None:
@@ -59,10 +67,12 @@ def _modal_hub_preflight(settings: HubSettings, release: ReleaseConfig, data_dir
 
     logger = get_run_logger()
     check_hub_settings(settings.model_copy(update={"token": None}), release.push_dataset, token_required=False)
-    account = modal_steps.hub_account(modal_client.connect(resolve_dir(data_dir)), release.hub)
+    repos = _repos_to_write(settings, release) + ([settings.merged_repo_id] if settings.merged_repo_id else [])
+    account = modal_steps.hub_account(modal_client.connect(resolve_dir(data_dir)), release.hub, repos)
     for variable, here, there in (
         ("HF_ADAPTER_REPO_ID", settings.adapter_repo_id, account.get("adapter_repo_id")),
         ("HF_DATASET_REPO_ID", settings.dataset_repo_id, account.get("dataset_repo_id")),
+        ("HF_MERGED_REPO_ID", settings.merged_repo_id, account.get("merged_repo_id")),
     ):
         if there and there != here:
             raise ConfigurationError(
@@ -215,6 +225,44 @@ def upload_adapter(lineage: Lineage, release: ReleaseConfig, adapter_dir: Path) 
         "Hugging Face Hub upload",
     )
     return status
+
+
+@task(name="upload-merged", cache_policy=NO_CACHE)
+def upload_merged(lineage: Lineage, release: ReleaseConfig, adapter_dir: Path, merged: str) -> HubStatus:
+    """HF_MERGED_REPO_ID (opt-in): the merged release uploaded from the volume next to the adapter, when
+    the adapter itself went up (the same gate)."""
+    logger = get_run_logger()
+    settings = HubSettings()
+    adapter_dir = Path(adapter_dir)
+    adapter = lineage_of(adapter_dir).hub
+    if not settings.merged_repo_id:
+        reason = "HF_MERGED_REPO_ID is not set: the merged release stays on the volume"
+        status = HubStatus(status="skipped", reason=reason)
+    elif adapter.status != "uploaded":
+        status = HubStatus(
+            status="skipped", repo_id=settings.merged_repo_id, reason=f"the adapter was not uploaded ({adapter.reason})"
+        )
+    else:
+        from remote import client as modal_client
+        from remote import steps as modal_steps
+
+        on_modal = modal_steps.modal_adapter(adapter_dir) or {}
+        remote = modal_client.connect(Path(on_modal.get("data_dir", adapter_dir.name)))
+        folder = Path(merged).relative_to(remote.settings.volume_path).as_posix()
+        try:
+            status = modal_steps.upload_merged_from_volume(remote, folder, settings.merged_repo_id, release.hub)
+        except (HubError, ConfigurationError) as exc:
+            failed = HubStatus(status="failed", repo_id=settings.merged_repo_id, reason=str(exc))
+            _record(lineage_of(adapter_dir).model_copy(update={"merged_hub": failed}), release, adapter_dir)
+            raise
+    (logger.info if status.status == "uploaded" else logger.warning)("merged release: %s %s", status.status,
+                                                                     status.repo_id or status.reason)  # fmt: skip
+    _record(lineage_of(adapter_dir).model_copy(update={"merged_hub": status}), release, adapter_dir)
+    return status
+
+
+def lineage_of(adapter_dir: Path) -> Lineage:
+    return Lineage.model_validate_json((Path(adapter_dir) / "lineage.json").read_text())
 
 
 def _eval_markdown(report: EvalReport, decision: GateDecision) -> str:

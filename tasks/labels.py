@@ -27,13 +27,13 @@ WAITING = "Waiting for labels"  # the state of a run whose labels arrive later (
 
 
 @task(name="preflight", cache_policy=NO_CACHE)
-def preflight(config: LabelConfig, profile: Profile = Profile.local) -> None:
+def preflight(config: LabelConfig, profile: Profile = Profile.local, data_dir: Path = Path("./data")) -> None:
     """Fail within seconds, naming what to set, when the labeler's key (or Modal's set-up) is missing."""
     check_label_config(config)
     if profile == Profile.modal:  # the keys live in Modal secrets, read by the deployed functions
         from remote.client import check_modal_ready
 
-        check_modal_ready()
+        check_modal_ready(Path(data_dir))
     else:
         ensure_teacher_keys(config.labeler)
 

@@ -43,6 +43,19 @@ def place_adapter(
     return adapter_dir
 
 
+@task(name="merge-release", cache_policy=NO_CACHE)
+def merge_release(trained: TrainedAdapter, adapter_dir: Path) -> str:
+    """Modal: fold the adapter into its base model on the volume, the release vLLM loads whole (vision
+    tower and mergers included); kept when already merged from the same adapter. Its volume path."""
+    from remote import client as modal_client
+    from remote import steps as modal_steps
+
+    remote = modal_client.connect(modal_steps.trained_data_dir(trained))
+    merged = modal_steps.merge_release(remote, trained, Path(adapter_dir))
+    get_run_logger().info("merged release on the volume: %s", merged)
+    return merged
+
+
 def _publish_placed(adapter_dir: Path, trained: TrainedAdapter, command: str | None) -> None:
     """The adapter-download artifact, on every run: the files placed here, or how to fetch them."""
     if command:

@@ -41,7 +41,8 @@ def train_adapter(splits: SplitSummary, profile: Profile, data_dir: Path, smoke:
         from remote import client as modal_client
         from remote import steps as modal_steps
 
-        trained = modal_steps.train(modal_client.connect(data_dir), splits, config, Path(data_dir), on_log=on_log)
+        remote = modal_client.connect(data_dir)
+        trained = modal_steps.train(remote, splits, config, Path(data_dir), on_log=on_log, smoke=smoke)
     else:
         trained = train(splits, config, data_dir, on_log=on_log)
     step_progress.finish()
@@ -64,14 +65,13 @@ def cancel_training_on_modal(flow, flow_run, state) -> None:
     import logging
 
     from motioncoach.runtime import resolve_dir
-    from remote import client as modal_client
-    from remote import steps as modal_steps
+    from remote import calls, client
 
     parameters = flow_run.parameters or {}
     if parameters.get("profile") != Profile.modal:
         return
     data_dir = resolve_dir(parameters.get("data_dir", "./data"))
-    cancelled = modal_steps.cancel_recorded_calls(modal_client.connect(data_dir), data_dir)
+    cancelled = calls.cancel_recorded_calls(client.connect(data_dir), data_dir)
     for call_id in cancelled:
         logging.getLogger(__name__).warning("cancelled the Modal training call %s (flow run %s)", call_id, state.name)
 

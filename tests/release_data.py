@@ -7,7 +7,6 @@ detections and one rejection, labels from the rules labeler, labels.jsonl, the d
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -137,7 +136,22 @@ def stand_in_training(data_dir: Path, config: TrainConfig | None = None) -> Trai
     checkpoint = run / "checkpoint-4"
     checkpoint.mkdir(parents=True, exist_ok=True)
     (checkpoint / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 256, "lora_alpha": 512}))
-    (checkpoint / "adapter_model.safetensors").write_bytes(hashlib.sha256(b"weights").digest() * 64)
+    import torch
+    from safetensors.torch import save_file
+
+    # LoRA tensors named as the recipe's are: two modules of the language model, one of the vision tower,
+    # one of the merger and one of a deepstack merger.
+    modules = [
+        "model.language_model.layers.0.self_attn.q_proj", "model.language_model.layers.0.mlp.down_proj",
+        "model.visual.blocks.0.attn.qkv", "model.visual.merger.linear_fc1",
+        "model.visual.deepstack_merger_list.0.linear_fc2",
+    ]  # fmt: skip
+    weights = {
+        f"base_model.model.{module}.lora_{part}.weight": torch.full((2, 2), float(index))
+        for index, module in enumerate(modules)
+        for part in "AB"
+    }
+    save_file(weights, checkpoint / "adapter_model.safetensors")
     plot = run / "loss.png"
     shutil.copyfile(next((Path(data_dir) / "images").iterdir()), plot)
     return TrainedAdapter(

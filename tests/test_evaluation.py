@@ -102,12 +102,10 @@ def test_the_adapter_is_switched_off_for_the_base_answers(tiny):
     """One loaded model answers as base and as adapter; the adapter's trained weights change the logits."""
     import torch
 
-    from motioncoach.evaluation import PeftGenerators
+    from motioncoach.serving.backends import TransformersBackend
 
     _, trained = tiny
-    models = PeftGenerators(
-        trained.config.base_model, trained.checkpoint, max_new_tokens=1, batch_size=1, max_pixels=4096
-    )
+    models = TransformersBackend(trained.config.base_model, trained.checkpoint, max_new_tokens=1, batch_size=1)
     ids = torch.tensor([[151644, 872, 198, 40, 151645]])
     with torch.no_grad():
         adapted = models.model(input_ids=ids).logits

@@ -21,7 +21,8 @@ from motioncoach.errors import TrainingError
 from motioncoach.training.failures import explain_training_failure, is_out_of_memory
 from remote import steps as modal_steps
 from remote.client import connect
-from remote.rehearsal import REHEARSAL_ENV, RehearsalCall
+from remote.rehearsal import REHEARSAL_ENV
+from remote.rehearsal.calls import RehearsalCall
 from tasks.training import cancel_training_on_modal
 from tests.rehearsal import rehearsal_calls
 from tests.release_data import build_release_data

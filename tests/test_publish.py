@@ -200,7 +200,16 @@ def test_eval_json_and_the_card_carry_the_real_numbers(release, tmp_path):
     assert "4 of 5 (80.0%)" in body and "no person × 1" in body
     # The usage snippet loads the adapter onto the base with PEFT, from the repo it is uploaded to.
     assert 'PeftModel.from_pretrained(model, "tester/motioncoach-lora")' in body
-    assert 'base_id = "Qwen/Qwen3-VL-32B-Instruct"' in body and "merge_and_unload()" in body
+    assert 'base_id = "Qwen/Qwen3-VL-32B-Instruct"' in body
+    # How to serve it, from the adapter's own tensor names: merged, or with vLLM's tower LoRA, and what plain
+    # enable_lora loses.
+    assert (
+        "The adapter holds LoRA on 2 modules of the language model, 1 of the vision tower and 2 of the "
+        "vision-language mergers (1 merger, 1 deepstack; counted from its tensor names)." in body
+    )
+    assert "motioncoach merge --adapter tester/motioncoach-lora --out motioncoach-merged" in body
+    assert "--enable-tower-connector-lora --mm-processor-cache-gb 0` (vLLM 0.33.0" in body
+    assert "the 3 modules on the vision tower and mergers are dropped" in body
     assert "![validation photo 1](gallery/01-" in body and (adapter_dir / "gallery").is_dir()
     # No directory of this machine leaks into the card: data-dir paths are shown relative.
     assert str(release[0].data_dir) not in body and "<data-dir>/runs/stand-in/checkpoint-4" in body

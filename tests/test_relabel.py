@@ -126,7 +126,7 @@ def test_relabel_of_a_modal_data_dir_runs_on_the_volume(tmp_path, prefect_server
     rows_before = read_jsonl(data.data_dir / "pose_dataset.jsonl")
 
     summary = relabel(data_dir=data.data_dir, labeler="gemini", profile="modal")
-    assert rehearsal_calls(volume) == ["relabel"]
+    assert rehearsal_calls(volume) == ["app_version", "relabel"]  # the deployed code is checked first
     assert gemini.requests == len(data.samples)  # rules labels are not Gemini's: every image asked once
     for name in ("labels.jsonl", "pose_dataset.jsonl", "splits/train.jsonl", "splits/val.jsonl"):
         assert (data.data_dir / name).read_bytes() == (volume / "data" / name).read_bytes()

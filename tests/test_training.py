@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from PIL import Image
 
 from motioncoach.config import TrainConfig, local_train_config
 from motioncoach.training import (
@@ -28,6 +29,7 @@ from motioncoach.training import (
     swift_launcher,
     swift_sft_args,
 )
+from motioncoach.training.checkpoints import prune_checkpoints, strip_optimizer_state
 
 ASSISTANT = {"activity": "yoga", "score": 7, "cues": ["Keep your back straight."]}
 
@@ -90,15 +92,23 @@ def trained(tmp_path_factory, tiny_model):
     )
 
 
-def test_checkpoints_hold_a_lora_adapter(trained):
+def test_checkpoints_hold_a_lora_adapter_and_only_the_resumable_one_keeps_optimizer_state(trained):
+    """swift saved checkpoints 2, 4 and 6; what a resume and the release need stays: the last one whole, the
+    best one's weights; the rest gave their space back as training went on."""
     checkpoints = list_checkpoints(trained.result.output_dir)
-    assert [c.name for c in checkpoints] == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
+    best = trained.result.best_checkpoint
+    assert [c.name for c in checkpoints] == sorted({best.name, "checkpoint-6"}, key=lambda n: int(n.split("-")[1]))
     for checkpoint in checkpoints:
         assert (checkpoint / "adapter_config.json").is_file()
         assert (checkpoint / "adapter_model.safetensors").is_file()
     assert trained.result.last_checkpoint == checkpoints[-1]
-    # Resume would pick the newest complete checkpoint.
+    # Resume would pick the newest complete checkpoint, the one with optimizer state.
     assert latest_resumable_checkpoint(trained.result.output_dir) == checkpoints[-1]
+    assert (checkpoints[-1] / "optimizer.pt").is_file()
+    assert all(not (c / "optimizer.pt").exists() for c in checkpoints[:-1])
+    state = strip_optimizer_state(trained.result.output_dir)  # after packaging: no optimizer state at all
+    assert state.optimizer_state_bytes == 0 and state.best == best.name
+    assert not list(trained.result.output_dir.glob("checkpoint-*/optimizer.pt"))
 
 
 def test_best_checkpoint_has_the_lowest_eval_loss(trained):
@@ -144,12 +154,37 @@ def test_lora_weights_trained_and_base_weights_untouched(trained):
     assert hashlib.sha256((trained.model_dir / "model.safetensors").read_bytes()).hexdigest() == trained.model_sha
 
 
-def test_generate_with_adapter_returns_text(trained):
-    image = next((trained.data_dir / "images").iterdir())
+def test_the_adapter_answers_the_first_validation_row_as_peft_generate_does(trained):
+    """The proof run after training asks the row as training showed it (system turn, photo first, user turn,
+    the photo at the training size), greedily: the same tokens as a plain PEFT generate on those inputs."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from motioncoach.dataset import read_jsonl
+    from motioncoach.serving.photo import model_input
+
+    max_pixels = local_train_config(trained.model_dir).max_pixels
+    val = trained.data_dir / "val.jsonl"
     text = generate_with_adapter(
-        trained.model_dir, trained.result.best_checkpoint, image, "Activity: yoga", max_new_tokens=8
+        trained.model_dir, trained.result.best_checkpoint, val, trained.data_dir, max_pixels, max_new_tokens=8
     )
-    assert isinstance(text, str) and text
+    row = read_jsonl(val)[0]
+    system, user = row["messages"][0]["content"], row["messages"][1]["content"].replace("<image>", "")
+    processor = AutoProcessor.from_pretrained(trained.model_dir)
+    messages = [
+        {"role": "system", "content": [{"type": "text", "text": system}]},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user}]},
+    ]
+    chat = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    with Image.open(trained.data_dir / row["images"][0]) as photo:
+        inputs = processor(text=[chat], images=[model_input(photo.convert("RGB"), max_pixels)], return_tensors="pt")
+    base = AutoModelForImageTextToText.from_pretrained(trained.model_dir, dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, trained.result.best_checkpoint).eval()
+    with torch.no_grad():
+        tokens = model.generate(**inputs, max_new_tokens=8, do_sample=False)[0, inputs["input_ids"].shape[1] :]
+    assert text == processor.decode(tokens, skip_special_tokens=True)
+    assert len(processor.tokenizer(text)["input_ids"]) <= 8
 
 
 def test_copy_adapter_and_plot(trained, tmp_path):
@@ -231,6 +266,7 @@ def _fake_checkpoint(run: Path, step: int, *, complete: bool = True) -> None:
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         (checkpoint / name).write_text("{}")
     if complete:
+        (checkpoint / "optimizer.pt").write_text("state")
         (checkpoint / "trainer_state.json").write_text("{}")
 
 
@@ -254,6 +290,23 @@ def test_best_checkpoint_is_not_simply_the_latest(tmp_path):
     assert find_best_checkpoint(tmp_path).name == "checkpoint-4"
     # checkpoint-6 has no trainer_state.json: it was cut off while saving.
     assert latest_resumable_checkpoint(tmp_path).name == "checkpoint-4"
+
+
+def test_pruning_keeps_the_resumable_checkpoint_whole_the_best_ones_weights_and_leaves_a_partial_one(tmp_path):
+    for step in (25, 50, 75, 100):
+        _fake_checkpoint(tmp_path, step)
+    _fake_checkpoint(tmp_path, 125, complete=False)  # being written right now
+    records = [{"eval_loss": loss, "global_step/max_steps": f"{step}/200"}
+               for step, loss in ((25, 2.0), (50, 1.1), (75, 1.4), (100, 1.3))]  # fmt: skip
+    (tmp_path / "logging.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    state = prune_checkpoints(tmp_path)
+    assert state.checkpoints == ["checkpoint-50", "checkpoint-100", "checkpoint-125"]
+    assert (state.resumable, state.best) == ("checkpoint-100", "checkpoint-50")
+    assert (tmp_path / "checkpoint-100" / "optimizer.pt").is_file()  # a resume starts here
+    assert not (tmp_path / "checkpoint-50" / "optimizer.pt").exists()  # the release's weights, nothing more
+    assert (tmp_path / "checkpoint-50" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "checkpoint-125" / "adapter_model.safetensors").is_file()  # not touched while written
+    assert state.optimizer_state_bytes == len("state")
 
 
 def test_failed_run_raises_with_the_output_tail_and_no_secrets(tmp_path, monkeypatch):

@@ -22,7 +22,10 @@ class EvalConfig(StepConfig):
     """Greedy generation on the validation split, scored against the teacher's labels."""
 
     max_new_tokens: int = Field(1024, gt=0, description="Tokens each answer may use (a full label is ~600).")
-    batch_size: int = Field(8, gt=0, description="Prompts per generate() call.")
+    batch_size: int = Field(
+        8, gt=0, description="Prompts asked at once (one generate() call, or requests in flight to vLLM); the "
+        "answers are kept after each such chunk, so an evaluation cut short continues."
+    )
     max_rows: int | None = Field(None, gt=0, description="Validation rows to evaluate; None for all of them.")
     max_pixels: int = Field(1003520, gt=0, description="Images are shrunk to at most this many pixels, as in training.")
     keypoint_conf: float = Field(0.3, ge=0, le=1, description="Keypoints above this confidence count for grounding.")

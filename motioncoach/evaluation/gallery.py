@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from motioncoach.evaluation.evaluate import EvalReport, RowResult
+from motioncoach.evaluation.report import EvalReport, RowResult
 from motioncoach.evaluation.score import parse_label
 from motioncoach.labels.schema import read_label
 from motioncoach.overlay import draw_overlay

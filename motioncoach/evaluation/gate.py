@@ -13,7 +13,7 @@ import random
 from pydantic import BaseModel, Field
 
 from motioncoach.evaluation.config import GateConfig
-from motioncoach.evaluation.evaluate import EvalReport
+from motioncoach.evaluation.report import EvalReport
 from motioncoach.evaluation.score import AnswerScore
 
 BOOTSTRAP_SAMPLES = 2000

@@ -21,8 +21,8 @@ from motioncoach.dataset.prompt import pose_block
 from motioncoach.labels.schema import CoachingLabel, read_label
 from motioncoach.pose.cache import CACHE_FILE_NAME, CacheEntry
 from motioncoach.records import KEYPOINT_NAMES, Keypoint, PoseSample
+from motioncoach.serving.prompt import IMAGE_TAG, Prompt
 
-IMAGE_TAG = "<image>"
 _ACTIVITY = re.compile(r"^Activity: (.*)$", re.MULTILINE)
 _KEYPOINT = re.compile(r"^([a-z]+(?:_[a-z]+)*): \[([\d.]+), ([\d.]+)\]$", re.MULTILINE)
 
@@ -37,6 +37,10 @@ class EvalItem(BaseModel):
     teacher: CoachingLabel
     sample: PoseSample
     pose_from: Literal["yolo_cache", "prompt"]
+
+    def prompt(self, max_pixels: int) -> Prompt:
+        """The row's question as training asked it: its system and user turns, its stored (upright) photo."""
+        return Prompt(key=self.key, system=self.system, user=self.user, image=self.image, max_pixels=max_pixels)
 
 
 def load_items(val_path: Path, data_dir: Path, max_rows: int | None = None) -> tuple[list[EvalItem], list[str]]:

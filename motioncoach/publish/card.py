@@ -7,55 +7,23 @@ the YAML metadata the Hub reads (base_model, library_name, tags, license).
 from __future__ import annotations
 
 import re
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from motioncoach.evaluation.gallery import GALLERY_DIR
 from motioncoach.prompts import system_prompt
 from motioncoach.publish.config import HubConfig
+from motioncoach.publish.rendering import pct, template
 
 if TYPE_CHECKING:
     from huggingface_hub import DatasetCard, ModelCard
 
-    from motioncoach.publish.hub import HubStatus
     from motioncoach.publish.lineage import Lineage
 
 CARD_FILE = "README.md"
 MODEL_TAGS = ["lora", "peft", "ms-swift", "qwen3-vl", "vision-language", "pose", "coaching", "motioncoach"]
 DATASET_TAGS = ["pose", "coaching", "keypoints", "distillation", "motioncoach"]
-# TrainConfig fields shown in the card, in this order.
-CARD_SETTINGS = (
-    "lora_rank",
-    "lora_alpha",
-    "lora_dropout",
-    "target_modules",
-    "freeze_vit",
-    "freeze_aligner",
-    "num_train_epochs",
-    "max_steps",
-    "learning_rate",
-    "lr_scheduler_type",
-    "warmup_ratio",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
-    "nproc_per_node",
-    "torch_dtype",
-    "max_length",
-    "max_pixels",
-    "seed",
-)
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-
-
-def fmt(value: float | None) -> str:
-    """How every metric is printed: three decimals, or n/a."""
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
 
 
 def is_hub_id(name: str) -> bool:
@@ -63,33 +31,9 @@ def is_hub_id(name: str) -> bool:
     return bool(_HUB_ID.match(name)) and not Path(name).expanduser().exists()
 
 
-def hub_line(status: HubStatus) -> str:
-    if status.status == "uploaded":
-        return f"uploaded to [{status.repo_id}]({status.repo_url}) (commit `{(status.commit or '')[:12]}`)"
-    if status.status == "pending":
-        return f"[{status.repo_id}]({status.repo_url}) (this card's repository)"
-    return f"{status.status}: {status.reason}"
-
-
 def teachers_of(lineage: Lineage) -> str:
     names = [f"{s.labeler} ({s.model_id})" for s in lineage.labelers if s.labeled]
     return ", ".join(names) or "no recorded labeler"
-
-
-def render_lineage_markdown(lineage: Lineage) -> str:
-    """The lineage record as markdown: evaluation, training, dataset, release."""
-    import jinja2
-
-    settings = lineage.training.config
-    rows = [(key, settings[key]) for key in CARD_SETTINGS if key in settings]
-    return jinja2.Template(_template("lineage.md"), keep_trailing_newline=True).render(
-        lineage=lineage,
-        fmt=fmt,
-        pct=pct,
-        hub_line=hub_line,
-        training_rows=rows,
-        adapter_name=Path(lineage.adapter_dir).name,
-    )
 
 
 def model_card(lineage: Lineage, config: HubConfig, gallery: list[str] | None = None) -> ModelCard:
@@ -109,7 +53,7 @@ def model_card(lineage: Lineage, config: HubConfig, gallery: list[str] | None = 
     )
     return ModelCard.from_template(
         data,
-        template_str=_template("model_card.md"),
+        template_str=template("model_card.md"),
         lineage=lineage,
         base_name=base.rsplit("/", 1)[-1] if hub_base else "a local Qwen3-VL",
         hub_base=hub_base,
@@ -151,7 +95,7 @@ def dataset_card(lineage: Lineage) -> DatasetCard:
         ],
     )
     return DatasetCard.from_template(
-        data, template_str=_template("dataset_card.md"), lineage=lineage, teachers=teachers_of(lineage), pct=pct
+        data, template_str=template("dataset_card.md"), lineage=lineage, teachers=teachers_of(lineage), pct=pct
     )
 
 
@@ -168,8 +112,3 @@ def _size_category(rows: int) -> str:
         if rows < limit:
             return name
     return "n>1M"
-
-
-@cache
-def _template(name: str) -> str:
-    return files("motioncoach.publish").joinpath("templates", name).read_text()

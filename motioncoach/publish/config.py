@@ -31,9 +31,14 @@ class HubSettings(BaseSettings):
         description="HF_DATASET_REPO_ID: user/name of the dataset repo for --push-dataset "
         "(default: the adapter repo's name + '-dataset').",
     )
+    merged_repo_id: str | None = Field(
+        None,
+        description="HF_MERGED_REPO_ID: user/name of a model repo for the merged weights (opt-in; the modal "
+        "profile merges every release).",
+    )
     endpoint: str = Field(DEFAULT_ENDPOINT, description="HF_ENDPOINT: the Hub's URL.")
 
-    @field_validator("token", "adapter_repo_id", "dataset_repo_id", mode="before")
+    @field_validator("token", "adapter_repo_id", "dataset_repo_id", "merged_repo_id", mode="before")
     @classmethod
     def _blank_is_unset(cls, value):
         return None if isinstance(value, str) and not value.strip() else value

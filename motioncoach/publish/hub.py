@@ -91,9 +91,37 @@ def plan_adapter_upload(settings: HubSettings, decision: GateDecision, adapter_d
 
 def whoami(settings: HubSettings, config: HubConfig, sleep: Callable[[float], None] = time.sleep) -> str:
     """The account HF_TOKEN belongs to; HubError naming HF_TOKEN when the Hub rejects it."""
+    return str(_token_info(settings, config, sleep).get("name", "?"))
+
+
+def check_write_access(
+    settings: HubSettings, config: HubConfig, repo_id: str, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """HubError before any work when HF_TOKEN cannot write repo_id: a read-only token, or a fine-grained one
+    without write permission on the repo or its namespace (it would fail only at the final upload)."""
+    info = _token_info(settings, config, sleep)
+    token = (info.get("auth") or {}).get("accessToken") or {}
+    role = token.get("role")
+    namespace = repo_id.split("/", 1)[0]
+    if role == "read":
+        raise HubError(f"HF_TOKEN is a read-only token: it cannot upload to {repo_id}; {TOKEN_HELP}.")
+    if role == "fineGrained":
+        scoped = (token.get("fineGrained") or {}).get("scoped") or []
+        allowed = any(
+            "repo.write" in (entry.get("permissions") or [])
+            and (entry.get("entity") or {}).get("name") in (namespace, repo_id)
+            for entry in scoped
+        )
+        if not allowed:
+            raise HubError(
+                f"HF_TOKEN is a fine-grained token without write access to {repo_id}: give it 'Write access to "
+                f"contents/settings of all repos' under {namespace}, or {TOKEN_HELP}."
+            )
+
+
+def _token_info(settings: HubSettings, config: HubConfig, sleep: Callable[[float], None]) -> dict:
     api = _api(settings)
-    info = _with_retries(lambda: api.whoami(), "checking HF_TOKEN", settings, config, sleep)
-    return str(info.get("name", "?"))
+    return _with_retries(lambda: api.whoami(), "checking HF_TOKEN", settings, config, sleep)
 
 
 def upload_folder(
@@ -151,6 +179,17 @@ def upload_adapter_folder(adapter_dir: Path, repo_id: str, settings: HubSettings
     return upload_folder(adapter_dir, repo_id, settings, config)
 
 
+def upload_merged_folder(folder: Path, repo_id: str, settings: HubSettings, config: HubConfig) -> HubStatus:
+    """upload_folder for merged weights: refuses a folder that is no complete merge."""
+    from motioncoach.serving.merge import MERGE_RECORD
+
+    missing = [name for name in ("config.json", MERGE_RECORD) if not (Path(folder) / name).is_file()]
+    if missing or not any(Path(folder).glob("*.safetensors")):
+        raise HubError(f"{folder} is not a complete merged model ({', '.join(missing) or 'no weights'}): "
+                       f"nothing was uploaded to {repo_id}.")  # fmt: skip
+    return upload_folder(folder, repo_id, settings, config, commit_message="Upload MotionCoach merged model")
+
+
 def _api(settings: HubSettings):
     from huggingface_hub import HfApi
 
@@ -165,7 +204,7 @@ def _with_retries(
     delays = list(config.retry_delays_s)
     for attempt in range(1, len(delays) + 2):
         try:
-            with _hub_reachable():
+            with hub_reachable():
                 return action()
         except Exception as exc:  # classified below: every failure becomes a retry or a HubError
             transient, description = _describe(exc, settings)
@@ -210,7 +249,7 @@ def _redact(text: str, settings: HubSettings) -> str:
 
 
 @contextmanager
-def _hub_reachable() -> Iterator[None]:
+def hub_reachable() -> Iterator[None]:
     """Let huggingface_hub make requests while an explicit upload runs, even with HF_HUB_OFFLINE=1."""
     from huggingface_hub import constants
 

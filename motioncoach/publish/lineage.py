@@ -16,17 +16,22 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from motioncoach.dataset import SplitSummary, read_jsonl
-from motioncoach.evaluation.evaluate import EvalReport, display_path
 from motioncoach.evaluation.gate import GateDecision
+from motioncoach.evaluation.report import EvalReport, display_path
 from motioncoach.evaluation.score import ModelMetrics
 from motioncoach.labels.schema import SCHEMA_VERSION
 from motioncoach.labels.store import LABELS_FILE
 from motioncoach.pose.cache import CACHE_FILE_NAME
 from motioncoach.prompts import prompt_version
 from motioncoach.publish.hub import HubStatus
+from motioncoach.publish.rendering import render_lineage_markdown
 from motioncoach.publish.sources import SourceSummary, summarize_sources
+from motioncoach.serving.merge import ADAPTER_WEIGHTS, LoraPlacement, lora_placement
+from motioncoach.serving.models import MODAL_ADAPTER_FILE
+from motioncoach.serving.vllm import VLLM_VERSION
 from motioncoach.teachers.store import STORE_FILE
 from motioncoach.training.base_model import hub_model_id
+from motioncoach.training.checkpoints import RunDirState, run_dir_state
 from motioncoach.training.session import TrainedAdapter
 
 LINEAGE_FILE = "lineage.json"
@@ -88,6 +93,15 @@ class TrainingSummary(BaseModel):
     effective_batch_size: int
 
 
+class ServingSummary(BaseModel):
+    """How the release is served, and why the merged model is the one to serve."""
+
+    placement: LoraPlacement | None = Field(description="LoRA modules per part of the model, from the tensor names.")
+    served_as: str = Field(description="What answered as the fine-tuned model in the evaluation.")
+    merged: str | None = Field(None, description="The merged release (base + LoRA folded in), where it is.")
+    vllm_version: str = Field(VLLM_VERSION, description="The vLLM the serving image pins (it has the tower flag).")
+
+
 class Lineage(BaseModel):
     """Everything a user of the adapter may want to know about how it was made."""
 
@@ -109,6 +123,9 @@ class Lineage(BaseModel):
     adapter_dir: str
     hub: HubStatus
     dataset_hub: HubStatus | None = None
+    serving: ServingSummary | None = None
+    merged_hub: HubStatus | None = None
+    run_dir: RunDirState | None = Field(None, description="What the training run left where it ran (the volume).")
 
     def write(self, dest_dir: Path) -> Path:
         path = Path(dest_dir) / LINEAGE_FILE
@@ -117,8 +134,6 @@ class Lineage(BaseModel):
 
     def to_markdown(self) -> str:
         """The record for people: the Prefect artifact, and the heart of the model card."""
-        from motioncoach.publish.card import render_lineage_markdown
-
         return render_lineage_markdown(self)
 
 
@@ -168,7 +183,37 @@ def build_lineage(
         adapter_dir=str(adapter_dir),
         hub=hub,
         dataset_hub=dataset_hub,
+        serving=_serving(Path(adapter_dir), report, data_dir),
+        run_dir=_run_dir(Path(adapter_dir), trained),
     )
+
+
+def _serving(adapter_dir: Path, report: EvalReport, data_dir: Path) -> ServingSummary:
+    """Where the LoRA modules sit (from the adapter's own file, or its package record on the volume) and
+    where the merged release is."""
+    on_modal = _modal_record(adapter_dir)
+    if (adapter_dir / ADAPTER_WEIGHTS).is_file():
+        placement = lora_placement(adapter_dir)  # an unreadable weights file fails here, before any upload
+    else:
+        placement = LoraPlacement.model_validate(on_modal["placement"]) if on_modal.get("placement") else None
+    merged = (on_modal.get("merged") or {}).get("path")
+    return ServingSummary(
+        placement=placement, served_as=report.served_as, merged=f"/data/{merged}" if merged else None
+    )
+
+
+def _run_dir(adapter_dir: Path, trained: TrainedAdapter) -> RunDirState | None:
+    on_modal = _modal_record(adapter_dir)
+    if on_modal.get("run_dir"):
+        return RunDirState.model_validate(on_modal["run_dir"])
+    return run_dir_state(trained.run_dir) if Path(trained.run_dir).is_dir() else None
+
+
+def _modal_record(adapter_dir: Path) -> dict:
+    try:
+        return json.loads((adapter_dir / MODAL_ADAPTER_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _version() -> str:

@@ -66,12 +66,13 @@ def _download(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-    from motioncoach.publish import HubSettings
+    from motioncoach.publish import HubSettings, hub_reachable
 
     settings = HubSettings()
     token = settings.token.get_secret_value() if settings.token else None
     try:
-        return Path(snapshot_download(repo_id, token=token, endpoint=settings.endpoint))
+        with hub_reachable():  # an explicit request for the Hub, whatever the offline defaults say
+            return Path(snapshot_download(repo_id, token=token, endpoint=settings.endpoint))
     except RepositoryNotFoundError:
         raise ConfigurationError(
             f"--adapter {repo_id}: no such repo on {settings.endpoint}, or it is private and HF_TOKEN cannot read it"

@@ -8,6 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from pydantic import BaseModel, Field
+
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 # What an inference user needs beside the weights; optimizer and RNG state are left behind.
@@ -138,3 +140,94 @@ def _logging_records(path: Path) -> list[dict]:
         if isinstance(record, dict):
             records.append(record)
     return records
+
+
+# What a checkpoint holds only so that training can resume: optimizer, schedule and random state, and
+# DeepSpeed's ZeRO shards. For the 32B recipe that is about 27 GB of each 27.5 GB checkpoint.
+OPTIMIZER_STATE = ("optimizer.pt", "scheduler.pt", "scaler.pt", "latest", "zero_to_fp32.py")
+OPTIMIZER_STATE_GLOBS = ("rng_state*.pth", "global_step*")
+
+
+class RunDirState(BaseModel):
+    """What a run dir keeps: its checkpoints, and how much of it is state only a resume needs."""
+
+    checkpoints: list[str]
+    resumable: str | None = Field(description="The checkpoint a resume would start from (optimizer state kept).")
+    best: str | None = Field(description="The checkpoint with the lowest eval_loss (its weights are the release).")
+    total_bytes: int
+    optimizer_state_bytes: int
+
+
+def is_resumable(checkpoint: Path) -> bool:
+    """Written completely (trainer_state.json is saved last) and still holding its optimizer state."""
+    checkpoint = Path(checkpoint)
+    return (checkpoint / "trainer_state.json").is_file() and (
+        (checkpoint / "optimizer.pt").exists() or any(checkpoint.glob("global_step*"))
+    )
+
+
+def latest_resumable_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint a resume can start from."""
+    complete = [c for c in list_checkpoints(run_dir) if is_resumable(c)]
+    return complete[-1] if complete else None
+
+
+def prune_checkpoints(run_dir: Path) -> RunDirState:
+    """Keep what a resume and the release need: the latest resumable checkpoint whole, the best checkpoint's
+    weights; older checkpoints go, newer ones (still being written) are left alone."""
+    resumable = latest_resumable_checkpoint(run_dir)
+    if resumable is not None:
+        best = _best_or_none(run_dir)
+        for checkpoint in list_checkpoints(run_dir):
+            if checkpoint_step(checkpoint) >= checkpoint_step(resumable):
+                continue
+            if checkpoint == best:
+                _drop_optimizer_state(checkpoint)
+            else:
+                shutil.rmtree(checkpoint, ignore_errors=True)
+    return run_dir_state(run_dir)
+
+
+def strip_optimizer_state(run_dir: Path) -> RunDirState:
+    """After packaging: the best and the last checkpoint's weights stay, no optimizer state anywhere."""
+    checkpoints = list_checkpoints(run_dir)
+    keep = {c for c in (_best_or_none(run_dir), checkpoints[-1] if checkpoints else None) if c is not None}
+    for checkpoint in checkpoints:
+        if checkpoint in keep:
+            _drop_optimizer_state(checkpoint)
+        else:
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    return run_dir_state(run_dir)
+
+
+def run_dir_state(run_dir: Path) -> RunDirState:
+    checkpoints = list_checkpoints(run_dir)
+    state = 0
+    for checkpoint in checkpoints:
+        for path in _optimizer_state_paths(checkpoint):
+            state += adapter_size_bytes(path) if path.is_dir() else path.stat().st_size
+    resumable, best = latest_resumable_checkpoint(run_dir), _best_or_none(run_dir)
+    return RunDirState(
+        checkpoints=[c.name for c in checkpoints],
+        resumable=resumable.name if resumable else None,
+        best=best.name if best else None,
+        total_bytes=adapter_size_bytes(run_dir) if Path(run_dir).is_dir() else 0,
+        optimizer_state_bytes=state,
+    )
+
+
+def _best_or_none(run_dir: Path) -> Path | None:
+    try:
+        return find_best_checkpoint(run_dir)
+    except FileNotFoundError:
+        return None
+
+
+def _optimizer_state_paths(checkpoint: Path) -> list[Path]:
+    paths = [checkpoint / name for name in OPTIMIZER_STATE if (checkpoint / name).exists()]
+    return paths + [p for pattern in OPTIMIZER_STATE_GLOBS for p in checkpoint.glob(pattern)]
+
+
+def _drop_optimizer_state(checkpoint: Path) -> None:
+    for path in _optimizer_state_paths(checkpoint):
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)

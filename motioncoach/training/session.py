@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from motioncoach.config import TrainConfig, local_train_config
-from motioncoach.dataset import SplitSummary, read_jsonl
+from motioncoach.dataset import SplitSummary
 
 TINY_MODEL_DIR = "models/tiny-qwen3-vl"
 RUNS_DIR = "runs"
@@ -74,6 +74,4 @@ def generate_on_first_val_row(config: TrainConfig, adapter: Path, split: SplitSu
     """Load the adapter on its base with PEFT and answer the first validation prompt."""
     from motioncoach.training.verify import generate_with_adapter
 
-    row = read_jsonl(split.val.path)[0]
-    prompt = next(m["content"] for m in row["messages"] if m["role"] == "user").replace("<image>", "")
-    return generate_with_adapter(Path(config.base_model), adapter, data_dir / row["images"][0], prompt)
+    return generate_with_adapter(Path(config.base_model), adapter, split.val.path, Path(data_dir), config.max_pixels)

@@ -21,7 +21,9 @@ from motioncoach.errors import TrainingError
 from motioncoach.training.checkpoints import (
     checkpoint_step,
     find_best_checkpoint,
+    latest_resumable_checkpoint,
     list_checkpoints,
+    prune_checkpoints,
     read_history,
     record_step,
 )
@@ -75,7 +77,8 @@ def run_sft(
 
     jsonl = _JsonlFollower(output_dir / "logging.jsonl")
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
-    started = time.monotonic()
+    started = last_step = time.monotonic()
+    pruned_at = resume
     # cwd is the run dir, so relative image paths can only resolve through ROOT_IMAGE_DIR.
     proc = subprocess.Popen(
         cmd,
@@ -92,7 +95,19 @@ def run_sft(
     reader.start()
     try:
         while proc.poll() is None:
-            jsonl.emit(on_log)
+            if jsonl.emit(on_log):
+                last_step = time.monotonic()
+            if time.monotonic() - last_step > config.stall_timeout_s:
+                _stop(proc)
+                raise TrainingStalled(
+                    f"swift sft logged no training step for {config.stall_timeout_s} s (TrainConfig.stall_timeout_s) "
+                    f"and was stopped (full output: {log_path}): a hang (NCCL, a dataloader, the volume), or a step "
+                    "slower than the limit allows; last lines:\n" + "\n".join(_last_lines(tail))
+                )
+            latest = latest_resumable_checkpoint(output_dir)
+            if latest != pruned_at:  # a checkpoint completed: older ones give their space back
+                prune_checkpoints(output_dir)
+                pruned_at = latest
             time.sleep(_POLL_SECONDS)
         reader.join()
         jsonl.emit(on_log)
@@ -100,13 +115,21 @@ def run_sft(
         _stop(proc)
         raise
     if proc.returncode != 0:
-        last = [line.rstrip() for line in tail if line.strip() and not _TQDM_LINE.search(line)][-_ERROR_LINES:]
         raise TrainingError(
             f"swift sft exited with code {proc.returncode} after {time.monotonic() - started:.0f} s "
-            f"(full output: {log_path}); last lines:\n" + "\n".join(last)
+            f"(full output: {log_path}); last lines:\n" + "\n".join(_last_lines(tail))
         )
     logger.info("swift sft finished in %.1f s", time.monotonic() - started)
+    prune_checkpoints(output_dir)
     return summarize_run(output_dir)
+
+
+class TrainingStalled(TrainingError):
+    """swift stopped logging steps: stopped by the watchdog, and not retried (it would hang again)."""
+
+
+def _last_lines(tail: deque[str]) -> list[str]:
+    return [line.rstrip() for line in tail if line.strip() and not _TQDM_LINE.search(line)][-_ERROR_LINES:]
 
 
 def summarize_run(output_dir: Path) -> TrainResult:
@@ -125,12 +148,6 @@ def summarize_run(output_dir: Path) -> TrainResult:
         last_checkpoint=checkpoints[-1],
         history=history,
     )
-
-
-def latest_resumable_checkpoint(output_dir: Path) -> Path | None:
-    """The newest checkpoint that was written completely (trainer_state.json is saved last)."""
-    complete = [c for c in list_checkpoints(output_dir) if (c / "trainer_state.json").exists()]
-    return complete[-1] if complete else None
 
 
 def _check_dependencies() -> None:
@@ -160,23 +177,30 @@ class _JsonlFollower:
         # A resumed run appends to the old file; report only what this run writes.
         self.offset = path.stat().st_size if path.exists() else 0
 
-    def emit(self, on_log: Callable[[dict], None] | None) -> None:
-        """Pass each new complete step record to on_log (with a `step` key added)."""
+    def emit(self, on_log: Callable[[dict], None] | None) -> bool:
+        """Pass each new complete step record to on_log (with a `step` key added); True when there was one."""
         if not self.path.exists():
-            return
+            return False
         with self.path.open("rb") as f:
             f.seek(self.offset)
             chunk = f.read()
         complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits for next time
         self.offset += len(complete)
+        stepped = False
         for line in complete.decode("utf-8", errors="replace").splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
             step = record_step(record) if isinstance(record, dict) else None
-            if step is not None and on_log is not None:
-                on_log({**record, "step": step})
+            if step is not None:
+                stepped = True
+                if on_log is not None:
+                    try:
+                        on_log({**record, "step": step})
+                    except Exception:  # a progress report that failed is no reason to stop training
+                        logger.warning("reporting training step %s failed", step, exc_info=True)
+        return stepped
 
 
 def _pump(proc: subprocess.Popen, tail: deque[str], log_path: Path) -> None:

@@ -37,6 +37,9 @@ LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".png", ".jpg", 
 LFS_MIN_BYTES = 10 * 1024 * 1024
 
 
+WRITE_ROUTES = {"create", "preupload", "commit", "lfs_batch"}
+
+
 @dataclass
 class Repo:
     kind: str  # "model" or "dataset"
@@ -48,9 +51,10 @@ class Repo:
 class FakeHub:
     """Context-managed server. faults: {route: [status, ...]} answered, in order, before the real reply."""
 
-    def __init__(self, token: str = "hf_fake_valid_token_0123456789", user: str = "tester"):
+    def __init__(self, token: str = "hf_fake_valid_token_0123456789", user: str = "tester", role: str = "write"):
         self.token = token
         self.user = user
+        self.role = role  # the token's: "write", or "read" (the Hub then refuses every write with 403)
         self.repos: dict[str, Repo] = {}
         self.faults: dict[str, list[int]] = defaultdict(list)
         self.calls: Counter[str] = Counter()
@@ -102,6 +106,10 @@ class FakeHub:
             with self._lock:
                 self.rejected_tokens += 1
             return 401, {"error": "Invalid credentials in Authorization header"}
+        if self.role == "read" and route in WRITE_ROUTES:
+            with self._lock:
+                self.errors.append(f"{route} with a read token")
+            return 403, {"error": "You don't have the rights to create a model under this namespace"}
         params = match.groupdict()
         payload = json.loads(body) if body and route not in ("commit", "lfs_put") else None
         return getattr(self, f"_{route}")(params, payload, body)
@@ -147,7 +155,9 @@ class FakeHub:
         return path.lower().endswith(LFS_SUFFIXES) or size > LFS_MIN_BYTES
 
     def _whoami(self, params, payload, body) -> tuple[int, dict]:
-        return 200, {"type": "user", "name": self.user, "auth": {"accessToken": {"role": "write"}}}
+        token = {"displayName": "motioncoach", "role": self.role}
+        auth = {"type": "access_token", "accessToken": token}
+        return 200, {"type": "user", "name": self.user, "orgs": [], "auth": auth}
 
     def _create(self, params, payload, body) -> tuple[int, dict]:
         repo_id = f"{payload.get('organization') or self.user}/{payload['name']}"

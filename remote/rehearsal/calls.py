@@ -1,0 +1,189 @@
+"""modal.Function and modal.FunctionCall for the rehearsal: each call is supervised by a process of its own.
+
+A call's record lives in <root>/.rehearsal/calls/<id>/: input.json, the supervisor's pid, output.log,
+then result.json, error.pickle or cancelled. The supervisor (remote.rehearsal.supervisor) runs the
+attempts, with the function's retries and timeout, and restarts a preempted input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from remote.rehearsal import CALLS_DIR, faults
+
+POLL_SECONDS = 0.2
+STARTED_ORDER = "started_ns"  # in each call dir: when the call was made, to list calls in order
+
+
+class RehearsalFunction:
+    """modal.Function for one function of the app: remote, spawn, map."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root, self.name = Path(root), name
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return self.spawn(*args, **kwargs).get()
+
+    def spawn(self, *args: Any, **kwargs: Any) -> RehearsalCall:
+        return RehearsalCall.start(self.root, self.name, list(args), kwargs)
+
+    def map(
+        self, *inputs: Iterable, kwargs: dict | None = None, order_outputs: bool = True, parallel: int | None = None
+    ) -> Iterator[Any]:
+        """One call per input, a few at a time; results as they finish unless order_outputs. A failing input
+        raises its error here while the other inputs go on, as Modal's do."""
+        pending = [list(args) for args in zip(*inputs, strict=True)]
+        limit = parallel or max(1, min(4, os.cpu_count() or 1))
+        running: list[tuple[int, RehearsalCall]] = []
+        done: dict[int, Any] = {}
+        next_out = index = 0
+        while pending or running:
+            while pending and len(running) < limit:
+                running.append((index, RehearsalCall.start(self.root, self.name, pending.pop(0), kwargs or {})))
+                index += 1
+            for item in list(running):
+                if item[1].finished():
+                    running.remove(item)
+                    done[item[0]] = item[1].get()
+                    if not order_outputs:
+                        yield done.pop(item[0])
+            while order_outputs and next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+            time.sleep(POLL_SECONDS)
+
+
+class RehearsalCall:
+    """modal.FunctionCall for a rehearsed call: get, cancel, from_id."""
+
+    def __init__(self, root: Path, object_id: str) -> None:
+        self.root, self.object_id = Path(root), object_id
+        self.dir = self.root / CALLS_DIR / object_id
+
+    @classmethod
+    def start(cls, root: Path, name: str, args: list, kwargs: dict) -> RehearsalCall:
+        call = cls(root, f"fc-rehearsal-{uuid.uuid4().hex[:16]}")
+        call.dir.mkdir(parents=True)
+        (call.dir / "input.json").write_text(json.dumps({"function": name, "args": args, "kwargs": kwargs}))
+        (call.dir / STARTED_ORDER).write_text(str(time.time_ns()))
+        with open(call.dir / "output.log", "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "remote.rehearsal.supervisor", str(call.dir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=os.environ | {"PYTHONUNBUFFERED": "1"},
+                start_new_session=True,  # a container of its own: Ctrl-C here does not reach it
+            )
+        (call.dir / "pid").write_text(str(process.pid))
+        call._process = process
+        return call
+
+    @classmethod
+    def from_id(cls, root: Path, object_id: str) -> RehearsalCall:
+        from modal.exception import NotFoundError
+
+        call = cls(root, object_id)
+        if not (call.dir / "input.json").is_file():
+            raise NotFoundError(f"Function call {object_id} not found")
+        return call
+
+    def finished(self) -> bool:
+        return any((self.dir / n).exists() for n in ("result.json", "error.pickle", "cancelled")) or not self._alive()
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The result; the function's own exception if it raised; builtin TimeoutError while it runs."""
+        from modal.exception import ConnectionError as ModalConnectionError
+        from modal.exception import RemoteError
+
+        if faults.fire(self.root, "connection@get"):
+            raise ModalConnectionError("rehearsed fault: the connection to Modal was lost")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if (self.dir / "result.json").exists():
+                return json.loads((self.dir / "result.json").read_text())
+            if (self.dir / "error.pickle").exists():
+                raise pickle.loads((self.dir / "error.pickle").read_bytes())
+            if (self.dir / "cancelled").exists() and not self._alive():
+                raise RemoteError(f"Function call {self.object_id} was cancelled")
+            if not self._alive() and not self._settled():
+                tail = (self.dir / "output.log").read_text(errors="replace")[-2000:]
+                raise RemoteError(f"Function call {self.object_id} exited without a result:\n{tail}")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"Function call {self.object_id} is still running")
+            time.sleep(POLL_SECONDS)
+
+    def cancel(self, terminate_containers: bool = False) -> None:
+        """Ask the supervisor to stop the call, and return at once, as Modal does."""
+        if self._settled():
+            return
+        (self.dir / "cancelled").write_text(json.dumps({"terminate_containers": terminate_containers}))
+        pid = self._pid()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def cancel_request(self) -> dict | None:
+        """How the call was cancelled ({"terminate_containers": ...}), or None."""
+        try:
+            return json.loads((self.dir / "cancelled").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _settled(self) -> bool:
+        return (self.dir / "result.json").exists() or (self.dir / "error.pickle").exists()
+
+    def _pid(self) -> int | None:
+        try:
+            return int((self.dir / "pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _alive(self) -> bool:
+        process = getattr(self, "_process", None)
+        if process is not None:
+            return process.poll() is None
+        return pid_alive(self._pid())
+
+
+def pid_alive(pid: int | None) -> bool:
+    """A live process (a zombie of another parent answers kill(0): /proc tells)."""
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def calls_made(root: Path) -> list[tuple[str, str]]:
+    """(function, call id) of every call made on this rehearsal volume, oldest first."""
+    found = []
+    for order in (Path(root) / CALLS_DIR).glob(f"*/{STARTED_ORDER}"):
+        request = json.loads((order.parent / "input.json").read_text())
+        found.append((int(order.read_text()), request["function"], order.parent.name))
+    return [(function, call_id) for _, function, call_id in sorted(found)]
+
+
+def clear_calls(root: Path) -> None:
+    """Forget finished calls' records (the volume's data is kept)."""
+    import shutil
+
+    shutil.rmtree(Path(root) / CALLS_DIR, ignore_errors=True)

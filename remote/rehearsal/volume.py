@@ -1,0 +1,254 @@
+"""The rehearsal's volume: a directory holding what has been committed, the client's API over it, and
+each call's private mount of it.
+
+A call's mount is a copy of the directory as of the call's start (large files are hard links; they
+are replaced, never written in place, by anything the app does). JSON files name volume paths as on
+Modal (/data/...) on the directory, and as the call's own mount inside it. Its writes reach the directory only
+at commit(): every file changed or added since the mount was taken or last synced is copied over
+(the last commit of a file wins, as on Modal), and every file it deleted is deleted. reload() commits
+what is pending, as Modal's may, then brings in what other calls committed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from remote.rehearsal import faults
+
+PRIVATE = ".rehearsal"  # the rehearsal's own records inside the directory: never part of the volume
+LINK_AT_BYTES = 8 << 20  # files this large are hard-linked into a mount instead of copied
+VOLUME_PATH = "/data"  # where the functions mount the volume on Modal
+# Files that name volume paths (caches, records, configs): on the directory they read /data/..., as on
+# Modal, and in a call's mount that mount's own path, so a path one call writes opens in the next.
+PATH_FILES = (".json", ".jsonl")
+MOUNT_ENV = "MOTIONCOACH_REHEARSAL_MOUNT"  # the attempt's mount, and
+ROOT_ENV = "MOTIONCOACH_REHEARSAL_ROOT"  # the directory it syncs with, for mounted_volume()
+
+Manifest = dict[str, tuple[int, int, int]]  # relative path -> (inode, size, mtime_ns)
+
+
+def _files(base: Path) -> Manifest:
+    found: Manifest = {}
+    for directory, names, files in os.walk(base):
+        here = Path(directory)
+        if here == base and PRIVATE in names:
+            names.remove(PRIVATE)
+        for name in files:
+            path = here / name
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            found[path.relative_to(base).as_posix()] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def _place(source: Path, target: Path, link: bool, paths: tuple[str, str]) -> None:
+    """Put source's bytes at target atomically: JSON with the volume's paths rewritten from paths[0] to
+    paths[1], a hard link for any other large file when link is set, a copy otherwise."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.rehearsal-partial")
+    partial.unlink(missing_ok=True)
+    if source.suffix in PATH_FILES:
+        old, new = paths
+        text = source.read_bytes().replace(f'"{old}/'.encode(), f'"{new}/'.encode())
+        partial.write_bytes(text.replace(f'"{old}"'.encode(), f'"{new}"'.encode()))
+        shutil.copystat(source, partial)
+    elif link and source.stat().st_size >= LINK_AT_BYTES:
+        os.link(source, partial)
+    else:
+        shutil.copy2(source, partial)
+    partial.replace(target)
+
+
+@contextmanager
+def _committing(root: Path) -> Iterator[None]:
+    """One commit at a time on the directory."""
+    lock = Path(root) / PRIVATE / "commit.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+class MountedVolume:
+    """A call's private mount of the volume: commit() and reload() as modal.Volume offers them in a container."""
+
+    def __init__(self, root: Path, mount: Path):
+        self.root, self.mount = Path(root), Path(mount)
+        self.mine: Manifest = {}  # the mount as last synced with the directory
+        self.theirs: Manifest = {}  # the directory as last synced
+
+    @classmethod
+    def take(cls, root: Path, mount: Path) -> MountedVolume:
+        """A new mount holding the directory's committed state."""
+        volume = cls(root, mount)
+        Path(mount).mkdir(parents=True, exist_ok=True)
+        with _committing(root):
+            volume._bring_in(_files(volume.root))
+        return volume
+
+    def commit(self) -> None:
+        with _committing(self.root):
+            now = _files(self.mount)
+            changed = [name for name, stat in now.items() if self.mine.get(name) != stat]
+            deleted = set(self.mine) - set(now)
+            for name in changed:
+                _place(self.mount / name, self.root / name, link=False, paths=(str(self.mount), VOLUME_PATH))
+            for name in deleted:
+                (self.root / name).unlink(missing_ok=True)
+                _prune_empty_dirs(self.root, self.mount, PurePosixPath(name).parent)
+            theirs = _files(self.root)
+            for name in changed:  # what this call just wrote: the mount holds it already
+                self.theirs[name] = theirs[name]
+            for name in deleted:
+                self.theirs.pop(name, None)
+            self._bring_in(theirs)
+        self._fire_preemption()
+
+    def reload(self) -> None:
+        self.commit()  # what is pending goes first, as Modal's reload may commit it
+
+    def _bring_in(self, theirs: Manifest) -> None:
+        """Copy into the mount what the directory holds that differs from what this mount last saw of it."""
+        for name, stat in theirs.items():
+            if self.theirs.get(name) != stat:
+                _place(self.root / name, self.mount / name, link=True, paths=(VOLUME_PATH, str(self.mount)))
+        for name in set(self.theirs) - set(theirs):
+            (self.mount / name).unlink(missing_ok=True)
+        self.theirs = theirs
+        self.mine = _files(self.mount)
+
+    def _fire_preemption(self) -> None:
+        """preempt@train:N: the container dies right after committing checkpoint N."""
+        step = faults.armed(self.root, "preempt@train")
+        if step is None or not any(self.root.glob(f"**/runs/*/checkpoint-{step}/trainer_state.json")):
+            return
+        if faults.fire_once(self.root, "preempt@train") is not None:
+            (self.mount.parent / "preempted").touch()
+            os.kill(os.getpid(), 9)  # the supervisor stops what this container started
+
+
+def _prune_empty_dirs(root: Path, mount: Path, folder: PurePosixPath) -> None:
+    """Remove the directories a commit emptied on the directory that the mount no longer has."""
+    while folder.parts and not (mount / folder).exists():
+        try:
+            (root / folder).rmdir()
+        except OSError:  # not empty (another call's files), or gone already
+            return
+        folder = folder.parent
+
+
+_MOUNTED: MountedVolume | None = None
+
+
+def mounted_volume() -> MountedVolume:
+    """This attempt's mount (the process a rehearsed call runs in)."""
+    global _MOUNTED
+    if _MOUNTED is None:
+        _MOUNTED = MountedVolume.take(Path(os.environ[ROOT_ENV]), Path(os.environ[MOUNT_ENV]))
+    return _MOUNTED
+
+
+class RehearsalVolume:
+    """modal.Volume's client API over the directory: read_file, listdir, batch_upload, remove_file.
+
+    A client sees what calls committed; what it uploads is committed at once, as on Modal.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, path: str) -> Path:
+        relative = PurePosixPath(path.strip("/"))
+        if ".." in relative.parts or (relative.parts and relative.parts[0] == PRIVATE):
+            raise ValueError(f"{path!r} is not a path on the volume")
+        return self.root / relative
+
+    def read_file(self, path: str) -> Iterator[bytes]:
+        from modal.exception import InternalError
+
+        if faults.fire(self.root, "error@volume-read"):
+            raise InternalError(f"rehearsed fault: reading {path} from the volume failed")
+        file = self._path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"No such file: {path}")  # what modal 1.6 raises
+        return _chunks(file)
+
+    def listdir(self, path: str, *, recursive: bool = False) -> list:
+        from modal.exception import NotFoundError
+        from modal.volume import FileEntry, FileEntryType
+
+        base = self._path(path)
+        if not base.exists():
+            raise NotFoundError(f"No such file or directory: {path}")
+        found = base.rglob("*") if recursive else base.iterdir()
+        return [
+            FileEntry(
+                path=p.relative_to(self.root).as_posix(),
+                type=FileEntryType.FILE if p.is_file() else FileEntryType.DIRECTORY,
+                mtime=int(p.stat().st_mtime),
+                size=p.stat().st_size if p.is_file() else 0,
+            )
+            for p in sorted(found)
+            if not p.relative_to(self.root).as_posix().startswith(PRIVATE) and ".rehearsal-partial" not in p.name
+        ]
+
+    def remove_file(self, path: str, recursive: bool = False) -> None:
+        target = self._path(path)
+        with _committing(self.root):
+            if target.is_dir() and recursive:
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            else:
+                raise FileNotFoundError(f"No such file: {path}")
+
+    @contextmanager
+    def batch_upload(self, force: bool = False) -> Iterator[_Batch]:
+        batch = _Batch(self, force)
+        yield batch
+        batch.finish()
+
+
+def _chunks(file: Path) -> Iterator[bytes]:
+    with open(file, "rb") as f:
+        while chunk := f.read(1 << 20):
+            yield chunk
+
+
+class _Batch:
+    """Uploads collected and committed together, refusing to overwrite unless force (like modal's)."""
+
+    def __init__(self, volume: RehearsalVolume, force: bool) -> None:
+        self.volume, self.force = volume, force
+        self.files: list[tuple[Path | bytes, Path, str]] = []
+
+    def put_file(self, local_file: Path | str | BinaryIO, remote_path: str) -> None:
+        source = local_file.read() if hasattr(local_file, "read") else Path(local_file)
+        self.files.append((source, self.volume._path(remote_path), remote_path))
+
+    def put_directory(self, local_path: Path | str, remote_path: str) -> None:
+        for file in sorted(Path(local_path).rglob("*")):
+            if file.is_file():
+                self.put_file(file, f"{remote_path.rstrip('/')}/{file.relative_to(local_path).as_posix()}")
+
+    def finish(self) -> None:
+        for _source, target, name in self.files:
+            if target.exists() and not self.force:
+                raise FileExistsError(f"{name} already exists on the volume")
+        with _committing(self.volume.root):
+            for source, target, _ in self.files:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(f".{target.name}.rehearsal-partial")
+                if isinstance(source, bytes):
+                    partial.write_bytes(source)
+                else:
+                    shutil.copyfile(source, partial)
+                partial.replace(target)
