@@ -23,8 +23,10 @@ class EvalConfig(StepConfig):
 
     max_new_tokens: int = Field(1024, gt=0, description="Tokens each answer may use (a full label is ~600).")
     batch_size: int = Field(
-        8, gt=0, description="Prompts asked at once (one generate() call, or requests in flight to vLLM); the "
-        "answers are kept after each such chunk, so an evaluation cut short continues."
+        8,
+        gt=0,
+        description="Prompts asked at once (one generate() call, or requests in flight to vLLM); the "
+        "answers are kept after each such chunk, so an evaluation cut short continues.",
     )
     max_rows: int | None = Field(None, gt=0, description="Validation rows to evaluate; None for all of them.")
     max_pixels: int = Field(1003520, gt=0, description="Images are shrunk to at most this many pixels, as in training.")

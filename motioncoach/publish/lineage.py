@@ -197,9 +197,7 @@ def _serving(adapter_dir: Path, report: EvalReport, data_dir: Path) -> ServingSu
     else:
         placement = LoraPlacement.model_validate(on_modal["placement"]) if on_modal.get("placement") else None
     merged = (on_modal.get("merged") or {}).get("path")
-    return ServingSummary(
-        placement=placement, served_as=report.served_as, merged=f"/data/{merged}" if merged else None
-    )
+    return ServingSummary(placement=placement, served_as=report.served_as, merged=f"/data/{merged}" if merged else None)
 
 
 def _run_dir(adapter_dir: Path, trained: TrainedAdapter) -> RunDirState | None:
