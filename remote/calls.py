@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -194,6 +197,31 @@ def cancel(call, why: str) -> None:
                 time.sleep(2.0)
 
 
+class Terminated(BaseException):
+    """SIGTERM reached a client that had no handler for it: stop as Ctrl-C would, cancelling what it owns."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises Terminated while a paid call is watched, unless someone (Prefect's engine, which turns
+    it into its TerminationSignal) already handles it: by default it would kill the client silently."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise Terminated("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def watch(call, calls: TrainingCalls, log_path: str, on_log: Callable[[dict], None] | None, poll_s: float) -> dict:
     """The call's result, the steps it commits reported to on_log meanwhile. Only the user stops a paid call:
     an interrupt (Ctrl-C, SIGTERM, a Prefect cancel) cancels it and its containers; progress errors and a
@@ -201,7 +229,8 @@ def watch(call, calls: TrainingCalls, log_path: str, on_log: Callable[[dict], No
     from motioncoach.errors import TrainingError
 
     try:
-        result = _wait(call, calls, log_path, on_log, poll_s)
+        with _sigterm_raises():
+            result = _wait(call, calls, log_path, on_log, poll_s)
     except TrainingError:
         raise
     except BaseException as exc:

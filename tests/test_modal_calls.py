@@ -1,6 +1,7 @@
-"""Who owns the 8xH200 call: recorded when spawned, re-attached by a rerun instead of paid twice,
-cancelled with the client or its flow run, and swift's own failures returned rather than retried.
-Everything runs through the rehearsal: each Modal call is a local process, the volume a directory."""
+"""Who owns the 8xH200 call, and what a paid run meets on Modal, rehearsed: the call is recorded when spawned,
+re-attached by a rerun instead of paid twice, cancelled with its containers when the client is stopped,
+recovered after it failed, and never given a twin by a connection blip, a failing volume read or a
+preemption. Calls are counted from the rehearsal's record of the calls it ran."""
 
 from __future__ import annotations
 
@@ -22,9 +23,8 @@ from motioncoach.training.failures import explain_training_failure, is_out_of_me
 from remote import steps as modal_steps
 from remote.client import connect
 from remote.rehearsal import REHEARSAL_ENV
-from remote.rehearsal.calls import RehearsalCall
-from tasks.training import cancel_training_on_modal
-from tests.rehearsal import rehearsal_calls
+from remote.rehearsal.calls import RehearsalCall, calls_made
+from remote.rehearsal.faults import FAULTS_ENV
 from tests.release_data import build_release_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +41,7 @@ def rehearsal(tmp_path, monkeypatch, place_tiny_model):
     data = build_release_data(tmp_path / "client")
     volume = tmp_path / "volume"
     monkeypatch.setenv(REHEARSAL_ENV, str(volume))
+    monkeypatch.delenv(FAULTS_ENV, raising=False)
     remote = connect(data.data_dir)
     remote.upload_dir(data.data_dir, remote.name)  # what the dataset steps leave on the volume
     place_tiny_model(volume / "models" / "tiny-qwen3-vl")
@@ -51,9 +52,9 @@ def _config(steps: int) -> TrainConfig:
     return local_train_config(TINY_ON_VOLUME).model_copy(update={"max_steps": steps, "save_steps": 2, "eval_steps": 2})
 
 
-def _training_calls(volume: Path) -> int:
-    """GPU training calls made: `train` (8xH200) or `train_single_gpu` (the one-process recipes here)."""
-    return sum(name in ("train", "train_single_gpu") for name in rehearsal_calls(volume))
+def _training_calls(volume: Path) -> list[str]:
+    """Ids of the GPU training calls made: `train` (8xH200), or `train_smoke`."""
+    return [call_id for function, call_id in calls_made(volume) if function in ("train", "train_smoke")]
 
 
 def _record(data_dir: Path) -> dict:
@@ -90,28 +91,34 @@ def _wait_for(condition, timeout: float = 300) -> None:
 
 
 def _training_started(volume: Path) -> bool:
-    return any(p.stat().st_size > 0 for p in volume.glob("data/runs/*/logging.jsonl"))
+    """A step of the attempt's swift is logged (in the call's own mount: nothing is committed yet)."""
+    logs = volume.glob(".rehearsal/calls/*/attempts/*/mount/data/runs/*/logging.jsonl")
+    return any(p.stat().st_size > 0 for p in logs)
+
+
+def _train(rehearsal, steps: int):
+    return modal_steps.train(rehearsal.remote, rehearsal.splits, _config(steps), rehearsal.data_dir)
 
 
 @pytest.mark.e2e
-def test_an_interrupted_client_cancels_the_training_call(rehearsal):
-    """Ctrl-C in the client (or the SIGTERM a Prefect cancel sends its worker) stops the GPU job, swift included."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_client_cancels_the_training_call_and_its_containers(rehearsal, stop):
+    """Ctrl-C in the client, or a SIGTERM (a stopped worker, `docker stop`), stops the GPU job, swift included."""
     client = _client(rehearsal, steps=500)  # minutes of CPU: it must be stopped, not finish
     try:
         _wait_for(lambda: _training_started(rehearsal.volume))
-        client.send_signal(signal.SIGINT)
+        client.send_signal(stop)
         assert client.wait(timeout=120) != 0
     finally:
         client.kill()
     record = _record(rehearsal.data_dir)
     assert record["state"] == "cancelled"
+    call = RehearsalCall.from_id(rehearsal.volume, record["call_id"])
+    assert call.cancel_request() == {"terminate_containers": True}  # containers go too, not kept warm
+    _wait_for(lambda: not call._alive(), timeout=60)
     with pytest.raises(RemoteError, match="cancelled"):
-        RehearsalCall.from_id(rehearsal.volume, record["call_id"]).get(timeout=0)
-    run_dir = next(rehearsal.volume.glob("data/runs/*"))
-    assert _swift_processes(str(run_dir)) == []  # the trainer inside the call stopped with it
-    steps = len((run_dir / "logging.jsonl").read_text().splitlines())
-    time.sleep(3)
-    assert len((run_dir / "logging.jsonl").read_text().splitlines()) == steps
+        call.get(timeout=0)
+    assert _swift_processes(str(rehearsal.volume)) == []  # the trainer inside the call stopped with it
 
 
 @pytest.mark.e2e
@@ -124,25 +131,31 @@ def test_a_rerun_reattaches_to_the_running_call_instead_of_paying_twice(rehearsa
         client.kill()
         client.wait()
     first = _record(rehearsal.data_dir)["call_id"]
-    trained = modal_steps.train(rehearsal.remote, rehearsal.splits, _config(6), rehearsal.data_dir)
-    assert _training_calls(rehearsal.volume) == 1  # one GPU job paid for
-    assert _record(rehearsal.data_dir) | {"at": 0} == {"call_id": first, "state": "finished", "at": 0}
-    assert trained.checkpoint.name == "checkpoint-6"
+    trained = _train(rehearsal, 6)
+    assert _training_calls(rehearsal.volume) == [first]  # one GPU job paid for
+    assert _record(rehearsal.data_dir)["call_id"] == first and _record(rehearsal.data_dir)["state"] == "finished"
+    assert trained.checkpoint.name.startswith("checkpoint-")
     assert (rehearsal.volume / trained.checkpoint.relative_to("/data") / "adapter_model.safetensors").is_file()
     # And once finished, a rerun of the same run takes the recorded call's result: still one call.
-    again = modal_steps.train(rehearsal.remote, rehearsal.splits, _config(6), rehearsal.data_dir)
-    assert again.checkpoint == trained.checkpoint and _training_calls(rehearsal.volume) == 1
+    again = _train(rehearsal, 6)
+    assert again.checkpoint == trained.checkpoint and _training_calls(rehearsal.volume) == [first]
 
 
 @pytest.mark.e2e
 def test_a_failing_swift_run_is_returned_not_retried(rehearsal):
-    """swift's own failure completes the call with an error result, so Modal has nothing to retry."""
+    """swift's own failure completes the call with an error result, so Modal has nothing to retry; the call
+    is recorded as failed, here and on the volume, so that a rerun does not take its error again."""
     broken = _config(2).model_copy(update={"target_modules": "no_such_module"})
     with pytest.raises(TrainingError, match="it was not retried"):
         modal_steps.train(rehearsal.remote, rehearsal.splits, broken, rehearsal.data_dir)
-    call = RehearsalCall.from_id(rehearsal.volume, _record(rehearsal.data_dir)["call_id"])
-    result = call.get(timeout=0)  # the call succeeded as far as Modal knows
+    record = _record(rehearsal.data_dir)
+    result = RehearsalCall.from_id(rehearsal.volume, record["call_id"]).get(timeout=0)  # a success to Modal
     assert "error" in result and "swift sft exited with code" in result["error"]
+    assert record["state"] == "failed"
+    on_volume = json.loads(next(rehearsal.volume.glob("data/runs/*/modal_call.json")).read_text())
+    assert on_volume["state"] == "failed" and on_volume["call_id"] == record["call_id"]
+    attempts = rehearsal.volume / ".rehearsal" / "calls" / record["call_id"] / "attempts"
+    assert len(list(attempts.iterdir())) == 1  # one attempt: no retry
 
 
 def test_out_of_memory_says_what_to_change():
@@ -153,20 +166,113 @@ def test_out_of_memory_says_what_to_change():
         assert setting in message
 
 
+# ---- Faults a paid run meets, rehearsed (MOTIONCOACH_REHEARSAL_FAULTS) ----
+
+
 @pytest.mark.e2e
-def test_cancelling_or_crashing_the_flow_run_cancels_the_call(rehearsal):
-    """The flows' on_cancellation and on_crashed hook stops what the run's state says is running."""
-    call = rehearsal.remote.function("train").spawn(
-        _config(500).model_dump(mode="json"),
-        rehearsal.remote.name,
-        {"train": rehearsal.splits.train.sha256, "val": rehearsal.splits.val.sha256},
-    )
-    run_dir = "data/runs/hook"
-    modal_steps.record_call(rehearsal.remote, call, run_dir, rehearsal.data_dir / "runs" / "hook" / "modal_call.json")
-    _wait_for(lambda: _training_started(rehearsal.volume))
-    flow_run = SimpleNamespace(parameters={"profile": "modal", "data_dir": str(rehearsal.data_dir)})
-    cancel_training_on_modal(None, flow_run, SimpleNamespace(name="Cancelling"))
-    with pytest.raises(RemoteError, match="cancelled"):
-        call.get(timeout=0)
-    assert _record(rehearsal.data_dir)["state"] == "cancelled"
-    assert _swift_processes(str(rehearsal.volume / "data" / "runs")) == []
+def test_out_of_memory_fails_naming_what_to_change_and_the_rerun_spawns_one_new_call(rehearsal, monkeypatch):
+    monkeypatch.setenv(FAULTS_ENV, "oom@train")
+    remote = connect(rehearsal.data_dir)  # arms the fault on the volume
+    with pytest.raises(TrainingError) as failed:
+        modal_steps.train(remote, rehearsal.splits, _config(4), rehearsal.data_dir)
+    assert str(failed.value).startswith("Training ran out of GPU memory. It was not retried")
+    assert "per_device_train_batch_size" in str(failed.value) and "rehearsed fault oom@train" in str(failed.value)
+    (oom,) = _training_calls(rehearsal.volume)
+    trained = modal_steps.train(connect(rehearsal.data_dir), rehearsal.splits, _config(4), rehearsal.data_dir)
+    calls = _training_calls(rehearsal.volume)
+    assert len(calls) == 2 and calls[0] == oom  # the failed call gave way to one new call
+    record = _record(rehearsal.data_dir)
+    assert (record["call_id"], record["state"]) == (calls[1], "finished")
+    assert trained.checkpoint.name.startswith("checkpoint-")
+
+
+@pytest.mark.e2e
+def test_connection_errors_while_waiting_never_spawn_a_second_call(rehearsal, monkeypatch):
+    monkeypatch.setenv(FAULTS_ENV, "connection@get:3")
+    monkeypatch.setattr("remote.calls.BACKOFF_SECONDS", (0.2,))  # the client's waits between tries, shortened
+    remote = connect(rehearsal.data_dir)
+    trained = modal_steps.train(remote, rehearsal.splits, _config(4), rehearsal.data_dir)
+    assert len(_training_calls(rehearsal.volume)) == 1 and _record(rehearsal.data_dir)["state"] == "finished"
+    assert trained.checkpoint.name.startswith("checkpoint-")
+    faults = json.loads((rehearsal.volume / ".rehearsal" / "faults.json").read_text())
+    assert faults["armed"]["connection@get:3"]["left"] == 0  # all three fired
+
+
+@pytest.mark.e2e
+def test_failing_volume_reads_during_training_do_not_cancel_the_call(rehearsal, monkeypatch):
+    monkeypatch.setenv(FAULTS_ENV, "error@volume-read:2")
+    remote = connect(rehearsal.data_dir)
+    steps = []
+    trained = modal_steps.train(remote, rehearsal.splits, _config(4), rehearsal.data_dir, on_log=steps.append)
+    (call_id,) = _training_calls(rehearsal.volume)
+    assert RehearsalCall.from_id(rehearsal.volume, call_id).cancel_request() is None  # never cancelled
+    assert _record(rehearsal.data_dir)["state"] == "finished" and trained.checkpoint.name.startswith("checkpoint-")
+    faults = json.loads((rehearsal.volume / ".rehearsal" / "faults.json").read_text())
+    assert faults["armed"]["error@volume-read:2"]["left"] == 0
+
+
+@pytest.mark.e2e
+def test_a_preempted_call_is_restarted_and_resumes_from_its_committed_checkpoint(rehearsal, monkeypatch):
+    monkeypatch.setenv(FAULTS_ENV, "preempt@train:2")
+    remote = connect(rehearsal.data_dir)
+    trained = modal_steps.train(remote, rehearsal.splits, _config(6), rehearsal.data_dir)
+    (call_id,) = _training_calls(rehearsal.volume)  # Modal restarts the input: still one call
+    attempts = sorted((rehearsal.volume / ".rehearsal" / "calls" / call_id / "attempts").iterdir())
+    assert len(attempts) == 2 and (attempts[0] / "preempted").exists()
+    run = rehearsal.volume / trained.run_dir.relative_to("/data")
+    records = [json.loads(line) for line in (run / "logging.jsonl").read_text().splitlines()]
+    logged = [int(r["global_step/max_steps"].split("/")[0]) for r in records if "loss" in r]
+    # Steps up to the committed checkpoint were logged by the first attempt and never again: the second
+    # attempt resumed from checkpoint 2 (or a later one the first attempt committed) and went on to 6.
+    assert logged and max(logged) == 6 and logged.count(1) == 1 and logged.count(2) <= 2
+    resumed = json.loads((run / "args.json").read_text())["resume_from_checkpoint"]  # the restarted attempt's
+    assert resumed and int(resumed.rsplit("checkpoint-", 1)[1]) >= 2
+    assert _record(rehearsal.data_dir)["state"] == "finished"
+
+
+def test_a_stale_deployment_stops_the_run_before_any_work(tmp_path, monkeypatch):
+    from motioncoach.errors import ConfigurationError
+    from remote.client import check_modal_ready
+
+    volume = tmp_path / "volume"
+    monkeypatch.setenv(REHEARSAL_ENV, str(volume))
+    monkeypatch.setenv(FAULTS_ENV, "stale@deploy")
+    with pytest.raises(ConfigurationError) as stale:
+        check_modal_ready(tmp_path / "data")
+    assert "runs other code (version 0000000000000000) than this checkout" in str(stale.value)
+    assert "`modal deploy deployments/modal_app.py`" in str(stale.value) and "Nothing was run" in str(stale.value)
+    assert [function for function, _ in calls_made(volume)] == ["app_version"]  # the only call made
+    check_modal_ready(tmp_path / "data")  # deployed again (the fault fired once): ready
+
+
+class _WorkerLost(BaseException):
+    """What a flow run meets when its process is torn away (not an error of the flow's own code)."""
+
+
+@pytest.mark.e2e
+def test_a_crashed_flow_run_cancels_the_training_call_it_left_running(rehearsal, prefect_server):
+    """A real flow run, on the test Prefect server, that spawned a training call and then crashed: its
+    on_crashed hook (tasks.training.cancel_training_on_modal) cancels the call with its containers."""
+    from prefect import flow
+
+    from deployments.modal_app import CALL_RECORD
+    from remote.calls import TrainingCalls
+    from tasks.training import cancel_training_on_modal
+
+    remote, run_dir = rehearsal.remote, f"{rehearsal.remote.name}/runs/crashed"
+    expected = {"train": rehearsal.splits.train.sha256, "val": rehearsal.splits.val.sha256}
+
+    @flow(name="crashing-trainer", on_crashed=[cancel_training_on_modal])
+    def crashing(profile: str, data_dir: str) -> None:
+        calls = TrainingCalls(remote, run_dir, Path(data_dir) / "runs" / "crashed" / CALL_RECORD)
+        calls.spawn(remote.function("train"), _config(500).model_dump(mode="json"), remote.name, expected, run_dir)
+        raise _WorkerLost("the worker's process went away")
+
+    state = crashing(profile="modal", data_dir=str(rehearsal.data_dir), return_state=True)
+    assert state.is_crashed(), state
+    record = _record(rehearsal.data_dir)
+    assert record["state"] == "cancelled"
+    call = RehearsalCall.from_id(rehearsal.volume, record["call_id"])
+    assert call.cancel_request() == {"terminate_containers": True}
+    _wait_for(lambda: not call._alive(), timeout=60)
+    assert _training_calls(rehearsal.volume) == [record["call_id"]]

@@ -32,7 +32,7 @@ class RehearsalFunction:
         self.root, self.name = Path(root), name
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        return self.spawn(*args, **kwargs).get()
+        return self.spawn(*args, **kwargs).result()
 
     def spawn(self, *args: Any, **kwargs: Any) -> RehearsalCall:
         return RehearsalCall.start(self.root, self.name, list(args), kwargs)
@@ -54,7 +54,7 @@ class RehearsalFunction:
             for item in list(running):
                 if item[1].finished():
                     running.remove(item)
-                    done[item[0]] = item[1].get()
+                    done[item[0]] = item[1].result()
                     if not order_outputs:
                         yield done.pop(item[0])
             while order_outputs and next_out in done:
@@ -102,12 +102,18 @@ class RehearsalCall:
         return any((self.dir / n).exists() for n in ("result.json", "error.pickle", "cancelled")) or not self._alive()
 
     def get(self, timeout: float | None = None) -> Any:
-        """The result; the function's own exception if it raised; builtin TimeoutError while it runs."""
+        """FunctionCall.get: the result; the function's own exception if it raised; builtin TimeoutError while
+        it runs (connection@get:N makes the next N calls lose their connection to Modal)."""
         from modal.exception import ConnectionError as ModalConnectionError
-        from modal.exception import RemoteError
 
         if faults.fire(self.root, "connection@get"):
             raise ModalConnectionError("rehearsed fault: the connection to Modal was lost")
+        return self.result(timeout)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The call's outcome, as .remote() and .map() wait for it."""
+        from modal.exception import RemoteError
+
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if (self.dir / "result.json").exists():

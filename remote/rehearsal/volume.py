@@ -57,8 +57,11 @@ def _place(source: Path, target: Path, link: bool, paths: tuple[str, str]) -> No
     partial.unlink(missing_ok=True)
     if source.suffix in PATH_FILES:
         old, new = paths
-        text = source.read_bytes().replace(f'"{old}/'.encode(), f'"{new}/'.encode())
-        partial.write_bytes(text.replace(f'"{old}"'.encode(), f'"{new}"'.encode()))
+        text = source.read_bytes()
+        for quote in ('"', "'"):  # JSON strings, and the Python reprs some tools write into them
+            text = text.replace(f"{quote}{old}/".encode(), f"{quote}{new}/".encode())
+            text = text.replace(f"{quote}{old}{quote}".encode(), f"{quote}{new}{quote}".encode())
+        partial.write_bytes(text)
         shutil.copystat(source, partial)
     elif link and source.stat().st_size >= LINK_AT_BYTES:
         os.link(source, partial)
@@ -96,19 +99,27 @@ class MountedVolume:
 
     def commit(self) -> None:
         with _committing(self.root):
-            now = _files(self.mount)
+            now = _files(self.mount)  # one snapshot: what the app writes or deletes meanwhile waits for the next
             changed = [name for name, stat in now.items() if self.mine.get(name) != stat]
             deleted = set(self.mine) - set(now)
-            for name in changed:
-                _place(self.mount / name, self.root / name, link=False, paths=(str(self.mount), VOLUME_PATH))
+            for name in list(changed):
+                try:
+                    _place(self.mount / name, self.root / name, link=False, paths=(str(self.mount), VOLUME_PATH))
+                except FileNotFoundError:  # deleted since the snapshot: the next commit sees it gone
+                    changed.remove(name)
+                    del now[name]
+                    if name in self.mine:
+                        now[name] = self.mine[name]
             for name in deleted:
                 (self.root / name).unlink(missing_ok=True)
                 _prune_empty_dirs(self.root, self.mount, PurePosixPath(name).parent)
             theirs = _files(self.root)
             for name in changed:  # what this call just wrote: the mount holds it already
-                self.theirs[name] = theirs[name]
+                if name in theirs:
+                    self.theirs[name] = theirs[name]
             for name in deleted:
                 self.theirs.pop(name, None)
+            self.mine = now
             self._bring_in(theirs)
         self._fire_preemption()
 
@@ -116,14 +127,18 @@ class MountedVolume:
         self.commit()  # what is pending goes first, as Modal's reload may commit it
 
     def _bring_in(self, theirs: Manifest) -> None:
-        """Copy into the mount what the directory holds that differs from what this mount last saw of it."""
+        """Copy into the mount what the directory holds that differs from what this mount last saw of it.
+        Only what it places or removes changes the mount's record: the app may be writing meanwhile."""
         for name, stat in theirs.items():
             if self.theirs.get(name) != stat:
-                _place(self.root / name, self.mount / name, link=True, paths=(VOLUME_PATH, str(self.mount)))
+                target = self.mount / name
+                _place(self.root / name, target, link=True, paths=(VOLUME_PATH, str(self.mount)))
+                placed = target.stat()
+                self.mine[name] = (placed.st_ino, placed.st_size, placed.st_mtime_ns)
         for name in set(self.theirs) - set(theirs):
             (self.mount / name).unlink(missing_ok=True)
+            self.mine.pop(name, None)
         self.theirs = theirs
-        self.mine = _files(self.mount)
 
     def _fire_preemption(self) -> None:
         """preempt@train:N: the container dies right after committing checkpoint N."""

@@ -1,0 +1,181 @@
+"""The rehearsal is as strict as Modal: each call sees the volume as of its start or its last reload, its
+writes reach others only when it commits (the last commit of a file wins), it sees only the secrets its
+function mounts, and two clients cannot write one data dir on the volume at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from motioncoach.lock import DataDirBusy
+from remote.client import connect
+from remote.lease import volume_lease
+from remote.rehearsal import REHEARSAL_ENV
+from remote.rehearsal.calls import RehearsalFunction, calls_made
+from remote.rehearsal.volume import MountedVolume, RehearsalVolume
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_calls_writes_reach_other_calls_and_the_client_only_when_it_commits(tmp_path):
+    root = tmp_path / "volume"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "shared.txt").write_text("before")
+    first, second = MountedVolume.take(root, tmp_path / "a"), MountedVolume.take(root, tmp_path / "b")
+    client = RehearsalVolume(root)
+
+    (first.mount / "data" / "new.txt").write_text("from the first call")
+    (first.mount / "data" / "shared.txt").write_text("changed by the first call")
+    assert not (second.mount / "data" / "new.txt").exists()  # not committed: not seen
+    with pytest.raises(FileNotFoundError):
+        b"".join(client.read_file("data/new.txt"))
+    assert b"".join(client.read_file("data/shared.txt")) == b"before"
+
+    first.commit()
+    assert b"".join(client.read_file("data/new.txt")) == b"from the first call"
+    assert not (second.mount / "data" / "new.txt").exists()  # the second call's view is as of its start
+    second.reload()
+    assert (second.mount / "data" / "new.txt").read_text() == "from the first call"
+
+    # Both write the same file: the last commit wins, as on Modal.
+    (first.mount / "data" / "shared.txt").write_text("first")
+    (second.mount / "data" / "shared.txt").write_text("second")
+    second.commit()
+    first.commit()
+    assert b"".join(client.read_file("data/shared.txt")) == b"first"
+    (first.mount / "data" / "new.txt").unlink()  # a deletion is committed too
+    first.commit()
+    assert not (root / "data" / "new.txt").exists()
+
+
+def test_commits_while_the_app_writes_and_prunes_lose_nothing_and_resurrect_nothing(tmp_path):
+    """A trainer writes and prunes checkpoints while the heartbeat commits: once it stops, one more commit
+    leaves the volume exactly as the mount, with no file of a pruned checkpoint left behind."""
+    root = tmp_path / "volume"
+    (root / "data").mkdir(parents=True)
+    mounted = MountedVolume.take(root, tmp_path / "mount")
+    runs = mounted.mount / "data" / "runs"
+    stop = threading.Event()
+
+    def trainer() -> None:
+        step = 0
+        while not stop.is_set():
+            step += 1
+            checkpoint = runs / f"checkpoint-{step}"
+            checkpoint.mkdir(parents=True)
+            for name in ("adapter_model.safetensors", "optimizer.pt", "args.json", "trainer_state.json"):
+                (checkpoint / name).write_text(f"{name} at {step}")
+            if step > 2:
+                shutil.rmtree(runs / f"checkpoint-{step - 2}")
+
+    writer = threading.Thread(target=trainer)
+    writer.start()
+    try:
+        for _ in range(60):
+            mounted.commit()
+    finally:
+        stop.set()
+        writer.join()
+    mounted.commit()
+
+    def contents(base: Path) -> dict[str, str]:
+        return {p.relative_to(base).as_posix(): p.read_text() for p in base.rglob("*") if p.is_file()}
+
+    assert contents(root / "data") == contents(mounted.mount / "data")
+    assert len({p.parent for p in (root / "data" / "runs").rglob("*.pt")}) == 2  # the two kept checkpoints
+
+
+def test_volume_paths_in_json_read_as_on_modal_and_open_in_the_next_call(tmp_path):
+    """A call writes its own mount's paths; the volume holds /data/... (as on Modal); the next call reads
+    its own mount's paths, which open there."""
+    root = tmp_path / "volume"
+    (root / "data" / "raw").mkdir(parents=True)
+    (root / "data" / "raw" / "photo.jpg").write_bytes(b"jpeg")
+    writer = MountedVolume.take(root, tmp_path / "a")
+    photo = writer.mount / "data" / "raw" / "photo.jpg"
+    (writer.mount / "data" / "cache.json").write_text(json.dumps({"source_path": str(photo)}))
+    writer.commit()
+    assert json.loads((root / "data" / "cache.json").read_text()) == {"source_path": "/data/data/raw/photo.jpg"}
+    reader = MountedVolume.take(root, tmp_path / "b")
+    path = Path(json.loads((reader.mount / "data" / "cache.json").read_text())["source_path"])
+    assert path == reader.mount / "data" / "raw" / "photo.jpg" and path.read_bytes() == b"jpeg"
+
+
+def test_a_call_sees_only_the_secrets_its_function_mounts_and_its_images_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "rehearsal-gemini-key")
+    monkeypatch.setenv("HF_TOKEN", "hf_rehearsal_token_0123456789")
+    monkeypatch.setenv("SOME_LOCAL_SETTING", "not for the container")
+    root = tmp_path / "volume"
+    assert RehearsalFunction(root, "app_version").remote()  # no secret: the checkout's version
+    labeled = RehearsalFunction(root, "label_shard").remote([], {"labeler": "rules"}, "data")
+    assert labeled["report"]["outcomes"] == []
+    seen = {
+        function: json.loads(
+            next((root / ".rehearsal" / "calls" / call).glob("attempts/*/environment.json")).read_text()
+        )
+        for function, call in calls_made(root)
+    }
+    assert "GEMINI_API_KEY" in seen["label_shard"] and "HF_TOKEN" not in seen["label_shard"]
+    assert not {"GEMINI_API_KEY", "HF_TOKEN", "SOME_LOCAL_SETTING"} & set(seen["app_version"])
+    assert "SOME_LOCAL_SETTING" not in seen["label_shard"]
+    assert "MOTIONCOACH_APP_VERSION" in seen["app_version"]  # the image's own variables are there
+    # Names only are recorded: no value reaches the rehearsal's files.
+    files = [p for p in (root / ".rehearsal").rglob("*") if p.is_file()]
+    assert not [p for p in files if b"rehearsal-gemini-key" in p.read_bytes()]
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from remote.client import connect
+from remote.lease import volume_lease
+with volume_lease(connect(Path(sys.argv[1])), "motioncoach-pipeline run 'brave-fox'"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_client_on_the_same_volume_data_dir_is_refused_with_the_holders_name(tmp_path, monkeypatch):
+    """Two machines whose data dirs are both named `data` write /data/data on the volume: the second waits."""
+    volume = tmp_path / "volume"
+    monkeypatch.setenv(REHEARSAL_ENV, str(volume))
+    env = os.environ | {REHEARSAL_ENV: str(volume)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "one" / "data")], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(DataDirBusy) as busy:
+            with volume_lease(connect(tmp_path / "two" / "data"), "build-dataset run 'calm-owl'"):
+                pass
+        message = str(busy.value)
+        assert message.startswith("/data/data on the Modal volume 'qwen-finetune-data' is in use by ")
+        assert "motioncoach-pipeline run 'brave-fox'" in message and f"pid {holder.pid}" in message
+        assert "Nothing was changed." in message
+        with volume_lease(connect(tmp_path / "two" / "other"), "build-dataset run 'calm-owl'"):
+            pass  # another name is another data dir on the volume
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_lease_left_by_a_client_that_died_expires(tmp_path, monkeypatch):
+    import time
+
+    from remote.lease import LEASE_FILE, LEASE_TTL_SECONDS
+
+    monkeypatch.setenv(REHEARSAL_ENV, str(tmp_path / "volume"))
+    remote = connect(tmp_path / "data")
+    old = {"owner": "someone@elsewhere", "host": "elsewhere", "pid": 1, "run": "an old run", "token": "x",
+           "heartbeat": time.time() - LEASE_TTL_SECONDS - 1}  # fmt: skip
+    remote.write(f"data/{LEASE_FILE}", json.dumps(old).encode())
+    with volume_lease(remote, "relabel run 'quick-cat'"):
+        assert json.loads(remote.read(f"data/{LEASE_FILE}"))["run"] == "relabel run 'quick-cat'"
+    with pytest.raises(FileNotFoundError):
+        remote.read(f"data/{LEASE_FILE}")  # released at the end
