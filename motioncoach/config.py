@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -288,13 +289,21 @@ def pose_filter_config(profile: Profile) -> PoseFilterConfig:
     return PoseFilterConfig()
 
 
+POSE_SHARDS_VARIABLE = "MOTIONCOACH_POSE_SHARDS"
+
+
 class ModalConfig(StepConfig):
     """Where the modal profile finds its deployed app and volume, and how it spreads the work."""
 
     app_name: str = Field("motioncoach", description="Name of the deployed Modal app (`modal deploy` creates it).")
     volume_name: str = Field("qwen-finetune-data", description="Modal volume holding data dirs, models and runs.")
     volume_path: str = Field("/data", description="Where the functions mount the volume.")
-    pose_shards: int = Field(8, ge=1, le=256, description="Shards the pose filter fans out over, one GPU each.")
+    pose_shards: int = Field(
+        default_factory=lambda: int(os.environ.get(POSE_SHARDS_VARIABLE, "8")),
+        ge=1,
+        le=256,
+        description=f"Shards the pose filter fans out over, one GPU each (${POSE_SHARDS_VARIABLE}, default 8).",
+    )
     max_download_bytes: int = Field(
         2_000_000_000, ge=0, description="Adapters up to this size are downloaded into --adapter-dir."
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 from motioncoach.config import LabelConfig, PoseFilterConfig, SourceConfig, SplitConfig, TrainConfig, local_train_config
 from motioncoach.dataset import DATASET_FILE, SPLITS_DIR, DatasetFile, SplitSummary
 from motioncoach.dataset.rows import refuse_emptying
-from motioncoach.errors import TrainingError
+from motioncoach.errors import ConfigurationError, TrainingError
 from motioncoach.evaluation.gallery import GALLERY_DIR
 from motioncoach.labels.outcomes import LabelReport
 from motioncoach.labels.store import LABELS_FILE
@@ -203,9 +204,18 @@ def rehearsal_train_config(remote: Remote) -> TrainConfig:
     """A rehearsal trains the tiny Qwen3-VL, built on the stand-in volume, with the local CPU recipe."""
     from motioncoach.training.tiny_model import build_tiny_qwen3_vl
 
+    from remote.rehearsal import TRAIN_STEPS_ENV
+
     root = remote.volume.root  # the rehearsal's volume is a directory; this is the harness, not the client
     build_tiny_qwen3_vl(root / TINY_MODEL_ON_VOLUME)
-    return local_train_config(f"{remote.settings.volume_path}/{TINY_MODEL_ON_VOLUME}")
+    config = local_train_config(f"{remote.settings.volume_path}/{TINY_MODEL_ON_VOLUME}")
+    steps = os.environ.get(TRAIN_STEPS_ENV)
+    if steps:
+        try:
+            config = config.model_copy(update={"max_steps": int(steps)})
+        except ValueError:
+            raise ConfigurationError(f"{TRAIN_STEPS_ENV}={steps!r} is not a whole number of steps") from None
+    return config
 
 
 def trained_data_dir(trained: TrainedAdapter) -> Path:
@@ -226,7 +236,7 @@ def place_adapter(remote: Remote, trained: TrainedAdapter, adapter_dir: Path) ->
     command = None
     if package["bytes"] > remote.settings.max_download_bytes:
         command = volume_get_command(remote.settings, package["path"], adapter_dir)
-    _write_modal_adapter(adapter_dir, remote, package, command)
+    _write_modal_adapter(adapter_dir, remote, package | {"base_model": str(trained.config.base_model)}, command)
     if command:
         for name in ADAPTER_FILES:  # an earlier run's weights must not pass for this run's
             (Path(adapter_dir) / name).unlink(missing_ok=True)
@@ -255,6 +265,7 @@ def _write_modal_adapter(adapter_dir: Path, remote: Remote, package: dict, comma
         "bytes": package["bytes"],
         "downloaded": command is None,
         "command": command,
+        "base_model": package.get("base_model"),  # as the functions see it
         "placement": package.get("placement"),  # LoRA modules per part of the model, from its tensor names
         "run_dir": package.get("run_dir"),  # what the training run left on the volume
     }

@@ -21,10 +21,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:The .* function is executing loc
 
 @pytest.mark.e2e
 @pytest.mark.timeout(1500)
-def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path):
+def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path, prefect_api_url, place_tiny_model):
     """`motioncoach run --profile modal` rehearsed like a user would, nothing of ours patched: a folder
-    of photos, Gemini (a protocol fake), an adapter over --max-download-mb uploaded to the Hub from
-    the volume (a stand-in that takes weights through Git LFS), then an unchanged rerun."""
+    of photos, Gemini (a protocol fake), an adapter over --max-download-mb merged on the volume, evaluated
+    as merged weights, and uploaded to the Hub with the merged model from the volume (a stand-in that takes
+    weights through Git LFS), then an unchanged rerun."""
     import hashlib
 
     from motioncoach.sources.samples import assemble_samples
@@ -36,23 +37,28 @@ def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path):
         "--labeler", "gemini", "--rehearse-volume", str(volume), "--data-dir", str(data),
         "--adapter-dir", str(adapter), "--max-download-mb", "0", "--no-gate",
     ]  # fmt: skip
+    place_tiny_model(volume / "models" / "tiny-qwen3-vl")  # the rehearsal's base model, built once per test run
     with GeminiFake(api_key="rehearsal-key") as gemini, FakeHub() as hub:
         env = os.environ | {
             "GEMINI_API_KEY": "rehearsal-key",
             "GOOGLE_GEMINI_BASE_URL": gemini.base_url,
             "HF_TOKEN": hub.token,
             "HF_ADAPTER_REPO_ID": "tester/motioncoach-rehearsal",
+            "HF_MERGED_REPO_ID": "tester/motioncoach-rehearsal-merged",
             "HF_ENDPOINT": hub.url,
             "HF_HUB_DISABLE_XET": "1",
+            "PREFECT_API_URL": prefect_api_url,  # the test run's Prefect server
+            "MOTIONCOACH_POSE_SHARDS": "2",  # as many pose shards as the test needs
         }
         first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, cwd=ROOT)
         assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
         calls = rehearsal_calls(volume)
-        shards = calls.count("filter_pose_shard")
-        assert shards >= 2 and calls == [
-            "hub_account",  # the pipeline's Hub preflight: the secret's token, before any work
+        assert calls == [
+            "app_version",  # the deployed app is this checkout's code, before any work
+            "hub_account",  # the pipeline's Hub preflight: the secret's token may write the repos
             "download_images",
-            *["filter_pose_shard"] * shards,
+            "filter_pose_shard",
+            "filter_pose_shard",
             "merge_pose_shards",
             "label_shard",
             "merge_label_shards",
@@ -61,8 +67,10 @@ def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path):
             "download_base_model",
             "train",
             "package_adapter",
-            "evaluate_adapter",
+            "merge_adapter",  # the release vLLM loads whole
+            "evaluate_adapter",  # on the merged weights
             "upload_adapter",
+            "upload_merged",
         ]
         assert gemini.requests > 0
         # The weights stayed on the volume: the adapter dir has the release and the command that fetches them.
@@ -86,6 +94,19 @@ def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path):
         assert list((adapter / "gallery").glob("*.png"))  # drawn on the volume, where the photos are
         assert (data / "pose_dataset.jsonl").read_bytes() == (volume / "data" / "pose_dataset.jsonl").read_bytes()
         assert json.loads(next((data / "runs").glob("*/modal_call.json")).read_text())["state"] == "finished"
+        # The evaluation measured the merged release, which went up next to the adapter.
+        merged = volume / remote["merged"]["path"]
+        assert (merged / "config.json").is_file() and (merged / "motioncoach-merge.json").is_file()
+        assert lineage["serving"]["served_as"].startswith("the merged release (") and lineage["serving"]["placement"]
+        assert lineage["serving"]["placement"]["vision_tower"] > 0
+        assert lineage["merged_hub"]["status"] == "uploaded"
+        merged_repo = hub.repo("tester/motioncoach-rehearsal-merged")
+        assert merged_repo.files["model.safetensors"] == (merged / "model.safetensors").read_bytes()
+        # The run dir on the volume keeps no optimizer state after packaging; the lineage says what is left.
+        assert not list(volume.glob("data/runs/*/checkpoint-*/optimizer.pt"))
+        assert lineage["run_dir"]["optimizer_state_bytes"] == 0
+        # Every call's volume paths were the volume's: nothing of a call's private mount leaked into a file.
+        assert not [p for p in volume.rglob("*.json*") if ".rehearsal" not in p.parts and b"/mount/" in p.read_bytes()]
 
         gemini.reset_counters()
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, cwd=ROOT)
@@ -93,26 +114,30 @@ def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path):
         # Pose filter and training come back Cached; the store on the volume answers the labels. The
         # dataset is rewritten (the same rows): a teacher's label report is not yet a stable cache key.
         assert rehearsal_calls(volume)[len(calls) :] == [
-            "hub_account", "download_images", "label_shard", "merge_label_shards", "write_dataset", "hub_account",
-            "package_adapter", "upload_adapter",
+            "app_version", "hub_account", "download_images", "label_shard", "merge_label_shards", "write_dataset",
+            "hub_account", "package_adapter", "merge_adapter", "upload_adapter", "upload_merged",
         ]  # fmt: skip
         assert gemini.requests == 0
 
 
-def test_cli_modal_profile_without_credentials_fails_fast(tmp_path):
-    import os
-    import subprocess
-    import sys
-    import time
+@pytest.mark.e2e
+def test_cli_modal_profile_without_credentials_fails_fast(tmp_path, prefect_api_url):
+    """Before any work: no data dir, no flow run on the server."""
+    from prefect.client.orchestration import get_client
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODAL_")} | {"HOME": str(tmp_path)}
-    started = time.monotonic()
+    with get_client(sync_client=True) as client:
+        runs_before = len(client.read_flow_runs(limit=200))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODAL_")} | {
+        "HOME": str(tmp_path), "PREFECT_API_URL": prefect_api_url,
+    }  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "flows.cli", "run", "--profile", "modal", "--data-dir", str(tmp_path / "data")],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 1
     assert "Modal credentials are missing: run `modal token new`, or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET." in (
         result.stderr
     )
-    assert time.monotonic() - started < 20 and not (tmp_path / "data").exists()
+    assert not (tmp_path / "data").exists()
+    with get_client(sync_client=True) as client:
+        assert len(client.read_flow_runs(limit=200)) == runs_before

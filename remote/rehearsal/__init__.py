@@ -20,6 +20,9 @@ import os
 from pathlib import Path
 
 REHEARSAL_ENV = "MOTIONCOACH_REHEARSE_VOLUME"
+# Optimizer steps a rehearsed training run takes (default: the local recipe's): more, to have time to
+# cancel or preempt a running call.
+TRAIN_STEPS_ENV = "MOTIONCOACH_REHEARSAL_TRAIN_STEPS"
 CALLS_DIR = ".rehearsal/calls"
 
 
