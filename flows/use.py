@@ -132,6 +132,16 @@ def _no_pose(photo, activity: str):
     )  # fmt: skip
 
 
+RehearseOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="With --profile modal: rehearse for free on this folder standing in for the volume (the endpoint "
+        "runs here, the model in transformers).",
+        show_default=False,
+    ),
+]
+
+
 def serve(
     adapter: AdapterOption = "./lora-adapter",
     base_model: BaseModelOption = None,
@@ -139,21 +149,31 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     max_new_tokens: MaxNewTokensOption = 1024,
     batch_size: Annotated[int, typer.Option(min=1, help="Requests coached in one model call.")] = 8,
-    pose_weights: Annotated[str, typer.Option(help="YOLO pose weights.")] = "yolo11n-pose.pt",
-    profile: Annotated[Profile, typer.Option(help="local: serve here; modal: the endpoint on Modal.")] = Profile.local,
+    pose_weights: Annotated[
+        str, typer.Option(help="YOLO pose weights (default: yolo11n-pose.pt here, yolo26x-pose.pt on Modal).")
+    ] = "",
+    profile: Annotated[
+        Profile, typer.Option(help="local: serve here; modal: choose the release the Modal endpoint serves.")
+    ] = Profile.local,
+    data_dir: Annotated[Path, typer.Option(help="With --profile modal: the data dir the release was made in.")] = Path(
+        "./data"
+    ),
+    rehearse_volume: RehearseOption = None,
 ) -> None:
     """Serve the coach over HTTP: GET /health, POST /v1/coach {"image": base64, "activity": "squat"}.
 
-    With MOTIONCOACH_SERVE_TOKEN set, /v1 requests must carry `Authorization: Bearer <token>`.
+    With MOTIONCOACH_SERVE_TOKEN set, /v1 requests must carry `Authorization: Bearer <token>`. With --profile
+    modal the release is served by the deployed app's endpoint (vLLM on one H200, scaling to zero): this
+    command chooses it, prints the URL and waits for the endpoint to answer.
     """
-    if profile is Profile.modal:
-        raise _fail("`serve --profile modal` is set up with `modal deploy deployments/modal_app.py`: see the README")
     import uvicorn
 
     from motioncoach.serving.http import create_app
 
+    if profile is Profile.modal:
+        return _serve_on_modal(adapter, data_dir, pose_weights or "yolo26x-pose.pt", rehearse_volume, host, port)
     try:
-        model, choice = _local_coach(adapter, base_model, max_new_tokens, batch_size, pose_weights)
+        model, choice = _local_coach(adapter, base_model, max_new_tokens, batch_size, pose_weights or "yolo11n-pose.pt")
     except MotionCoachError as exc:
         raise _fail(str(exc)) from None
     token = os.environ.get(SERVE_TOKEN_VARIABLE) or None
@@ -162,14 +182,60 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
+def _serve_on_modal(adapter: str, data_dir: Path, pose_weights: str, rehearse: Path | None, host: str, port: int):
+    from remote import client, serving
+
+    _rehearse(rehearse)
+    try:
+        config = serving.serving_config(adapter, pose_weights=pose_weights)
+        client.check_modal_ready(data_dir)
+        remote = client.connect(data_dir)
+        serving.choose_release(remote, config)
+        if rehearse is not None:  # the endpoint's own start, on this machine
+            import uvicorn
+
+            from motioncoach.serving.endpoint import start_endpoint
+
+            endpoint = start_endpoint(rehearse / serving.SERVING_FILE, rehearse, rehearsal=True)
+            typer.echo(f"rehearsing the endpoint serving {config.model} on http://{host}:{port}", err=True)
+            uvicorn.run(endpoint.app, host=host, port=port, log_level="info")
+            return
+        url = serving.endpoint_url(remote)
+        headers = serving.proxy_headers()
+    except MotionCoachError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"the endpoint serves {config.model} from its next container start: {url}", err=True)
+    typer.echo(f"cold start: {serving.wake(url, headers):.0f} s until /health answered", err=True)
+    typer.echo(url)
+
+
+def _rehearse(folder: Path | None) -> None:
+    if folder is not None:
+        from remote.rehearsal import REHEARSAL_ENV
+
+        os.environ[REHEARSAL_ENV] = str(folder.expanduser().resolve())
+
+
 def merge(
-    out: Annotated[Path, typer.Option(help="Where the merged model is written.", show_default=False)],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the merged model is written (--profile modal: merged/<run> on the volume).", show_default=False
+        ),
+    ] = None,
     adapter: AdapterOption = "./lora-adapter",
     base_model: BaseModelOption = None,
     dtype: Annotated[str, typer.Option(help="'auto' keeps the checkpoint's dtype; 'float32' merges in full.")] = "auto",
+    profile: Annotated[Profile, typer.Option(help="local: merge here; modal: on the volume.")] = Profile.local,
+    rehearse_volume: RehearseOption = None,
 ) -> None:
     """Fold the LoRA adapter into its base model: one Qwen3-VL that transformers and vLLM load whole."""
     from motioncoach.serving.merge import merge_adapter
+
+    if profile is Profile.modal:
+        return _merge_on_modal(adapter, rehearse_volume)
+    if out is None:
+        raise _fail("--out is needed: the directory the merged model is written to")
     from motioncoach.serving.models import choose_model
 
     try:
@@ -186,3 +252,26 @@ def merge(
         f"language model, {placement.vision_tower} on the vision tower, {mergers} on the mergers)",
         err=True,
     )
+
+
+def _merge_on_modal(adapter: str, rehearse: Path | None) -> None:
+    """The release of a modal-profile run merged where its weights are: on the volume."""
+    from remote import client
+
+    _rehearse(rehearse)
+    folder = Path(adapter).expanduser()
+    try:
+        record = json.loads((folder / "modal-adapter.json").read_text())
+    except FileNotFoundError:
+        raise _fail(f"--adapter {adapter} was not released by the modal profile (no modal-adapter.json)") from None
+    try:
+        remote = client.connect(Path(record["data_dir"]))
+        client.check_deployed_version(remote)
+        out = f"{record['data_dir']}/merged/{Path(record['path']).parent.name}"
+        with client.modal_errors():
+            merged = remote.function("merge_adapter").remote(record["path"], record["base_model"], out)
+    except MotionCoachError as exc:
+        raise _fail(str(exc)) from None
+    record["merged"] = {"path": merged["path"], "bytes": merged["bytes"]}
+    (folder / "modal-adapter.json").write_text(json.dumps(record, indent=2) + "\n")
+    typer.echo(f"merged on the volume: /data/{merged['path']} ({merged['bytes'] / 1e9:.1f} GB)", err=True)

@@ -477,6 +477,24 @@ def test_images_install_exactly_the_lock():
     assert all(lock[name]["version"] == version for name, version in train.items())
 
 
+def test_the_serving_image_pins_everything_and_agrees_with_the_lock_where_motioncoach_reads():
+    """vLLM pins its own torch, so serve.txt is compiled apart; every line is still an exact pin, vLLM is the
+    version the serving code targets, and what motioncoach itself calls matches what the tests ran against."""
+    import re
+
+    from deployments import image_requirements
+    from motioncoach.serving.vllm import VLLM_VERSION
+
+    text = Path(modal_app.requirements_file("serve")).read_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert lines and all(re.fullmatch(r"[A-Za-z0-9_.\[\],-]+==\S+", line) for line in lines), lines
+    served = dict(line.split("==") for line in lines)
+    assert served["vllm"] == VLLM_VERSION and "torch" in served
+    lock = image_requirements.locked_packages()
+    for name in ("transformers", "peft", "ultralytics", "qwen-vl-utils", "pydantic-settings", "huggingface-hub"):
+        assert served[name] == lock[name]["version"], f"serve.txt pins {name}=={served[name]}: recompile serve.in"
+
+
 def test_an_image_that_disagrees_with_the_lock_is_caught(tmp_path):
     from deployments import image_requirements
 

@@ -219,3 +219,93 @@ def test_requests_that_arrive_together_are_coached_in_one_model_call(server, rel
     assert [a.status_code for a in answers] == [200, 200, 200]
     assert len({a.text for a in answers}) == 1  # greedy: the same photo gets the same answer
     assert max(server.app.state.batcher.batches[sent:]) > 1  # at least two of them shared a model call
+
+
+def test_the_parity_bench_dry_run_finds_peft_and_the_merged_release_answer_alike(release, tmp_path):
+    """bench/serve_parity.py --dry: the transformers half of the comparison, on the same adapter and rows."""
+    import importlib.util
+
+    bench = Path(__file__).resolve().parents[1] / "bench" / "serve_parity.py"
+    spec = importlib.util.spec_from_file_location("serve_parity", bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    answers = tmp_path / "answers.json"
+    results = module.main([
+        "--dry", "--data-dir", str(release.data.data_dir), "--adapter", str(release.adapter),
+        "--max-new-tokens", "8", "--work-dir", str(tmp_path / "work"), "--answers-out", str(answers),
+    ])  # fmt: skip
+    rows = len(read_jsonl(release.data.splits.val.path))
+    assert results["rows"] == rows > 0 and set(results["setups"]) == {"peft", "merged-hf"}
+    assert results["setups"]["merged-hf"]["same_as_peft"] == rows  # the merge keeps every greedy answer
+    assert results["lora_modules"]["vision_tower"] > 0
+    texts = json.loads(answers.read_text())
+    assert texts["peft"] == texts["merged-hf"] and all(isinstance(t, str) for t in texts["peft"])
+
+
+class _Recording:
+    """A backend that keeps the prompts it is asked, around a real one."""
+
+    def __init__(self, backend):
+        self.backend, self.name, self.prompts = backend, backend.name, []
+
+    def generate(self, prompts):
+        self.prompts += list(prompts)
+        return self.backend.generate(prompts)
+
+
+def test_the_evaluation_and_the_server_ask_the_same_question_of_a_photo_and_read_the_same_answer(release):
+    """A validation row as the evaluation asks it, and the same photo sent to the coach (detected again by
+    YOLO at serving time): the same system turn, pose block and pixels, so the same greedy answer."""
+    import numpy as np
+
+    from motioncoach.evaluation.items import load_items
+    from motioncoach.serving.answer import answer_prompts
+    from motioncoach.serving.backends import TransformersBackend
+    from motioncoach.serving.coach import Coach, CoachRequest
+    from motioncoach.serving.photo import read_photo
+
+    max_pixels = release.trained.config.max_pixels
+    items, _ = load_items(release.data.splits.val.path, release.data.data_dir)
+    item = items[0]
+    evaluated = item.prompt(max_pixels)
+    backend = _Recording(TransformersBackend(release.model, release.adapter, max_new_tokens=12, batch_size=2))
+    (from_eval,) = answer_prompts(backend, [evaluated], [item.sample])
+    photo_path = release.data.data_dir / item.image
+    photo = read_photo(photo_path.read_bytes(), photo_path.name)
+    (coached,) = Coach(backend, max_pixels).coach([CoachRequest(photo=photo, activity=item.sample.activity)])
+    served = backend.prompts[-1]
+    assert (served.system, served.user) == (evaluated.system, evaluated.user)
+    assert np.array_equal(np.asarray(served.pixels()), np.asarray(evaluated.pixels()))
+    assert coached.answer.text == from_eval.text and coached.response == from_eval.response
+
+
+def test_the_modal_endpoint_rehearsed_serves_the_chosen_release_from_the_volume(release, tmp_path):
+    """The endpoint's own start (deployments/modal_app.py CoachEndpoint.start) on a stand-in volume: it reads
+    /data/serving.json, loads the merged release from the volume and answers /health and /v1/coach."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from motioncoach.errors import ConfigurationError
+    from motioncoach.labels.response import AnalysisResponse
+    from motioncoach.serving.endpoint import ServingConfig, start_endpoint
+
+    volume = tmp_path / "volume"
+    serving = volume / "serving.json"
+    volume.mkdir()
+    with pytest.raises(ConfigurationError, match=r"serving.json is missing: choose the release to serve with"):
+        start_endpoint(serving, volume, rehearsal=True)
+    chosen = ServingConfig(model="/data/data/merged/run-1", max_pixels=release.trained.config.max_pixels,
+                           pose_weights="yolo11n-pose.pt", max_new_tokens=12)  # fmt: skip
+    serving.write_text(chosen.model_dump_json())
+    with pytest.raises(ConfigurationError, match=r"/data/data/merged/run-1 on the volume holds no model"):
+        start_endpoint(serving, volume, rehearsal=True)
+    shutil.copytree(release.merged, volume / "data" / "merged" / "run-1")
+    endpoint = start_endpoint(serving, volume, rehearsal=True)
+    with TestClient(endpoint.app) as client:
+        assert client.get("/health").json()["status"] == "ok"
+        answer = client.post("/v1/coach", json={"image": _b64(_photo(release, "astronaut.png")), "activity": "yoga"})
+        assert answer.status_code == 200
+        assert AnalysisResponse.model_validate(answer.json()).status == "error"  # the random tiny model's prose
+        refused = client.post("/v1/coach", json={"image": "%%%", "activity": "yoga"})
+        assert refused.status_code == 422
