@@ -316,7 +316,10 @@ def label_shard(samples: list[dict], config: dict, name: str, shards: int = 1) -
 
 @function(CPU, volumes=VOLUMES, timeout=30 * MINUTES, retries=RETRIES)
 def merge_label_shards(samples: list[dict], shards: list[dict], name: str) -> dict:
-    """Fold the shards' stores into the data dir's label store, write labels.jsonl, return the whole report."""
+    """Fold the shards' stores into the data dir's label store, write labels.jsonl, return the whole report.
+
+    The shards' stores are removed only once the merged store and labels.jsonl are committed, and merging
+    is idempotent, so a retry after any partial commit neither fails nor counts a request twice."""
     from motioncoach.labels.outcomes import LabelReport
     from motioncoach.labels.store import write_label_log
     from motioncoach.records import PoseSample
@@ -328,17 +331,20 @@ def merge_label_shards(samples: list[dict], shards: list[dict], name: str) -> di
     data_dir = data_dir_for(name)
     stores = [_inside(data_root(), shard["store"]) for shard in shards if shard["store"]]
     with tempfile.TemporaryDirectory() as tmp, store_on_local_disk(data_dir, Path(tmp) / "home", _commit) as home:
-        scratch = tmp
         copies = []
-        for index, store in enumerate(stores):
-            copies.append(Path(scratch) / f"shard-{index}.sqlite")
+        for store in stores:
+            if not store.exists():
+                continue  # merged and removed by an earlier try whose result was lost
+            copies.append(Path(tmp) / "shards" / store.parent.name / store.name)
+            copies[-1].parent.mkdir(parents=True)
             shutil.copyfile(store, copies[-1])
         merge_label_stores(Path(home) / STORE_FILE, copies)
-    for store in stores:
-        shutil.rmtree(store.parent, ignore_errors=True)
     poses = [PoseSample.model_validate(sample) for sample in samples]
     report = merge_label_reports(poses, [LabelReport.model_validate(shard["report"]) for shard in shards])
     write_label_log(report, data_dir)
+    _commit()
+    for store in stores:
+        shutil.rmtree(store.parent, ignore_errors=True)
     _commit()
     return report.model_dump(mode="json")
 

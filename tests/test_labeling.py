@@ -417,6 +417,8 @@ def test_labeling_in_shards_shares_one_store_without_losing_or_duplicating_an_an
         assert (limits.rpm, limits.daily_budget, limits.max_cost) == (2000, 12, 1.0)
         reports.append(label_with_teachers(shard, limits, own))
     merge_label_stores(home / STORE_FILE, [tmp_path / f"shard-{i}" / STORE_FILE for i in range(3)])
+    # A retried merge (its first try committed the store, not the shards' removal) counts nothing again.
+    merge_label_stores(home / STORE_FILE, [tmp_path / f"shard-{i}" / STORE_FILE for i in range(2)])
     report = merge_label_reports(samples, reports)
     assert [o.sample.sha256 for o in report.outcomes] == [s.sha256 for s in samples]
     assert len(report.labeled) == 26 and len(report.having("deferred")) == 4  # 5 from the store, 3 x 7 asked

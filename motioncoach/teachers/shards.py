@@ -13,6 +13,7 @@ import hashlib
 import math
 import shutil
 import sqlite3
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def seed_shard_store(home: Path, working: Path) -> None:
     LabelStore(working).close()  # the current tables, also for a data dir without a store yet
     with sqlite3.connect(working) as db:
         db.execute("CREATE TABLE IF NOT EXISTS shard_baseline AS SELECT * FROM daily_requests")
+        db.execute("CREATE TABLE IF NOT EXISTS shard_identity (id TEXT NOT NULL)")
+        db.execute("INSERT INTO shard_identity (id) VALUES (?)", (uuid.uuid4().hex,))
 
 
 def shard_config(config: LabelConfig, shards: int, requests_today: int) -> LabelConfig:
@@ -90,26 +93,49 @@ def requests_today(store_path: Path, config: LabelConfig) -> int:
 
 
 def merge_label_stores(home: Path, shards: Sequence[Path]) -> None:
-    """Fold each shard's newer rows and extra requests into the data dir's store."""
+    """Fold each shard's newer rows and extra requests into the data dir's store.
+
+    Merging a shard again (a retried merge whose first try committed the store but not the shards' removal)
+    changes nothing: the store remembers how many of each shard's requests it has counted already.
+    """
     LabelStore(home).close()  # the current tables and columns
     labels, batches = ", ".join(LABEL_COLUMNS), ", ".join(BATCH_COLUMNS)
     db = sqlite3.connect(home, isolation_level=None)
     try:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS merged_shard_requests (shard TEXT NOT NULL, day TEXT NOT NULL, "
+            "teacher TEXT NOT NULL, requests INTEGER NOT NULL, PRIMARY KEY (shard, day, teacher))"
+        )
         for shard in shards:
             db.execute("ATTACH DATABASE ? AS shard", (str(shard),))
             try:
+                identity = _shard_identity(db, shard)
                 db.execute("BEGIN")
                 db.execute(
                     f"INSERT OR REPLACE INTO labels ({labels}) SELECT {labels} FROM shard.labels AS s WHERE NOT EXISTS "
                     "(SELECT 1 FROM labels AS m WHERE m.id = s.id AND m.updated_at >= s.updated_at)"
                 )
+                # What the shard sent beyond its seed, less what an earlier merge of this shard counted.
+                db.execute(
+                    "CREATE TEMP TABLE sent AS SELECT s.day AS day, s.teacher AS teacher, "
+                    "s.requests - COALESCE(b.requests, 0) AS requests FROM shard.daily_requests AS s "
+                    "LEFT JOIN shard.shard_baseline AS b ON b.day = s.day AND b.teacher = s.teacher "
+                    "WHERE s.requests > COALESCE(b.requests, 0)"
+                )
                 db.execute(
                     "INSERT INTO daily_requests (day, teacher, requests) "
-                    "SELECT s.day, s.teacher, s.requests - COALESCE(b.requests, 0) FROM shard.daily_requests AS s "
-                    "LEFT JOIN shard.shard_baseline AS b ON b.day = s.day AND b.teacher = s.teacher "
-                    "WHERE s.requests > COALESCE(b.requests, 0) AND true "
-                    "ON CONFLICT (day, teacher) DO UPDATE SET requests = requests + excluded.requests"
+                    "SELECT n.day, n.teacher, n.requests - COALESCE(m.requests, 0) FROM temp.sent AS n "
+                    "LEFT JOIN merged_shard_requests AS m ON m.shard = ? AND m.day = n.day AND m.teacher = n.teacher "
+                    "WHERE n.requests > COALESCE(m.requests, 0) AND true "
+                    "ON CONFLICT (day, teacher) DO UPDATE SET requests = requests + excluded.requests",
+                    (identity,),
                 )
+                db.execute(
+                    "INSERT OR REPLACE INTO merged_shard_requests (shard, day, teacher, requests) "
+                    "SELECT ?, day, teacher, requests FROM temp.sent",
+                    (identity,),
+                )
+                db.execute("DROP TABLE temp.sent")
                 # A job the shard created replaces the record of its creation; what was recorded of it follows.
                 db.execute(
                     "DELETE FROM batches WHERE state = 'creating' AND job_name NOT IN "
@@ -126,6 +152,15 @@ def merge_label_stores(home: Path, shards: Sequence[Path]) -> None:
                 db.execute("DETACH DATABASE shard")
     finally:
         db.close()
+
+
+def _shard_identity(db: sqlite3.Connection, shard: Path) -> str:
+    """The id the shard's store was seeded with (a store seeded before ids were given: its folder's name)."""
+    has_identity = db.execute(
+        "SELECT 1 FROM shard.sqlite_master WHERE type = 'table' AND name = 'shard_identity'"
+    ).fetchone()
+    row = db.execute("SELECT id FROM shard.shard_identity LIMIT 1").fetchone() if has_identity else None
+    return row[0] if row else Path(shard).parent.name
 
 
 def merge_label_reports(samples: Sequence[PoseSample], reports: Sequence[LabelReport]) -> LabelReport:
