@@ -10,6 +10,7 @@ The nightly relabel runs on its schedule while this process is up. The deploymen
 from __future__ import annotations
 
 from prefect import serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
 from flows.dataset import build_dataset
 from flows.finetune import finetune
@@ -18,16 +19,20 @@ from flows.relabel import relabel
 from motioncoach.runtime import apply_local_defaults
 
 TAGS = ["motioncoach", "local"]
+# As in prefect.yaml: one run of a deployment at a time, a second one waits in line (a run also holds its
+# data dir's lock, so two deployments cannot write one data dir at once either).
+ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
 
 
 def main() -> None:
     apply_local_defaults()
+    options = {"tags": TAGS, "concurrency_limit": ONE_AT_A_TIME}
     serve(
-        pipeline.to_deployment(name="served", description="The whole pipeline on this machine.", tags=TAGS),
-        build_dataset.to_deployment(name="served", description="Find, filter, label, split.", tags=TAGS),
-        finetune.to_deployment(name="served", description="Train and place the adapter.", tags=TAGS),
+        pipeline.to_deployment(name="served", description="The whole pipeline on this machine.", **options),
+        build_dataset.to_deployment(name="served", description="Find, filter, label, split.", **options),
+        finetune.to_deployment(name="served", description="Train and place the adapter.", **options),
         relabel.to_deployment(
-            name="nightly-served", description="Relabel what needs it, then rebuild.", tags=TAGS, cron="0 3 * * *"
+            name="nightly-served", description="Relabel what needs it, then rebuild.", cron="0 3 * * *", **options
         ),
     )
 

@@ -6,6 +6,7 @@ the worker's subprocesses exactly as they do for users.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -18,7 +19,10 @@ import httpx
 import pytest
 import yaml
 
+from motioncoach.dataset import read_jsonl
+from motioncoach.hashing import file_sha256
 from motioncoach.teachers.store import STORE_FILE, LabelStore
+from remote.rehearsal import REHEARSAL_ENV, TRAIN_STEPS_ENV
 from tests.fakes import GeminiFake
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -44,6 +48,7 @@ def teacher():
 def server(tmp_path_factory, teacher):
     """A Prefect server, the work pool, `prefect deploy --all`, and a process worker."""
     home = tmp_path_factory.mktemp("prefect-home")
+    volume = tmp_path_factory.mktemp("volume")  # the modal deployments run rehearsed, on this stand-in volume
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {
@@ -55,6 +60,8 @@ def server(tmp_path_factory, teacher):
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "GOOGLE_GEMINI_BASE_URL": teacher.base_url,
         "GEMINI_API_KEY": KEY,
+        REHEARSAL_ENV: str(volume),
+        TRAIN_STEPS_ENV: "500",  # minutes of CPU: a rehearsed training call runs until it is cancelled
     }
     log = open(home / "server.log", "w")
     server = subprocess.Popen(
@@ -83,7 +90,7 @@ def server(tmp_path_factory, teacher):
             [*PREFECT, "worker", "start", "--pool", "motioncoach-local"], env=env, cwd=REPO, stdout=worker_log,
             stderr=worker_log,
         )  # fmt: skip
-        yield {"api": api, "env": env, "deployed": deployed, "run": run, "home": home}
+        yield {"api": api, "env": env, "deployed": deployed, "run": run, "home": home, "volume": volume}
     finally:
         for process in (worker, server):
             if process is not None:
@@ -130,10 +137,12 @@ def test_prefect_yaml_deploys_every_deployment_with_the_nightly_schedule(server)
     }  # fmt: skip
     nightly = names["relabel/nightly"]
     assert [s["schedule"]["cron"] for s in nightly["schedules"]] == ["0 3 * * *"]
-    assert (
-        names["build-dataset/local"]["concurrency_limit"] == 1
-        or names["build-dataset/local"]["global_concurrency_limit"]
-    )
+    # One run per data dir: a second run waits in line for the first (ENQUEUE), it is not cancelled.
+    for name in ("motioncoach-pipeline/local", "build-dataset/local", "finetune/local", "relabel/nightly",
+                 "build-dataset/modal", "finetune/modal"):  # fmt: skip
+        limit = names[name]["global_concurrency_limit"]
+        assert limit is not None and limit["limit"] == 1, name
+        assert names[name]["concurrency_options"]["collision_strategy"] == "ENQUEUE", name
     assert names["build-dataset/modal"]["parameters"]["profile"] == "modal"
     # A data dir built on Modal is relabeled on the volume, where its images are.
     assert names["relabel/nightly-modal"]["parameters"]["profile"] == "modal"
@@ -181,9 +190,14 @@ def test_a_failed_labeling_run_is_retried_with_only_what_failed(server, tmp_path
     again = _task_states(server["api"], flow_run)
     assert again["filter-poses"] == "Cached"
     assert again["label-poses"] == "Completed"
+    kept = [file_sha256(data / row["images"][0]) for row in read_jsonl(data / "pose_dataset.jsonl")]
     store = LabelStore(data / STORE_FILE)
-    labeled = store._db.execute("SELECT sha256 FROM labels WHERE status = 'labeled'").fetchall()
-    assert teacher.requests == len(labeled) == 3  # each kept photo labeled exactly once
+    try:
+        labels = {sha: store.labels_of(sha) for sha in kept}
+    finally:
+        store.close()
+    assert len(kept) == 3 and all(len(rows) == 1 for rows in labels.values())
+    assert teacher.requests == 3  # each kept photo labeled exactly once
 
 
 def test_the_docker_variant_builds_from_the_repository_dockerfile():
@@ -214,6 +228,97 @@ def test_the_docker_image_takes_cpu_torch_of_the_locked_version(tmp_path):
         capture_output=True, check=True,
     ).stdout.strip()  # fmt: skip
     assert version and f'"torch=={version}"' in (REPO / "pyproject.toml").read_text()
+    import inspect
+
     from prefect_docker.deployments.steps import build_docker_image, push_docker_image
 
-    assert callable(build_docker_image) and callable(push_docker_image)
+    # The steps take the arguments the yaml gives them (an unknown one would fail only at `prefect deploy`).
+    spec = yaml.safe_load((REPO / "deployments" / "docker.prefect.yaml").read_text())
+    for step, function in ((spec["build"][0], build_docker_image), (spec["push"][0], push_docker_image)):
+        (arguments,) = step.values()
+        accepted = inspect.signature(function).parameters
+        assert set(arguments) - {"id", "requires"} <= set(accepted), set(arguments) - set(accepted)
+
+
+def test_cancelling_a_modal_deployment_run_cancels_its_training_call_and_containers(
+    server, tmp_path, place_tiny_model, monkeypatch
+):
+    """`prefect flow-run cancel` on a running finetune/modal run (rehearsed): the worker stops the flow run's
+    process, and the 8xH200 call it was waiting on is cancelled with its containers, not left running."""
+    from remote.client import connect
+    from remote.rehearsal import SECRETS_DIR
+    from remote.rehearsal.calls import RehearsalCall, calls_made
+    from tests.fakes.hub import FakeHub
+    from tests.release_data import build_release_data
+
+    with FakeHub() as hub:  # huggingface-secret's token, which the modal profile's preflight checks
+        secret = server["volume"] / SECRETS_DIR / "huggingface-secret.json"
+        secret.parent.mkdir(parents=True, exist_ok=True)
+        secret.write_text(json.dumps({"HF_TOKEN": hub.token, "HF_ENDPOINT": hub.url}))
+        volume = server["volume"]
+        data = build_release_data(tmp_path / "client")
+        monkeypatch.setenv(REHEARSAL_ENV, str(volume))
+        remote = connect(data.data_dir)
+        remote.upload_dir(data.data_dir, remote.name)  # what the dataset steps leave on the volume
+        place_tiny_model(volume / "models" / "tiny-qwen3-vl")
+        flow_run = _start(
+            server, "finetune/modal", f"data_dir={data.data_dir}", f"adapter_dir={tmp_path / 'adapter'}", "gate=false"
+        )
+        deadline = time.monotonic() + 400
+        while not any(
+            p.stat().st_size for p in volume.glob(".rehearsal/calls/*/attempts/*/mount/*/runs/*/logging.jsonl")
+        ):
+            state = httpx.get(f"{server['api']}/flow_runs/{flow_run}", timeout=10).json()["state"]["type"]
+            assert state in ("SCHEDULED", "PENDING", "RUNNING") and time.monotonic() < deadline, (
+                state, (server["home"] / "worker.log").read_text()[-3000:]
+            )  # fmt: skip
+            time.sleep(1)
+        cancelled = server["run"]("flow-run", "cancel", flow_run)
+        assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+        assert _wait(server["api"], flow_run, timeout=180) == "CANCELLED"
+        (record_path,) = data.data_dir.glob("runs/*/modal_call.json")
+        record = json.loads(record_path.read_text())
+        assert record["state"] == "cancelled"
+        assert [call for function, call in calls_made(volume) if function == "train"] == [record["call_id"]]
+        call = RehearsalCall.from_id(volume, record["call_id"])
+        assert call.cancel_request() == {"terminate_containers": True}
+        deadline = time.monotonic() + 60
+        while call._alive():
+            assert time.monotonic() < deadline, "the cancelled call is still running"
+            time.sleep(0.5)
+
+
+def test_the_served_deployments_register_beside_the_pools_and_run_from_one_process(server, tmp_path):
+    """`python -m deployments.serve`: the same flows as `*/served` and `relabel/nightly-served` (never the
+    pool's names), one run at a time, the nightly schedule; a run triggered by name completes in it."""
+    log = open(tmp_path / "serve.log", "w")
+    served = subprocess.Popen([sys.executable, "-m", "deployments.serve"], env=server["env"], cwd=REPO, stdout=log,
+                              stderr=log)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            deployments = httpx.post(f"{server['api']}/deployments/filter", json={}, timeout=10).json()
+            flows = {
+                f["id"]: f["name"] for f in httpx.post(f"{server['api']}/flows/filter", json={}, timeout=10).json()
+            }
+            names = {f"{flows[d['flow_id']]}/{d['name']}": d for d in deployments}
+            if "relabel/nightly-served" in names:
+                break
+            assert time.monotonic() < deadline and served.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            time.sleep(1)
+        expected = {"motioncoach-pipeline/served", "build-dataset/served", "finetune/served", "relabel/nightly-served"}
+        assert expected <= set(names) and "build-dataset/local" in names  # beside the pool's, not instead
+        assert [s["schedule"]["cron"] for s in names["relabel/nightly-served"]["schedules"]] == ["0 3 * * *"]
+        for name in expected:
+            assert names[name]["global_concurrency_limit"]["limit"] == 1, name
+            assert names[name]["concurrency_options"]["collision_strategy"] == "ENQUEUE", name
+        data = tmp_path / "data"
+        flow_run = _start(server, "build-dataset/served", "source=samples", f"data_dir={data}")
+        assert _wait(server["api"], flow_run) == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
+        assert (data / "splits" / "val.jsonl").is_file()
+    finally:
+        served.terminate()
+        try:
+            served.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            served.kill()

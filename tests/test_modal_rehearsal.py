@@ -179,3 +179,60 @@ def test_a_lease_left_by_a_client_that_died_expires(tmp_path, monkeypatch):
         assert json.loads(remote.read(f"data/{LEASE_FILE}"))["run"] == "relabel run 'quick-cat'"
     with pytest.raises(FileNotFoundError):
         remote.read(f"data/{LEASE_FILE}")  # released at the end
+
+
+def test_the_modal_hub_preflight_names_a_repo_the_secret_disagrees_on_and_an_unused_local_token(
+    tmp_path, monkeypatch, prefect_server
+):
+    """On the modal profile uploads run on Modal with huggingface-secret's token: a repo id that the secret
+    names otherwise stops the run at its preflight naming both, and a local HF_TOKEN is said to be unused."""
+    import logging
+
+    from prefect import flow
+
+    from motioncoach.config import Profile
+    from motioncoach.errors import ConfigurationError
+    from motioncoach.publish import ReleaseConfig
+    from remote.rehearsal import SECRETS_DIR
+    from tasks.hub import hub_preflight
+    from tests.fakes.hub import FakeHub
+
+    volume = tmp_path / "volume"
+    monkeypatch.setenv(REHEARSAL_ENV, str(volume))
+    local_token = "hf_local_token_never_sent_0123456789"
+    warnings: list[str] = []
+
+    class Kept(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            warnings.append(record.getMessage())
+
+    @flow(name="hub-preflight-on-modal")
+    def preflight() -> None:
+        hub_preflight(ReleaseConfig(), Profile.modal, tmp_path / "data")
+
+    handler = Kept(level=logging.WARNING)
+    logging.getLogger("prefect").addHandler(handler)
+    try:
+        with FakeHub(token="hf_token_in_the_modal_secret_0123", user="workspace-bot") as hub:
+            (volume / SECRETS_DIR).mkdir(parents=True)
+            secret = volume / SECRETS_DIR / "huggingface-secret.json"
+            named = {"HF_TOKEN": hub.token, "HF_ENDPOINT": hub.url, "HF_ADAPTER_REPO_ID": "workspace-bot/from-secret"}
+            secret.write_text(json.dumps(named))
+            for name, value in {"HF_TOKEN": local_token, "HF_ENDPOINT": hub.url,
+                                "HF_ADAPTER_REPO_ID": "workspace-bot/coach"}.items():  # fmt: skip
+                monkeypatch.setenv(name, value)
+            with pytest.raises(ConfigurationError) as refused:
+                preflight()
+            assert str(refused.value).startswith(
+                "HF_ADAPTER_REPO_ID is 'workspace-bot/from-secret' in the Modal secret huggingface-secret but "
+                "'workspace-bot/coach' here."
+            )
+            secret.write_text(json.dumps({"HF_TOKEN": hub.token, "HF_ENDPOINT": hub.url}))
+            preflight()  # the secret names no repo: this machine's is used, with the secret's token
+    finally:
+        logging.getLogger("prefect").removeHandler(handler)
+    assert any(
+        "HF_TOKEN on this machine is not used on the modal profile" in w and "workspace-bot" in w for w in warnings
+    ), warnings
+    calls = [p for p in (volume / ".rehearsal" / "calls").rglob("*") if p.is_file()]
+    assert not [p for p in calls if local_token.encode() in p.read_bytes()]  # the local token never went there

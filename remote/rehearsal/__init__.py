@@ -24,6 +24,9 @@ REHEARSAL_ENV = "MOTIONCOACH_REHEARSE_VOLUME"
 # cancel or preempt a running call.
 TRAIN_STEPS_ENV = "MOTIONCOACH_REHEARSAL_TRAIN_STEPS"
 CALLS_DIR = ".rehearsal/calls"
+# A secret as `modal secret create` would hold it: .rehearsal/secrets/<name>.json, {"KEY": "value", ...}.
+# Without that file the secret's keys are taken from the caller's variables of those names.
+SECRETS_DIR = ".rehearsal/secrets"
 
 
 def rehearsal_root() -> Path | None:

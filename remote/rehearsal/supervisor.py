@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from remote.rehearsal import faults
+from remote.rehearsal import SECRETS_DIR, faults
 from remote.rehearsal.processes import become_subreaper, kill_below
 from remote.rehearsal.volume import MOUNT_ENV, ROOT_ENV
 
@@ -156,7 +156,11 @@ class Supervisor:
             k: v.replace("/root/", f"{home}/", 1) if v.startswith("/root/") else v for k, v in self.spec.env.items()
         }
         for secret in self.spec.secrets:
-            env |= {key: caller[key] for key in secret.keys if key in caller}
+            stored = self.root / SECRETS_DIR / f"{secret.name}.json"
+            if stored.is_file():  # what the workspace's secret holds, whatever this machine's variables say
+                env |= {str(key): str(value) for key, value in json.loads(stored.read_text()).items()}
+            else:
+                env |= {key: caller[key] for key in secret.keys if key in caller}
         from deployments import modal_app
 
         if self.request["function"] == "app_version" and faults.fire_once(self.root, "stale@deploy"):
