@@ -172,3 +172,100 @@ def test_release_runs_as_prefect_tasks_gated_then_published(tiny, tmp_path, monk
     assert lineage["hub"]["status"] == "uploaded" and lineage["dataset_hub"]["status"] == "uploaded"
     assert hub.token not in (adapter_dir / LINEAGE_FILE).read_text()
     shutil.rmtree(adapter_dir)
+
+
+# ---- Metrics and the gate on answers whose scores are counted by hand ----
+
+
+def _teacher_with_a_correction():
+    """A rules label with one correction, major or intermediate, on a real detected pose."""
+    from motioncoach.labels import RulesLabeler
+    from tests.real_poses import all_poses
+
+    for _, sample in all_poses():
+        for activity in ("squat", "plank", "warrior2", "russian twist", "lunges"):
+            posed = sample.model_copy(update={"activity": activity})
+            label = RulesLabeler().label(posed)
+            points = label.feedback_points
+            if len(points) == 1 and points[0].severity in ("major", "intermediate"):
+                return posed, label
+    raise AssertionError("no real pose gives the rules labeler one major or intermediate correction")
+
+
+def test_metrics_over_mixed_answers_are_the_shares_counted_by_hand():
+    from motioncoach.evaluation.score import score_answer, summarize
+    from motioncoach.labels import CoachingLabel
+
+    sample, teacher = _teacher_with_a_correction()
+    as_dict = json.loads(teacher.to_json())
+    lower = {**as_dict, "progress_score": teacher.progress_score - 10}
+    lighter = json.loads(teacher.to_json())
+    lighter["feedback_points"][0]["severity"] = "minor"
+    for answer in (lower, lighter):
+        CoachingLabel.model_validate(answer)  # both are labels a teacher could have written
+    answers = [
+        teacher.to_json(),  # the teacher's own label: agrees on everything
+        json.dumps(lower),  # the same corrections, scored 10 lower
+        json.dumps(lighter),  # the same joint and side, another severity
+        '{"status": "success"}',  # JSON, not a label
+        "Your form looks fine to me.",  # not JSON
+    ]
+    scores = [score_answer(text, teacher, sample) for text in answers]
+    metrics = summarize("adapter", scores)
+    assert (metrics.rows, metrics.json_valid_rate, metrics.schema_valid_rate, metrics.grounded_rate) == (
+        5,
+        0.8,
+        0.6,
+        0.6,
+    )
+    assert metrics.score_mae == 3.33  # (0 + 10 + 0) / 3 schema-valid answers
+    assert (metrics.focus_joint_agreement, metrics.side_agreement, metrics.agreement) == (0.6, 0.6, 0.6)
+    assert metrics.severity_agreement == 0.4  # the lighter correction no longer agrees
+    assert scores[2].severity == "minor" and scores[3].problem and scores[4].json_valid is False
+
+
+def _report_of(pairs: list[tuple[bool, bool]]) -> EvalReport:
+    """An evaluation whose rows differ only in whether the adapter's and the base model's answers are valid."""
+    from motioncoach.evaluation.config import EvalConfig
+    from motioncoach.evaluation.report import RowResult
+    from motioncoach.evaluation.score import AnswerScore, summarize
+    from tests.real_poses import all_poses
+
+    sample = all_poses()[0][1]
+
+    def score(valid: bool) -> AnswerScore:
+        return AnswerScore(json_valid=valid, schema_valid=valid, grounded=valid, joint_agrees=valid, side_agrees=valid)
+
+    rows = [
+        RowResult(
+            key=f"images/{i}.png",
+            image=f"images/{i}.png",
+            sample=sample,
+            teacher="{}",
+            answers={},
+            scores={"adapter": score(a), "base": score(b)},
+        )  # fmt: skip
+        for i, (a, b) in enumerate(pairs)
+    ]
+    models = [summarize(m, [r.scores[m] for r in rows]) for m in ("base", "adapter")]
+    return EvalReport(base_model="base", adapter="adapter", config=EvalConfig(), val_rows=len(rows), models=models,
+                      rows=rows)  # fmt: skip
+
+
+def test_the_gate_interval_is_the_spread_a_paired_bootstrap_gives_on_varied_rows():
+    """40 rows: the adapter alone is right on 15, the base alone on 5, both or neither on 20. The mean
+    difference is 10/40 = 0.25; the per-row differences have variance 20/40 - 0.25^2 = 0.4375, so the
+    standard error is sqrt(0.4375 / 40) = 0.105 and a 95% interval spans about 0.25 +- 0.205."""
+    pairs = [(True, False)] * 15 + [(False, True)] * 5 + [(True, True)] * 10 + [(False, False)] * 10
+    decision = decide(_report_of(pairs), GateConfig(min_rows=20))
+    for comparison in decision.comparisons:
+        low, high = comparison["interval"]
+        assert comparison["difference"] == 0.25
+        assert 0.0 < low < 0.1 and 0.4 < high < 0.5, comparison  # within a bootstrap's noise of 0.045 to 0.455
+    assert decision.passed and "over 40 rows" in decision.reason
+
+    # 8 rows each way and 24 ties: no lead at all, and an interval that straddles zero on both sides.
+    even = decide(_report_of([(True, False)] * 8 + [(False, True)] * 8 + [(True, True)] * 24), GateConfig(min_rows=20))
+    low, high = even.comparisons[0]["interval"]
+    assert even.comparisons[0]["difference"] == 0.0 and low < -0.1 and high > 0.1
+    assert not even.passed and "does not beat the base model" in even.reason

@@ -41,15 +41,30 @@ def test_a_second_run_is_refused_while_the_first_holds_the_data_dir(tmp_path):
 
 
 def test_a_second_run_asked_to_wait_queues_behind_the_first(tmp_path, monkeypatch):
-    short = HOLD.replace("time.sleep(60)", "time.sleep(2)")
-    holder = subprocess.Popen([sys.executable, "-c", short, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    """The waiting run gets the data dir when, and only when, the first run lets it go."""
+    import threading
+
+    until_told = HOLD.replace("time.sleep(60)", "sys.stdin.readline()")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", until_told, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    acquired = threading.Event()
+
+    def second_run() -> None:
+        with data_dir_lock(tmp_path, "relabel run 'calm-owl'"):
+            acquired.set()
+
     try:
         assert holder.stdout.readline().strip() == "held"
-        monkeypatch.setenv("MOTIONCOACH_LOCK_WAIT_S", "30")  # what the deployments and --wait-for-lock set
-        started = time.monotonic()
-        with data_dir_lock(tmp_path, "relabel run 'calm-owl'"):
-            waited = time.monotonic() - started
-        assert 0.5 < waited < 30  # it waited for the first run to finish, then ran
+        monkeypatch.setenv("MOTIONCOACH_LOCK_WAIT_S", "120")  # what the deployments and --wait-for-lock set
+        waiting = threading.Thread(target=second_run)
+        waiting.start()
+        assert not acquired.wait(timeout=1.0)  # still queued while the first run holds the data dir
+        holder.stdin.write("done\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=30) == 0
+        assert acquired.wait(timeout=30)  # then it ran
+        waiting.join(timeout=30)
     finally:
         holder.kill()
         holder.wait()
