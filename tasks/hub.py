@@ -176,7 +176,12 @@ def upload_dataset(
                 commit_message="Upload MotionCoach dataset",
             )  # fmt: skip
     except (HubError, ConfigurationError) as exc:
-        failed = HubStatus(status="failed", repo_id=settings.dataset_repo, repo_type="dataset", reason=str(exc))
+        failed = HubStatus(
+            status="failed",
+            repo_id=settings.dataset_repo,
+            repo_type="dataset",
+            reason=reporting.shown_text(str(exc), Path(data_dir), Path(adapter_dir)),
+        )
         _record(lineage.model_copy(update={"dataset_hub": failed}), release, Path(adapter_dir))
         raise
     get_run_logger().info("dataset uploaded to %s (%s)", status.repo_id, status.url)
@@ -211,9 +216,10 @@ def upload_adapter(lineage: Lineage, release: ReleaseConfig, adapter_dir: Path) 
         else:
             status = upload_adapter_folder(adapter_dir, planned.repo_id or "", HubSettings(), release.hub)
     except (HubError, ConfigurationError) as exc:
-        failed = planned.model_copy(update={"status": "failed", "reason": str(exc)})
+        # Recorded in the card and artifacts, which other machines show: the adapter folder by its name.
+        failed = planned.model_copy(update={"status": "failed", "reason": reporting.shown_text(str(exc), adapter_dir)})
         _record(lineage.model_copy(update={"hub": failed}), release, adapter_dir)
-        reporting.markdown("hub-upload", f"**Upload failed**\n\n{exc}\n", "Hugging Face Hub upload")
+        reporting.markdown("hub-upload", f"**Upload failed**\n\n{failed.reason}\n", "Hugging Face Hub upload")
         raise
     _record(lineage.model_copy(update={"hub": status}), release, adapter_dir)
     logger.info("adapter uploaded to %s: %s", status.repo_id, status.url)
@@ -252,7 +258,9 @@ def upload_merged(lineage: Lineage, release: ReleaseConfig, adapter_dir: Path, m
         try:
             status = modal_steps.upload_merged_from_volume(remote, folder, settings.merged_repo_id, release.hub)
         except (HubError, ConfigurationError) as exc:
-            failed = HubStatus(status="failed", repo_id=settings.merged_repo_id, reason=str(exc))
+            failed = HubStatus(
+                status="failed", repo_id=settings.merged_repo_id, reason=reporting.shown_text(str(exc), adapter_dir)
+            )
             _record(lineage_of(adapter_dir).model_copy(update={"merged_hub": failed}), release, adapter_dir)
             raise
     (logger.info if status.status == "uploaded" else logger.warning)("merged release: %s %s", status.status,

@@ -50,7 +50,7 @@ def label_images(samples: list[PoseSample], config: LabelConfig, data_dir: Path)
     log_path = write_label_log(report, Path(data_dir))
     counts = _counts(report)
     get_run_logger().info("labels: %s (%s)", counts, log_path)
-    _publish(report, config)
+    _publish(report, config, Path(data_dir))
     if config.labeler != "rules":  # the rules labeler's failures are images it cannot read, not flaky calls
         check_failure_rate(report, config.max_failure_rate, str(Path(data_dir) / STORE_FILE))
     return report
@@ -95,13 +95,13 @@ def label_images_on_modal(samples: list[PoseSample], config: LabelConfig, data_d
     log_path = write_label_log(report, Path(data_dir))  # a local copy of the volume's labels.jsonl
     counts = _counts(report)
     get_run_logger().info("labels: %s (%s; the store: %s/%s on the volume)", counts, log_path, remote.name, STORE_FILE)
-    _publish(report, config)
+    _publish(report, config, Path(data_dir))
     if config.labeler != "rules":
         check_failure_rate(report, config.max_failure_rate, f"{remote.name}/{STORE_FILE} on the Modal volume")
     return report
 
 
-def _publish(report: LabelReport, config: LabelConfig) -> None:
+def _publish(report: LabelReport, config: LabelConfig, data_dir: Path) -> None:
     reporting.capped_table(
         "sample-labels",
         [
@@ -122,7 +122,7 @@ def _publish(report: LabelReport, config: LabelConfig) -> None:
         "label-failures",
         [
             {
-                "image": str(o.sample.source_path),
+                "image": reporting.shown_path(o.sample.source_path, data_dir),
                 "status": o.status,
                 "reason": o.reason,
                 "asked_enough": reached_ask_limit(o.reason),

@@ -25,11 +25,11 @@ def relabel_problems(config: LabelConfig, data_dir: Path) -> list[PoseSample]:
     progress = reporting.progress("relabel", "Relabeling")
     result = relabel_data_dir(config, Path(data_dir), progress=progress)
     progress.finish()
-    report_relabel(result, config)
+    report_relabel(result, config, Path(data_dir))
     return result.samples
 
 
-def report_relabel(result: RelabelResult, config: LabelConfig) -> None:
+def report_relabel(result: RelabelResult, config: LabelConfig, data_dir: Path) -> None:
     """The relabel-changes table and the relabel-summary counts, and a log line."""
     get_run_logger().info(
         "%d of %d kept images need relabeling; %d fit today's budget",
@@ -39,7 +39,7 @@ def report_relabel(result: RelabelResult, config: LabelConfig) -> None:
     )
     rows = [
         {
-            "image": str(c.sample.source_path),
+            "image": reporting.shown_path(c.sample.source_path, data_dir),
             "problem": c.problem,
             "since": c.since,
             "now": result.statuses.get(
@@ -84,7 +84,7 @@ def relabel_on_modal(config: LabelConfig, data_dir: Path) -> SplitSummary:
 
     remote = modal_client.connect(data_dir)
     result, summary = modal_steps.relabel(remote, config, Path(data_dir))
-    report_relabel(result, config)
+    report_relabel(result, config, Path(data_dir))
     get_run_logger().info(
         "relabeled on Modal: %d train and %d validation rows in %s/ on the volume and in %s",
         summary.train.rows,

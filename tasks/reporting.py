@@ -30,6 +30,15 @@ def shown_path(path: Path | str, data_dir: Path) -> str:
     return PurePosixPath(*path.parts[-2:]).as_posix()
 
 
+def shown_text(text: str, *folders: Path) -> str:
+    """A message for an artifact: each of these folders of this machine named by its last part."""
+    for folder in folders:
+        for spelled in dict.fromkeys([str(Path(folder).resolve()), str(folder)]):
+            if spelled not in (".", ""):
+                text = text.replace(spelled, Path(folder).resolve().name)
+    return text
+
+
 def table(key: str, rows: Sequence[dict], description: str) -> None:
     create_table_artifact(key=key, table=list(rows), description=description)
 

@@ -84,7 +84,8 @@ def prefect_api_url(prefect_server) -> str:
 
 @pytest.fixture
 def task_states(prefect_server):
-    """task name -> state name of every task run in a flow run and its subflow runs."""
+    """task name -> state name of every task run in a flow run and its subflow runs; where a retry ran a task
+    again, the latest run's state."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
 
@@ -96,6 +97,7 @@ def task_states(prefect_server):
             )
             ids += [child.id for child in children]
             runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+            runs = sorted(runs, key=lambda run: run.created)  # a later run of the same task replaces an earlier
             return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs}
 
     return states

@@ -267,7 +267,7 @@ def test_without_a_repo_id_the_upload_is_skipped_and_says_so(release, monkeypatc
     check_hub_settings(settings)  # nothing asked for, nothing to check
     status = plan_adapter_upload(settings, decide(release[2], GATE), Path("/tmp/adapter"))
     assert status.status == "skipped"
-    assert status.reason.startswith("HF_ADAPTER_REPO_ID is not set: the adapter stays in /tmp/adapter")
+    assert status.reason.startswith("HF_ADAPTER_REPO_ID is not set: the adapter stays in its folder (adapter).")
 
     monkeypatch.setenv("HF_ADAPTER_REPO_ID", "tester/motioncoach-lora")
     monkeypatch.setenv("HF_TOKEN", "hf_anything")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,8 @@ def test_an_image_out_of_asks_is_listed_as_such_and_left_by_the_relabel(tmp_path
     assert failure["status"] == "failed" and failure["asked_enough"] is True
     assert failure["reason"].startswith("invalid answer: not valid JSON")
     assert "labeling.max_asks_per_image reached" in failure["reason"]
+    # Named within the data dir, as a UI on another machine can show it.
+    assert not Path(failure["image"]).is_absolute() and (data / failure["image"]).is_file()
 
     gemini.reset_counters()
     relabel(data_dir=data, labeler="gemini", labeling=once)
@@ -77,6 +80,7 @@ def test_an_image_out_of_asks_is_listed_as_such_and_left_by_the_relabel(tmp_path
     (change,) = json.loads(Artifact.get("relabel-changes").data)
     assert (change["problem"], change["asks"]) == ("invalid", 1)
     assert change["now"] == "not asked again: labeling.max_asks_per_image reached"
+    assert change["image"] == failure["image"]
 
 
 HOLD = """

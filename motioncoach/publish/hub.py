@@ -81,7 +81,7 @@ def plan_adapter_upload(settings: HubSettings, decision: GateDecision, adapter_d
     if not settings.adapter_repo_id:
         return HubStatus(
             status="skipped",
-            reason=f"HF_ADAPTER_REPO_ID is not set: the adapter stays in {adapter_dir}. "
+            reason=f"HF_ADAPTER_REPO_ID is not set: the adapter stays in its folder ({Path(adapter_dir).name}). "
             "Export HF_TOKEN and HF_ADAPTER_REPO_ID=<user>/<name> to upload it.",
         )
     if not decision.passed:
