@@ -203,7 +203,6 @@ def train(
 def rehearsal_train_config(remote: Remote) -> TrainConfig:
     """A rehearsal trains the tiny Qwen3-VL, built on the stand-in volume, with the local CPU recipe."""
     from motioncoach.training.tiny_model import build_tiny_qwen3_vl
-
     from remote.rehearsal import TRAIN_STEPS_ENV
 
     root = remote.volume.root  # the rehearsal's volume is a directory; this is the harness, not the client
