@@ -309,3 +309,32 @@ def test_the_modal_endpoint_rehearsed_serves_the_chosen_release_from_the_volume(
         assert AnalysisResponse.model_validate(answer.json()).status == "error"  # the random tiny model's prose
         refused = client.post("/v1/coach", json={"image": "%%%", "activity": "yoga"})
         assert refused.status_code == 422
+
+
+def test_the_coach_command_answers_every_readable_photo_and_names_the_rest(release, tmp_path):
+    """`motioncoach coach PHOTO...`: one AnalysisResponse JSON line per photo, in order, an overlay each;
+    a missing file is one line on stderr naming it, and the other photos are still answered."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from motioncoach.labels.response import AnalysisResponse
+
+    photos = [_photo(release, "astronaut.png"), _photo(release, "zidane.jpg")]
+    missing = tmp_path / "no-such-photo.jpg"
+    overlays = tmp_path / "overlays"
+    result = CliRunner().invoke(app, [
+        "coach", str(photos[0]), str(missing), str(photos[1]), "--adapter", str(release.adapter),
+        "--max-new-tokens", "12", "--overlay-dir", str(overlays),
+    ])  # fmt: skip
+    assert result.exit_code == 1  # one photo could not be read
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    answers = [AnalysisResponse.model_validate_json(line) for line in lines]
+    assert [a.status for a in answers] == ["error", "low_confidence"]  # the random tiny model writes no label
+    assert answers[0].error_message.startswith("The model's answer could not be used")
+    assert answers[1].error_message == "The photo shows 2 people: the coach needs exactly one person in the frame."
+    assert f"error: {missing}: no such file" in result.stderr
+    drawn = sorted(p.name for p in overlays.iterdir())
+    assert drawn == ["astronaut.png", "zidane.png"]
+    with Image.open(overlays / "zidane.png") as overlay:
+        assert overlay.format == "PNG" and overlay.size[0] >= 512  # the photo, drawn on, with its caption
