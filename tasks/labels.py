@@ -110,7 +110,7 @@ def _publish(report: LabelReport, config: LabelConfig, data_dir: Path) -> None:
                 "activity": o.sample.activity,
                 "status": o.label.status,
                 "score": o.label.progress_score,
-                "coaching": " | ".join(p.coaching_script for p in o.label.feedback_points),
+                "coaching": " | ".join(f"{p.severity}: {p.coaching_script}" for p in o.label.feedback_points),
             }
             for o in report.labeled[:SAMPLE_ROWS]
             if o.label

@@ -66,6 +66,8 @@ def test_a_teacher_failing_every_call_fails_the_run_and_a_healthy_one_completes_
     assert cost["requests"] == 3 and cost["cost_usd"] > 0 and cost["input_tokens"] > 3 * 1120
     rows = [json.loads(line) for line in (data / "labels.jsonl").read_text().splitlines()]
     assert {r["status"] for r in rows} == {"labeled"} and all(r["model_id"] == "gemini-3-flash-preview" for r in rows)
+    shown = [part for row in json.loads(Artifact.get("sample-labels").data) for part in row["coaching"].split(" | ")]
+    assert shown and all(part.split(": ", 1)[0] in ("major", "intermediate", "minor") for part in shown), shown
     for path in data.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes()
