@@ -128,11 +128,9 @@ def _rehearse(profile: Profile, folder: Path | None) -> None:
         return
     if profile is not Profile.modal:
         raise ConfigurationError("--rehearse-volume rehearses the modal profile: add --profile modal.")
-    import os
+    from remote.rehearsal import rehearse_on
 
-    from remote.rehearsal import REHEARSAL_ENV
-
-    os.environ[REHEARSAL_ENV] = str(folder.expanduser().resolve())
+    rehearse_on(folder)
 
 
 def _wait_for_lock(seconds: float) -> None:

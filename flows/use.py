@@ -211,9 +211,9 @@ def _serve_on_modal(adapter: str, data_dir: Path, pose_weights: str, rehearse: P
 
 def _rehearse(folder: Path | None) -> None:
     if folder is not None:
-        from remote.rehearsal import REHEARSAL_ENV
+        from remote.rehearsal import rehearse_on
 
-        os.environ[REHEARSAL_ENV] = str(folder.expanduser().resolve())
+        rehearse_on(folder)
 
 
 def merge(

@@ -9,7 +9,6 @@ serves the same weights through transformers.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,6 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from motioncoach.errors import ConfigurationError
-
-log = logging.getLogger(__name__)
 
 VOLUME_PATH = "/data"
 

@@ -29,6 +29,11 @@ CALLS_DIR = ".rehearsal/calls"
 SECRETS_DIR = ".rehearsal/secrets"
 
 
+def rehearse_on(folder: Path) -> None:
+    """Make this process's modal profile a rehearsal on folder (what --rehearse-volume does)."""
+    os.environ[REHEARSAL_ENV] = str(Path(folder).expanduser().resolve())
+
+
 def rehearsal_root() -> Path | None:
     """The directory a rehearsal uses as the volume, when one was asked for (--rehearse-volume)."""
     value = os.environ.get(REHEARSAL_ENV)
