@@ -21,6 +21,8 @@ RUN grep -oE '^name = "(nvidia-[^"]+|triton|torch|torchvision)"' uv.lock | cut -
 COPY motioncoach ./motioncoach
 COPY tasks ./tasks
 COPY flows ./flows
+COPY remote ./remote
 COPY deployments ./deployments
+COPY cli ./cli
 RUN uv sync --frozen --no-dev --inexact $(cat .gpu-only)
 ENV PATH="/opt/motioncoach/.venv/bin:$PATH"

@@ -19,7 +19,7 @@ from pathlib import Path
 def timed_run(workdir: Path) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run"],
+        [sys.executable, "-m", "cli.main", "run"],
         cwd=workdir,
         check=True,
         stdout=subprocess.DEVNULL,

@@ -317,7 +317,7 @@ def test_the_coach_command_answers_every_readable_photo_and_names_the_rest(relea
     from PIL import Image
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli.main import app
     from motioncoach.labels.response import AnalysisResponse
 
     photos = [_photo(release, "astronaut.png"), _photo(release, "zidane.jpg")]

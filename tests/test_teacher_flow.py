@@ -22,7 +22,7 @@ KEY = "fake-gemini-flow-secret-0123456789abcdef"
 def test_a_missing_key_fails_before_any_work(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "OPENROUTER_API_KEY")}
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "--labeler", "gemini", "--data-dir", str(tmp_path / "data")],
+        [sys.executable, "-m", "cli.main", "run", "--labeler", "gemini", "--data-dir", str(tmp_path / "data")],
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1
@@ -83,7 +83,7 @@ def test_a_batch_run_over_20_mb_submits_then_collects_then_sends_nothing(tmp_pat
     photos = single_person_photos(tmp_path / "photos", 160)
     data = tmp_path / "data"
     command = [
-        sys.executable, "-m", "flows.cli", "dataset", "--source", str(photos), "--labeler", "gemini", "--batch",
+        sys.executable, "-m", "cli.main", "dataset", "--source", str(photos), "--labeler", "gemini", "--batch",
         "--max-samples", "160", "--data-dir", str(data),
     ]  # fmt: skip
     with GeminiFake(api_key=KEY, batch_running_polls=0) as fake:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from flows import use
+from cli import use
 from motioncoach.config import (
     DEFAULT_PRICES,
     SMOKE_BASE_MODEL,
