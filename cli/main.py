@@ -14,6 +14,8 @@ from typing import Annotated
 import typer
 
 from cli import use
+from cli.audit import audit
+from cli.benchmark import benchmark
 from motioncoach.config import (
     DEFAULT_PRICES,
     SMOKE_BASE_MODEL,
@@ -110,6 +112,28 @@ WaitForLockOption = Annotated[
         help="Seconds to wait for a data dir another run holds, instead of failing at once (the deployments "
         "wait up to 6 hours).",
     ),
+]
+AuditOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        help="Labels people judge before training, stratified by activity (default: 0; 30 with --profile modal). "
+        "A run with a Prefect server waits for the verdicts in its input form; otherwise it stops 'Awaiting audit' "
+        "and `motioncoach audit` asks for them.",
+        show_default=False,
+    ),
+]
+BenchmarkOption = Annotated[
+    str | None,
+    typer.Option(
+        help="After the evaluation, score base, student and teacher on a human-labelled benchmark: a suite folder, "
+        "or 'exact'.",
+        show_default=False,
+    ),
+]
+BenchmarkTeacherOption = Annotated[
+    str,
+    typer.Option(help="With --benchmark: the teacher scored beside the models (gemini, openrouter, rules, none)."),
 ]
 RehearseOption = Annotated[
     Path | None,
@@ -216,6 +240,8 @@ def run(
     push_dataset: PushDatasetOption = False,
     max_download_mb: MaxDownloadOption = 2000,
     smoke: SmokeOption = False,
+    audit: AuditOption = None,
+    benchmark: BenchmarkOption = None,
     wait_for_lock: WaitForLockOption = 0,
     rehearse_volume: RehearseOption = None,
 ) -> None:
@@ -252,6 +278,8 @@ def run(
             push_dataset=push_dataset,
             max_download_mb=max_download_mb,
             smoke=smoke,
+            audit=audit,
+            benchmark=benchmark,
         )
     )
 
@@ -273,6 +301,7 @@ def dataset(
     gemini_model: GeminiModelOption = "gemini-3-flash-preview",
     openrouter_model: OpenRouterModelOption = "google/gemma-3-27b-it:free",
     price: PriceOption = None,
+    audit: AuditOption = None,
     wait_for_lock: WaitForLockOption = 0,
     rehearse_volume: RehearseOption = None,
 ) -> None:
@@ -297,6 +326,7 @@ def dataset(
             max_samples=max_samples,
             profile=profile,
             labeling=settings_of(labeling),
+            audit=audit,
         )
     )
 
@@ -309,6 +339,8 @@ def train(
     gate: GateOption = True,
     push_dataset: PushDatasetOption = False,
     max_download_mb: MaxDownloadOption = 2000,
+    benchmark: BenchmarkOption = None,
+    benchmark_teacher: BenchmarkTeacherOption = "none",
     wait_for_lock: WaitForLockOption = 0,
     rehearse_volume: RehearseOption = None,
 ) -> None:
@@ -336,11 +368,15 @@ def train(
             gate=gate,
             push_dataset=push_dataset,
             max_download_mb=max_download_mb,
+            benchmark=benchmark,
+            benchmark_teacher=benchmark_teacher,
         )  # fmt: skip
     )
 
 
 use.register(app)  # coach, serve and merge: using the trained model
+app.command()(audit)  # people judge the teacher's labels
+app.command()(benchmark)  # people's benchmarks for teacher, base and student
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ import modal
 from motioncoach.config import MODAL_POSE_WEIGHTS, ModalConfig
 from motioncoach.errors import ConfigurationError
 from motioncoach.hashing import tree_sha256
+from motioncoach.pose.weights import KNOWN_SHA256
 
 SETTINGS = ModalConfig()
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +63,7 @@ SOURCE_IGNORE = ["**/__pycache__/**", "**/*.pyc"]
 POSE_WEIGHTS_PATH = f"/root/.cache/motioncoach/weights/{MODAL_POSE_WEIGHTS}"
 POSE_WEIGHTS_URL = f"https://github.com/ultralytics/assets/releases/download/v8.4.0/{MODAL_POSE_WEIGHTS}"
 # The v8.4.0 asset as several independent public records give it: a download is checked against both.
-POSE_WEIGHTS_SHA256 = "08ed9e01d22a6f248b04f2f9992016aca9a32250b9ab57057d886a09d026700d"
+POSE_WEIGHTS_SHA256 = KNOWN_SHA256[MODAL_POSE_WEIGHTS]
 POSE_WEIGHTS_BYTES = 126_242_553
 DOWNLOAD_POSE_WEIGHTS = (
     f"mkdir -p {Path(POSE_WEIGHTS_PATH).parent} && curl -fsSL -o {POSE_WEIGHTS_PATH} {POSE_WEIGHTS_URL} && "
@@ -383,7 +384,7 @@ def relabel(config: dict, split: dict, name: str) -> dict:
         raise missing_secret(TEACHER_SECRET, " and ".join(missing))
     with tempfile.TemporaryDirectory() as scratch, store_on_local_disk(data_dir, scratch, _commit) as store_dir:
         result = relabel_data_dir(label_config, data_dir, store_dir=store_dir)
-        report = current_labels(result.samples, label_config, store_dir)
+        report = current_labels(result.samples, label_config, store_dir, data_dir)
     write_label_log(report, data_dir)
     dataset = build_dataset(report.labeled, data_dir)
     summary = split_dataset(dataset.path, SplitConfig.model_validate(split), data_dir / SPLITS_DIR)
@@ -502,14 +503,34 @@ def evaluate_adapter(request: dict, name: str) -> dict:
     from motioncoach.evaluation import run_evaluation
 
     _reload()
-    located = {key: str(_on_volume(request[key])) for key in ("adapter_dir", "out_dir")}
-    if request.get("merged_dir"):
-        located["merged_dir"] = str(_on_volume(request["merged_dir"]))
-    base = request["base_model"]  # a directory on the volume, or a model id
-    if Path(base).is_absolute() or (data_root() / base).exists():
-        base = str(_on_volume(base))
-    request = {**request, **located, "base_model": base, "data_dir": str(data_dir_for(name))}
+    request = _located(request, "adapter_dir", "out_dir", "merged_dir") | {"data_dir": str(data_dir_for(name))}
     result = run_evaluation(request, on_answers=_commit)  # answers kept as they come: a retry continues
+    _commit()
+    return result
+
+
+@function(SERVE, gpu=EVAL_GPU, volumes=VOLUMES, timeout=1 * HOURS, retries=EVAL_RETRIES)
+def benchmark_models(request: dict, name: str) -> dict:
+    """Base model and fine-tuned model (the merged release, in vLLM as it is served) on a benchmark suite on the
+    volume; the poses detected on its photos and every answer."""
+    from motioncoach.benchmarks.release import answer_models
+
+    _reload()
+    return answer_models(_located(request, "suite_dir", "adapter_dir", "merged_dir"))
+
+
+@function(CPU, volumes=VOLUMES, secrets=(TEACHER_SECRET,), timeout=2 * HOURS, retries=RETRIES)
+def benchmark_teacher(request: dict, poses: dict, name: str) -> dict:
+    """The teacher on a benchmark suite on the volume, each request paid once: its answers join the label store."""
+    from motioncoach.benchmarks.release import answer_teacher
+    from motioncoach.teachers.store import STORE_FILE
+    from motioncoach.teachers.store_copy import store_on_local_disk
+
+    _reload()
+    data_dir = data_dir_for(name)
+    request = _located(request, "suite_dir")
+    with tempfile.TemporaryDirectory() as scratch, store_on_local_disk(data_dir, scratch, _commit) as store_dir:
+        result = answer_teacher(request, poses, Path(store_dir) / STORE_FILE)
     _commit()
     return result
 
@@ -677,6 +698,16 @@ def _inside(root: Path, relative: str) -> Path:
     if path != root.resolve() and root.resolve() not in path.parents:
         raise ConfigurationError(f"{relative!r} is not a path inside {root}")
     return path
+
+
+def _located(request: dict, *keys: str) -> dict:
+    """The request with these paths and its base model (a directory on the volume, or a model id) inside the
+    mount."""
+    located = {key: str(_on_volume(request[key])) for key in keys if request.get(key)}
+    base = request.get("base_model")
+    if base and (Path(base).is_absolute() or (data_root() / base).exists()):
+        located["base_model"] = str(_on_volume(base))
+    return request | located
 
 
 def _on_volume(path: str) -> Path:

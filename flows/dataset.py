@@ -8,7 +8,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import State
 
-from flows.parameters import MaxSamples, run_name
+from flows.parameters import AuditSize, MaxSamples, audit_size, run_name
 from motioncoach.config import (
     LabelerName,
     LabelingSettings,
@@ -21,7 +21,9 @@ from motioncoach.config import (
     with_labeler,
 )
 from motioncoach.dataset import SplitSummary, dataset_on_disk, split_on_disk
+from motioncoach.labels.outcomes import LabelReport
 from motioncoach.runtime import apply_local_defaults, resolve_dir
+from tasks.audit import apply_verdicts, audit_labels
 from tasks.dataset import split, write_dataset
 from tasks.dataset_on_modal import write_dataset_on_modal
 from tasks.labels import label_images_on_modal, labeling_task, preflight, waiting_for_labels
@@ -33,8 +35,9 @@ from tasks.storage import persist_in
 
 @flow(
     name="build-dataset",
-    description="Find images, keep single-person poses, label them, split 90/10. Ends 'Waiting for labels' "
-    "when labels are still to come (a Gemini batch job): the next run collects them.",
+    description="Find images, keep single-person poses, label them, split 90/10, and (with audit) wait for people "
+    "to judge a sample of the labels. Ends 'Waiting for labels' when labels are still to come (a Gemini batch job), "
+    "or 'Awaiting audit' when nobody can answer here: the next run goes on.",
     flow_run_name=run_name,
 )
 def build_dataset(
@@ -44,8 +47,9 @@ def build_dataset(
     max_samples: MaxSamples = 2500,
     profile: Profile = Profile.local,
     labeling: LabelingSettings | None = None,
+    audit: AuditSize = None,
 ) -> SplitSummary | State:
-    """Find images, keep single-person poses, label them and split 90/10.
+    """Find images, keep single-person poses, label them and split 90/10; people judge a sample of the labels.
 
     Args:
         source: 'samples' (offline photos), 'kaggle', or a folder with one sub-folder per activity. Empty: samples, or
@@ -56,6 +60,8 @@ def build_dataset(
         max_samples: Images to use (at least 1), spread evenly over activities.
         profile: Where heavy steps run: local (the worker) or modal (Modal functions on the volume).
         labeling: Teacher settings: models, concurrency, containers, rate, retries, budgets, batch, prices.
+        audit: Labels people judge before the dataset is used (0 or more, stratified by activity; the run waits for
+            their verdicts in its input form). Empty: 0, or 30 on the modal profile.
     """
     apply_local_defaults()
     source = source or default_source(profile)  # modal: kaggle and gemini, the real run
@@ -67,14 +73,23 @@ def build_dataset(
         poses = persist_in(data, filter_images)(images, pose_filter_config(profile), data, profile)
         if profile == Profile.modal:  # labels, rows and split are written on the volume, then copied here
             labels = label_images_on_modal(poses.kept, label_config, data)
-            if not labels.labeled and (waiting := waiting_for_labels(labels, label_config)):
-                return waiting
-            summary = persist_in(data, write_dataset_on_modal)(labels, SplitConfig(), data)
         else:
             labels = persist_in(data, labeling_task(label_config, poses.kept, data))(poses.kept, label_config, data)
-            if not labels.labeled and (waiting := waiting_for_labels(labels, label_config)):
-                return waiting
-            # A cached result is only as good as its files: written again when they are gone.
-            dataset = persist_in(data, write_dataset, refresh=not dataset_on_disk(data))(labels, data)
-            summary = persist_in(data, split, refresh=not split_on_disk(data))(dataset, SplitConfig(), data)
+        if not labels.labeled and (waiting := waiting_for_labels(labels, label_config)):
+            return waiting
+        summary = _write(apply_verdicts(labels, data, profile), data, profile)
+        audited = audit_labels(audit_size(audit, profile), data, profile)
+        if isinstance(audited, State):
+            return audited
+        if audited:  # people rejected or approved labels just now: the dataset without the rejected ones
+            summary = _write(apply_verdicts(labels, data, profile), data, profile)
         return waiting_for_labels(labels, label_config) or summary
+
+
+def _write(labels: LabelReport, data: Path, profile: Profile) -> SplitSummary:
+    """The dataset and its split from these labels (on the volume, and copied here, on Modal)."""
+    if profile == Profile.modal:
+        return persist_in(data, write_dataset_on_modal)(labels, SplitConfig(), data)
+    # A cached result is only as good as its files: written again when they are gone.
+    dataset = persist_in(data, write_dataset, refresh=not dataset_on_disk(data))(labels, data)
+    return persist_in(data, split, refresh=not split_on_disk(data))(dataset, SplitConfig(), data)

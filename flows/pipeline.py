@@ -10,10 +10,11 @@ from prefect.states import Completed, State
 
 from flows.dataset import build_dataset
 from flows.finetune import finetune
-from flows.parameters import MaxDownloadMb, MaxSamples, run_name
+from flows.parameters import AuditSize, MaxDownloadMb, MaxSamples, audit_size, run_name, teacher_of
 from motioncoach.config import LabelerName, LabelingSettings, Profile, default_labeler, with_labeler
 from motioncoach.publish import ReleaseSettings, with_release_flags
 from motioncoach.runtime import resolve_dir
+from tasks.audit import audit_labels
 from tasks.hub import forward_state, hub_preflight
 from tasks.labels import WAITING, preflight
 from tasks.locks import hold_data_dir
@@ -42,6 +43,8 @@ def pipeline(
     release: ReleaseSettings | None = None,
     max_download_mb: MaxDownloadMb = 2000,
     smoke: bool = False,
+    audit: AuditSize = None,
+    benchmark: str | None = None,
 ) -> State | None:
     """The whole pipeline: the dataset, then LoRA training, evaluation and the release.
 
@@ -62,6 +65,10 @@ def pipeline(
         max_download_mb: On Modal: download the adapter when it is at most this many MB (0 or more); a larger one
             stays on the volume.
         smoke: On Modal: a cheap real run on a small model and one GPU, to prove the account first.
+        audit: Labels people judge before training (0 or more, stratified by activity; the run waits for their
+            verdicts in its input form). Empty: 0, or 30 on the modal profile.
+        benchmark: A human-labelled benchmark to score base, student and teacher on after the evaluation: a suite
+            folder, or 'exact'. Empty: none (or release.benchmark).
     """
     # Missing keys fail now, before anything is downloaded or a data dir is created.
     preflight(with_labeler(labeling, labeler or default_labeler(profile)), profile, data_dir)
@@ -72,18 +79,18 @@ def pipeline(
     with hold_data_dir(data, f"motioncoach-pipeline run {flow_run.name!r}", profile):
         # The sub-flows' results live with the data: a retry (in a new container, or on a worker whose
         # Prefect home was cleaned) reads the finished build-dataset's result instead of failing.
-        built = persist_in(data, build_dataset)(
-            source=source,
-            labeler=labeler,
-            data_dir=data_dir,
-            max_samples=max_samples,
-            profile=profile,
-            labeling=labeling,
-            return_state=True,
-        )
+        dataset = {"source": source, "labeler": labeler, "data_dir": data_dir, "max_samples": max_samples,
+                   "profile": profile, "labeling": labeling, "audit": 0}  # fmt: skip
+        built = persist_in(data, build_dataset)(**dataset, return_state=True)
         if built.name == WAITING:  # training waits for every label: the next run collects them, then trains
             return Completed(name=WAITING, message=f"{built.message} Training starts once they are collected.")
         built.result()  # a failed dataset fails the pipeline here
+        # The audit waits here, in the top-level run: a deployment run suspends (a sub-flow cannot).
+        audited = audit_labels(audit_size(audit, profile), data, profile)
+        if isinstance(audited, State):
+            return audited
+        if audited:  # the dataset again, without what people rejected (the rest comes back Cached)
+            persist_in(data, build_dataset)(**dataset, return_state=True).result()
         if skip_train:
             return None
         finished = persist_in(data, finetune)(
@@ -95,6 +102,8 @@ def pipeline(
             release=release,
             max_download_mb=max_download_mb,
             smoke=smoke,
+            benchmark=benchmark,
+            benchmark_teacher=teacher_of(labeler or default_labeler(profile)),
             return_state=True,
         )
         return forward_state(finished)  # the pipeline ends as finetune did: Published, or Kept local and why

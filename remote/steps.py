@@ -343,3 +343,72 @@ def fetch_label_store(remote: Remote, dest: Path) -> Path | None:
         return remote.fetch(f"{remote.name}/{STORE_FILE}", dest)
     except FileNotFoundError:
         return None
+
+
+def fetch_audit_book(remote: Remote, data_dir: Path) -> None:
+    """Fold the verdicts on the volume (audit.jsonl, from any machine) into the local data dir's, oldest first."""
+    from motioncoach.audit.verdicts import AUDIT_FILE, merge_verdict_files
+
+    with scratch_dir_beside(Path(data_dir) / AUDIT_FILE) as tmp:
+        try:
+            there = remote.fetch(f"{remote.name}/{AUDIT_FILE}", tmp / AUDIT_FILE)
+        except FileNotFoundError:
+            return
+        merge_verdict_files(Path(data_dir) / AUDIT_FILE, there)
+
+
+def put_audit_book(remote: Remote, data_dir: Path) -> None:
+    """The local verdicts onto the volume, where the relabel and other machines read them."""
+    from motioncoach.audit.verdicts import AUDIT_FILE
+
+    fetch_audit_book(remote, data_dir)  # nothing another machine recorded is overwritten
+    remote.write(f"{remote.name}/{AUDIT_FILE}", (Path(data_dir) / AUDIT_FILE).read_bytes())
+
+
+def fetch_dataset_photos(remote: Remote, sha256s: list[str], data_dir: Path) -> None:
+    """The dataset's copies of these images (images/<sha256>.<ext> on the volume) into the local data dir."""
+    from motioncoach.dataset import DATASET_FILE, read_jsonl
+
+    rows = read_jsonl(Path(data_dir) / DATASET_FILE) if (Path(data_dir) / DATASET_FILE).is_file() else []
+    wanted = set(sha256s)
+    for row in rows:
+        image = row["images"][0]
+        if Path(image).stem in wanted and not (Path(data_dir) / image).is_file():
+            remote.fetch(f"{remote.name}/{image}", Path(data_dir) / image)
+
+
+_REHEARSED = {"max_new_tokens": 32, "batch_size": 4}  # the tiny random model on CPU: short answers
+
+
+def benchmark(remote: Remote, trained: TrainedAdapter, suite, teacher: str, config: LabelConfig, settings, merged):
+    """The release on a benchmark on Modal: base and student answered on a GPU where the weights are (vLLM
+    serving the merged release), the teacher where its secret is; the suite's folder is uploaded once."""
+    from motioncoach.benchmarks.release import join_halves
+    from motioncoach.benchmarks.suite import SUITE_FILE
+    from motioncoach.config import MODAL_POSE_WEIGHTS
+    from motioncoach.hashing import file_sha256
+
+    folder = f"{remote.name}/benchmarks/{suite.name}"
+    try:
+        there = remote.read(f"{folder}/{SUITE_FILE}")
+    except FileNotFoundError:
+        there = b""
+    if there != (suite.root / SUITE_FILE).read_bytes():
+        remote.upload_dir(suite.root, folder)
+    logger.info("benchmark %s on the volume: %s (%s)", suite.name, folder, file_sha256(suite.root / SUITE_FILE)[:12])
+    mount = remote.settings.volume_path
+    pose = PoseFilterConfig().weights if remote.rehearsal else MODAL_POSE_WEIGHTS  # what the dataset was filtered by
+    rehearsed = _REHEARSED if remote.rehearsal else {}
+    request = {
+        "suite_dir": f"{mount}/{folder}", "base_model": str(trained.config.base_model),
+        "adapter_dir": str(trained.checkpoint), "merged_dir": merged,
+        "engine": "transformers" if remote.rehearsal else "vllm",
+        "settings": settings.model_copy(update={"pose_weights": pose} | rehearsed).model_dump(),
+    }  # fmt: skip
+    with modal_errors():
+        models = remote.function("benchmark_models").remote(request, remote.name)
+        halves = None
+        if teacher != "none":
+            ask = {"suite_dir": f"{mount}/{folder}", "teacher": teacher, "labeling": config.model_dump(mode="json")}
+            halves = remote.function("benchmark_teacher").remote(ask, models["poses"], remote.name)
+    return join_halves(suite.root, models, halves, teacher)

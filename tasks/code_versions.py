@@ -27,7 +27,10 @@ STEP_CODE: dict[str, tuple[str, ...]] = {
                "motioncoach/dataset/prompt.py", "motioncoach/config.py"),
     "dataset": ("motioncoach/dataset", "motioncoach/labels", "motioncoach/prompts"),
     "training": ("motioncoach/training", "motioncoach/config.py"),
-    "evaluation": ("motioncoach/evaluation", "motioncoach/labels", "motioncoach/dataset/prompt.py"),
+    "evaluation": ("motioncoach/evaluation", "motioncoach/labels", "motioncoach/dataset/prompt.py",
+                   "motioncoach/serving"),
+    "benchmark": ("motioncoach/benchmarks", "motioncoach/serving", "motioncoach/labels", "motioncoach/teachers",
+                  "motioncoach/prompts", "motioncoach/dataset/prompt.py"),
 }  # fmt: skip
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from motioncoach.benchmarks.metrics import BenchmarkReport
 from motioncoach.config import Profile
 from motioncoach.dataset import SPLITS_DIR, SplitSummary
 from motioncoach.evaluation import EvalConfig, EvalReport, GateConfig, GateDecision, decide, local_eval_config
@@ -58,10 +59,44 @@ def evaluate_adapter(
     return report
 
 
+@task(name="agreement-with-people", cache_policy=NO_CACHE)
+def score_with_people(report: EvalReport, data_dir: Path, profile: Profile = Profile.local) -> EvalReport:
+    """The evaluation's scores again on the validation rows whose label people approved; never cached, since
+    verdicts come between runs."""
+    from motioncoach.audit import AuditBook, candidates_in, summarize_audit
+    from motioncoach.evaluation.people import with_people
+
+    if profile == Profile.modal:
+        from remote import client as modal_client
+        from remote import steps as modal_steps
+
+        modal_steps.fetch_audit_book(modal_client.connect(Path(data_dir)), Path(data_dir))
+    book = AuditBook.read(Path(data_dir))
+    scored = with_people(report, book, summarize_audit(candidates_in(Path(data_dir)), book))
+    audit = scored.audit or {}
+    if scored.people:
+        reporting.table(
+            "evaluation-people",
+            [m.model_dump() for m in scored.people],
+            f"Agreement with people: each model on the {audit['verified_val_rows']} validation rows whose label "
+            f"people approved ({audit['teacher_errors_caught']} teacher errors the audit caught are not in the split)",
+        )
+    else:
+        reporting.table("evaluation-people", [{"result": "none"}], "Agreement with people: no validation row has an "
+                        "approved label (audit some with --audit, or `motioncoach audit`)")  # fmt: skip
+    return scored
+
+
 @task(name="release-gate", cache_policy=NO_CACHE)
-def release_gate(report: EvalReport, config: GateConfig) -> GateDecision:
-    """Does the adapter beat the base model on the gate's metrics? Says why either way."""
-    decision = decide(report, config)
+def release_gate(
+    report: EvalReport, config: GateConfig, benchmark: BenchmarkReport | None = None, required: bool = False
+) -> GateDecision:
+    """Does the adapter beat the base model on the gate's metrics (and, when required, do no worse on the
+    benchmark)? Says why either way."""
+    from motioncoach.benchmarks.gate import benchmark_comparisons
+
+    extra = benchmark_comparisons(benchmark) if (required and benchmark is not None) else None
+    decision = decide(report, config, extra)
     (get_run_logger().info if decision.passed else get_run_logger().warning)("release gate: %s", decision.reason)
     rows = "\n".join(
         f"| {c['metric']} | {c['base']:.3f} | {c['adapter']:.3f} | {c['interval'][0]:+.3f} to {c['interval'][1]:+.3f} "

@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 
+from motioncoach.benchmarks.metrics import BenchmarkReport
 from motioncoach.config import Profile
 from motioncoach.dataset import SplitSummary
 from motioncoach.errors import ConfigurationError
@@ -98,6 +99,7 @@ def write_release(
     release: ReleaseConfig,
     adapter_dir: Path,
     data_dir: Path,
+    benchmark: BenchmarkReport | None = None,
 ) -> Lineage:
     """eval.json, the gallery, lineage.json and the model card (README.md) in adapter_dir, on every run."""
     adapter_dir = Path(adapter_dir)
@@ -131,6 +133,7 @@ def write_release(
                 else None
             ),
             label_store=store,
+            benchmark=benchmark.summary() if benchmark else None,
         )
     card = _record(lineage, release, adapter_dir)
     reporting.markdown("model-card", card.read_text(), "The model card (README.md), uploaded with the adapter")

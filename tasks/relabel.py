@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from motioncoach.audit import AUDIT_FILE
 from motioncoach.config import LabelConfig
 from motioncoach.dataset import DATASET_FILE, SplitSummary, read_jsonl
 from motioncoach.labels.outcomes import LabelReport
@@ -83,6 +84,8 @@ def relabel_on_modal(config: LabelConfig, data_dir: Path) -> SplitSummary:
     from remote import steps as modal_steps
 
     remote = modal_client.connect(data_dir)
+    if (Path(data_dir) / AUDIT_FILE).is_file():  # the verdicts the relabel honours, on the volume with the store
+        modal_steps.put_audit_book(remote, Path(data_dir))
     result, summary = modal_steps.relabel(remote, config, Path(data_dir))
     report_relabel(result, config, Path(data_dir))
     get_run_logger().info(

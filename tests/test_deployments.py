@@ -322,3 +322,36 @@ def test_the_served_deployments_register_beside_the_pools_and_run_from_one_proce
             served.wait(timeout=30)
         except subprocess.TimeoutExpired:
             served.kill()
+
+
+def test_a_deployment_run_with_an_audit_suspends_and_resumes_with_the_verdicts_sent_through_the_api(server, tmp_path):
+    """build-dataset/local with audit=4: the run suspends (its worker process exits), is resumed with four
+    verdicts through Prefect's API, runs again with its finished tasks Cached, and keeps the rejected out."""
+    from motioncoach.audit import AuditBook, candidates_in, pending
+    from tests.photos import single_person_photos
+
+    photos = single_person_photos(tmp_path / "photos", 6, activities=("squat", "yoga"))
+    data = tmp_path / "data"
+    flow_run = _start(server, "build-dataset/local", f"source={photos}", f"data_dir={data}", "audit=4")
+    deadline = time.monotonic() + 300
+    while True:
+        run = httpx.get(f"{server['api']}/flow_runs/{flow_run}", timeout=10).json()
+        keyset = (run["state"].get("state_details") or {}).get("run_input_keyset")
+        if run["state"]["name"] == "Suspended" and keyset:
+            schema = httpx.get(f"{server['api']}/flow_runs/{flow_run}/input/{keyset['schema']}", timeout=10)
+            if schema.status_code == 200:
+                break
+        assert run["state"]["type"] not in ("COMPLETED", "FAILED", "CRASHED"), run["state"]
+        assert time.monotonic() < deadline, run["state"]
+        time.sleep(1)
+    todo = pending(candidates_in(data), 4, AuditBook.read(data))
+    run_input = {c.short_id: {"verdict": "approve"} for c in todo[1:]}
+    run_input[todo[0].short_id] = {"verdict": "reject", "reason": "a different activity", "then": "drop"}
+    resumed = httpx.post(f"{server['api']}/flow_runs/{flow_run}/resume", json={"run_input": run_input}, timeout=10)
+    assert resumed.is_success and resumed.json()["status"] == "ACCEPT", resumed.text
+    assert _wait(server["api"], flow_run) == "COMPLETED"
+    states = _task_states(server["api"], flow_run)
+    assert states["filter-poses"] == states["label-poses"] == "Cached"  # the rerun after the resume
+    rows = {row["images"][0].split("/")[-1].split(".")[0] for row in read_jsonl(data / "pose_dataset.jsonl")}
+    assert todo[0].sha256 not in rows and len(rows) == 5
+    assert [v.verdict for v in AuditBook.read(data).verdicts].count("reject") == 1

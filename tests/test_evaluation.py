@@ -24,7 +24,8 @@ from motioncoach.evaluation import (
 from motioncoach.labels.grounding import grounding_problems
 from motioncoach.publish import CARD_FILE, LINEAGE_FILE, ReleaseConfig
 from motioncoach.training.session import TrainedAdapter
-from tasks.evaluate import eval_config_for, release_gate
+from tasks.benchmark import benchmark_release, find_suite
+from tasks.evaluate import eval_config_for, release_gate, score_with_people
 from tasks.evaluate import evaluate_adapter as evaluate_task
 from tasks.hub import forward_state, hub_preflight, release_state, upload_adapter, upload_dataset, write_release
 from tasks.publish import place_adapter
@@ -98,22 +99,54 @@ def test_base_adapter_and_rules_rows_on_a_real_tiny_adapter(tiny, tmp_path):
     assert len(pngs) == 2 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
-def test_the_adapter_is_switched_off_for_the_base_answers(tiny):
-    """One loaded model answers as base and as adapter; the adapter's trained weights change the logits."""
+def _loud(checkpoint, dest):
+    """The adapter with its LoRA B weights scaled up, so that its greedy answers leave the base model's."""
     import torch
+    from safetensors.torch import load_file, save_file
 
+    shutil.copytree(checkpoint, dest)
+    weights = load_file(dest / "adapter_model.safetensors")
+    save_file({k: v * 300 if "lora_B" in k else v for k, v in weights.items()}, dest / "adapter_model.safetensors")
+    assert any(torch.count_nonzero(v) for k, v in weights.items() if "lora_B" in k)  # trained: B is not zero
+    return dest
+
+
+def test_the_base_answers_of_the_evaluation_and_the_benchmark_are_the_base_models_own(tiny, tmp_path):
+    """Through the evaluation's and the benchmark's own path (not PEFT's switch called here): the base
+    answers as the base model alone does, while the adapter answers otherwise."""
+    from motioncoach.benchmarks.questions import MCQ_SYSTEM, mcq_question
+    from motioncoach.benchmarks.release import answer_models
+    from motioncoach.benchmarks.suite import BenchmarkItem, SuiteInfo, write_suite
+    from motioncoach.evaluation import EvalConfig, evaluate_adapter
+    from motioncoach.serving.answer import answer_prompts
     from motioncoach.serving.backends import TransformersBackend
+    from motioncoach.serving.prompt import Prompt
 
-    _, trained = tiny
-    models = TransformersBackend(trained.config.base_model, trained.checkpoint, max_new_tokens=1, batch_size=1)
-    ids = torch.tensor([[151644, 872, 198, 40, 151645]])
-    with torch.no_grad():
-        adapted = models.model(input_ids=ids).logits
-        with models.model.disable_adapter():
-            plain = models.model(input_ids=ids).logits
-    assert not torch.allclose(adapted, plain)
-    with torch.no_grad():
-        assert torch.allclose(models.model(input_ids=ids).logits, adapted)  # back on after the context
+    data, trained = tiny
+    loud = _loud(trained.checkpoint, tmp_path / "loud")
+    config = EvalConfig(max_new_tokens=6, batch_size=2, max_pixels=trained.config.max_pixels, gallery_images=0)
+    report = evaluate_adapter(trained.config.base_model, loud, data.splits.val.path, data.data_dir, config)
+    items, _ = load_items(data.splits.val.path, data.data_dir)
+    alone = TransformersBackend(trained.config.base_model, max_new_tokens=6, batch_size=2)
+    base_only = {
+        a.key: a.text
+        for a in answer_prompts(alone, [i.prompt(config.max_pixels) for i in items], [i.sample for i in items])
+    }
+    assert {row.key: row.answers["base"] for row in report.rows} == base_only
+    assert any(row.answers["adapter"] != row.answers["base"] for row in report.rows)  # the adapter is on for it
+
+    (tmp_path / "suite").mkdir()
+    shutil.copyfile(data.data_dir / items[0].key, tmp_path / "suite" / "p.png")
+    item = BenchmarkItem(id="q", image="p.png", activity="standing", source="a coach",
+                         choices=["Lift the chin", "Bend the knees"], answer=0)  # fmt: skip
+    suite = write_suite(tmp_path / "suite", [item], SuiteInfo(name="one"))
+    settings = {"max_new_tokens": 6, "batch_size": 2, "max_pixels": config.max_pixels}
+    asked = answer_models({"suite_dir": str(suite.root), "base_model": trained.config.base_model,
+                           "adapter_dir": str(loud), "settings": settings})  # fmt: skip
+    question = Prompt(key="q", system=MCQ_SYSTEM, user=mcq_question(item), image=suite.image_path(item),
+                      max_pixels=config.max_pixels)  # fmt: skip
+    assert asked["answers"]["base"][0]["text"] == alone.generate([question])[0]
+    assert asked["answers"]["adapter"][0]["text"] != asked["answers"]["base"][0]["text"]
 
 
 @flow(name="release-under-test")
@@ -126,8 +159,13 @@ def _release(trained: TrainedAdapter, data_dir, adapter_dir, release: ReleaseCon
     placed = place_adapter(trained, adapter_dir)
     config = eval_config_for(Profile.local, trained).model_copy(update={"max_new_tokens": 8})
     report = persist_in(data_dir, evaluate_task)(trained, splits, Profile.local, data_dir, config)
-    decision = release_gate(report, release.gate)
-    lineage = write_release(trained, splits, report, decision, release, placed, data_dir)
+    report = score_with_people(report, data_dir)
+    scored = None
+    if release.benchmark:
+        suite = find_suite(release.benchmark, data_dir)
+        scored = persist_in(data_dir, benchmark_release)(trained, suite, "rules", Profile.local, data_dir)
+    decision = release_gate(report, release.gate, scored, required=bool(release.benchmark))
+    lineage = write_release(trained, splits, report, decision, release, placed, data_dir, scored)
     if release.push_dataset:
         lineage = upload_dataset(lineage, splits, release, placed, data_dir)
     status = upload_adapter(lineage, release, placed)
@@ -172,6 +210,51 @@ def test_release_runs_as_prefect_tasks_gated_then_published(tiny, tmp_path, monk
     assert lineage["hub"]["status"] == "uploaded" and lineage["dataset_hub"]["status"] == "uploaded"
     assert hub.token not in (adapter_dir / LINEAGE_FILE).read_text()
     shutil.rmtree(adapter_dir)
+
+
+def test_the_release_records_what_people_judged_beside_the_teacher(tiny, tmp_path, monkeypatch):
+    """Verdicts on the validation labels make a human-verified subset; a required benchmark joins the gate;
+    the card shows the student beside its base and its teacher on what people said."""
+    from prefect.artifacts import Artifact
+
+    from motioncoach.audit import AuditBook, candidates_in, verdicts_from_entries
+    from motioncoach.benchmarks.suite import BenchmarkItem, SuiteInfo, write_suite
+
+    data, trained = tiny
+    for name in HF_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    val = {row["images"][0].split("/")[1].split(".")[0] for row in read_jsonl(data.splits.val.path)}
+    book = AuditBook.read(data.data_dir)
+    approved = [{"id": c.sha256, "verdict": "approve"} for c in candidates_in(data.data_dir) if c.sha256 in val]
+    book.record(data.data_dir, verdicts_from_entries(approved, candidates_in(data.data_dir), "coach-anna"))
+    photo = next(p for p in (data.data_dir / "images").iterdir() if p.stem in val)
+    (tmp_path / "suite").mkdir()
+    shutil.copyfile(photo, tmp_path / "suite" / photo.name)
+    common = {"image": photo.name, "activity": "standing", "source": "a coach"}
+    suite = write_suite(tmp_path / "suite", [
+        BenchmarkItem(id="q", choices=["Stand tall", "Sit down"], answer=0, **common),
+        BenchmarkItem(id="f", form_ok=True, **common),
+    ], SuiteInfo(name="one-photo", license="CC0"))  # fmt: skip
+    adapter_dir = tmp_path / "lora-adapter"
+    release = ReleaseConfig(gate=GateConfig(min_rows=1), benchmark=str(suite.root))
+    state = _release(trained, data.data_dir, adapter_dir, release, return_state=True)
+    assert state.is_completed() and state.name == "Kept local"
+    lineage = json.loads((adapter_dir / LINEAGE_FILE).read_text())
+    assert lineage["audit"]["approved"] == lineage["audit"]["audited"] == len(approved) > 0
+    assert lineage["audit"]["verified_val_rows"] == len(val) and [m["model"] for m in lineage["people"]] == [
+        "base", "adapter", "rules",
+    ]  # fmt: skip
+    people = json.loads(Artifact.get("evaluation-people").data)
+    assert [row["model"] for row in people] == ["base", "adapter", "rules"] and people[2]["agreement"] == 1.0
+    bench = lineage["benchmark"]
+    assert set(bench["models"]) == {"base", "adapter", "teacher"} and bench["license"] == "CC0"
+    assert bench["models"]["teacher"]["mcq_accuracy"] is None  # the rules answer no multiple choice
+    assert [c["metric"] for c in lineage["gate"]["comparisons"]][-1].startswith("benchmark one-photo: ")
+    card = (adapter_dir / CARD_FILE).read_text()
+    assert f"people approved {len(approved)} of {len(approved)} audited teacher labels (pass rate 1.00)" in card
+    assert "**Benchmark one-photo** (2 human-labelled items: 1 multiple choice, 1 form; CC0)" in card
+    assert "| teacher | n/a |" in card and "| base | " in card and "| adapter | " in card
+    assert [row["model"] for row in json.loads(Artifact.get("benchmark").data)] == ["base", "adapter", "teacher"]
 
 
 # ---- Metrics and the gate on answers whose scores are counted by hand ----

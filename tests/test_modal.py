@@ -414,11 +414,15 @@ def _options(function) -> dict:
 
 # What each function needs, as the paid run requires it: a GPU only where a model runs, a secret only where
 # its keys are read, the volume everywhere but the token check and the version check.
-GPU_FUNCTIONS = {"filter_pose_shard": "L4", "train": "H200", "train_smoke": "L40S", "evaluate_adapter": "H200"}
+GPU_FUNCTIONS = {
+    "filter_pose_shard": "L4", "train": "H200", "train_smoke": "L40S", "evaluate_adapter": "H200",
+    "benchmark_models": "H200",
+}  # fmt: skip
 SECRETS_NEEDED = {
     "download_images": {"kaggle-secret"},
     "label_shard": {"gemini-api-key"},
     "relabel": {"gemini-api-key"},
+    "benchmark_teacher": {"gemini-api-key"},
     **{name: {"huggingface-secret"} for name in
        ("download_base_model", "hub_account", "upload_adapter", "upload_merged", "upload_dataset")},
 }  # fmt: skip

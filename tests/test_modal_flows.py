@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,27 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:The .* function is executing locally:UserWarning")
 
 
+def _suite(photos, root):
+    """Two multiple-choice and two form items on the one-person sample photos."""
+    from motioncoach.benchmarks.suite import BenchmarkItem, SuiteInfo, write_suite
+
+    (root / "images").mkdir(parents=True)
+    items = []
+    for number, path in enumerate(sorted(p for p in photos.rglob("*") if p.stem in ("astronaut", "cameraman"))):
+        shutil.copyfile(path, root / "images" / path.name)
+        common = {"image": f"images/{path.name}", "activity": "standing", "source": "a coach"}
+        items.append(BenchmarkItem(id=f"q{number}", choices=["Stand tall", "Bend the knees"], answer=number, **common))
+        items.append(BenchmarkItem(id=f"f{number}", form_ok=bool(number), **common))
+    return write_suite(root, items, SuiteInfo(name="standing", license="test photos")).root
+
+
+def _answer(call) -> str:
+    """Gemini's stand-in: option 1 for a multiple-choice question, a grounded correction otherwise."""
+    from tests.fakes.server import grounded_label
+
+    return json.dumps({"answer": 1}) if "Option 1:" in call.prompt else grounded_label(call.prompt).to_json()
+
+
 @pytest.mark.e2e
 @pytest.mark.timeout(1500)
 def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path, prefect_api_url, place_tiny_model):
@@ -32,13 +54,15 @@ def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path, pre
 
     photos = assemble_samples(tmp_path / "photos")
     volume, data, adapter = tmp_path / "volume", tmp_path / "data", tmp_path / "lora-adapter"
+    suite = _suite(photos, tmp_path / "suite")
     command = [
-        sys.executable, "-m", "flows.cli", "run", "--profile", "modal", "--source", str(photos),
+        sys.executable, "-m", "cli.main", "run", "--profile", "modal", "--source", str(photos),
         "--labeler", "gemini", "--rehearse-volume", str(volume), "--data-dir", str(data),
-        "--adapter-dir", str(adapter), "--max-download-mb", "0", "--no-gate",
+        "--adapter-dir", str(adapter), "--max-download-mb", "0", "--no-gate", "--audit", "0",
+        "--benchmark", str(suite),
     ]  # fmt: skip
     place_tiny_model(volume / "models" / "tiny-qwen3-vl")  # the rehearsal's base model, built once per test run
-    with GeminiFake(api_key="rehearsal-key") as gemini, FakeHub() as hub:
+    with GeminiFake(api_key="rehearsal-key", answer=_answer) as gemini, FakeHub() as hub:
         env = os.environ | {
             "GEMINI_API_KEY": "rehearsal-key",
             "GOOGLE_GEMINI_BASE_URL": gemini.base_url,
@@ -69,10 +93,15 @@ def test_rehearsed_modal_run_publishes_from_the_volume_then_reruns(tmp_path, pre
             "package_adapter",
             "merge_adapter",  # the release vLLM loads whole
             "evaluate_adapter",  # on the merged weights
+            "benchmark_models",  # base and merged release on the human-labelled suite, where the weights are
+            "benchmark_teacher",  # the teacher where its secret is
             "upload_adapter",
             "upload_merged",
         ]
         assert gemini.requests > 0
+        benchmark = json.loads((adapter / "lineage.json").read_text())["benchmark"]
+        assert set(benchmark["models"]) == {"base", "adapter", "teacher"} and benchmark["items"] == 4
+        assert benchmark["models"]["teacher"]["mcq_accuracy"] == 0.5  # it answers option 1; one of two is right
         # The weights stayed on the volume: the adapter dir has the release and the command that fetches them.
         remote = json.loads((adapter / "modal-adapter.json").read_text())
         assert remote["command"].startswith("modal volume get --force qwen-finetune-data data/adapters/")
@@ -131,7 +160,7 @@ def test_cli_modal_profile_without_credentials_fails_fast(tmp_path, prefect_api_
         "HOME": str(tmp_path), "PREFECT_API_URL": prefect_api_url,
     }  # fmt: skip
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "--profile", "modal", "--data-dir", str(tmp_path / "data")],
+        [sys.executable, "-m", "cli.main", "run", "--profile", "modal", "--data-dir", str(tmp_path / "data")],
         env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 1

@@ -170,17 +170,17 @@ def evaluate_adapter(
     answers: AnswerLog | None = None,
 ) -> EvalReport:
     """Base, adapter (PEFT on the base, in transformers) and rules on the validation split."""
-    from motioncoach.serving.backends import TransformersBackend
+    from motioncoach.serving.served import served_models
 
     items, skipped = load_items(val_path, data_dir, config.max_rows)
     for reason in skipped:
         log.warning("validation %s: not evaluated", reason)
-    if models is None:
-        adapted = TransformersBackend(
-            base_model, adapter_dir, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-            name="transformers + PEFT",
+    if models is None:  # one loaded model: the base answers with the adapter switched off, as it is served
+        served = served_models(
+            str(base_model), Path(adapter_dir), None, "transformers", max_new_tokens=config.max_new_tokens,
+            batch_size=config.batch_size,
         )  # fmt: skip
-        models = {"base": adapted.without_adapter(), "adapter": adapted}
+        models = {s.role: s.backend for s in served}
     models = {**models, "rules": RulesBackend(items, config.keypoint_conf)}
     return evaluate_items(
         items,

@@ -41,9 +41,10 @@ class GateDecision(BaseModel):
     rows: int = Field(0, description="Validation rows both models answered.")
 
 
-def decide(report: EvalReport, config: GateConfig) -> GateDecision:
+def decide(report: EvalReport, config: GateConfig, benchmark: list[dict] | None = None) -> GateDecision:
     """Passed when the adapter leads the base model by more than min_margin (or ties at the ceiling) on
-    every gate metric, over at least min_rows validation rows."""
+    every gate metric, over at least min_rows validation rows, and, when a benchmark is required
+    (release.benchmark), does no worse than the base on it (benchmarks.gate.benchmark_comparisons)."""
     names = {m.model for m in report.models}
     if not {"base", "adapter"} <= names or not report.rows:
         missing = "no validation rows were evaluated" if not report.rows else "base and adapter were not both evaluated"
@@ -59,6 +60,7 @@ def decide(report: EvalReport, config: GateConfig) -> GateDecision:
             {"metric": metric, "base": b, "adapter": a, "difference": round(a - b, 4),
              "interval": [low, high], "won": won}
         )  # fmt: skip
+    comparisons += benchmark or []
     details = "; ".join(
         f"{c['metric']} {c['adapter']:.3f} vs base {c['base']:.3f} "
         f"(difference {c['difference']:+.3f}, 95% interval {c['interval'][0]:+.3f} to {c['interval'][1]:+.3f})"
@@ -72,6 +74,9 @@ def decide(report: EvalReport, config: GateConfig) -> GateDecision:
         return _decision(config, False, reason, comparisons, rows)
     margin = f" by more than {config.min_margin}" if config.min_margin else ""
     lost = [c for c in comparisons if not c["won"]]
+    if benchmark is not None and not benchmark:
+        return _decision(config, False, "the required benchmark could not compare the adapter with its base "
+                         f"(neither has items it can count); {details}", comparisons, rows)  # fmt: skip
     if lost:
         return _decision(config, False, f"the adapter does not beat the base model{margin} over {rows} rows: {details}",
                          comparisons, rows)  # fmt: skip

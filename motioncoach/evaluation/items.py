@@ -45,10 +45,15 @@ class EvalItem(BaseModel):
 
 def load_items(val_path: Path, data_dir: Path, max_rows: int | None = None) -> tuple[list[EvalItem], list[str]]:
     """The evaluable rows of a split file, and a reason for each row that is not."""
+    return rows_to_items(read_jsonl(val_path)[:max_rows], data_dir)
+
+
+def rows_to_items(rows: list[dict], data_dir: Path) -> tuple[list[EvalItem], list[str]]:
+    """Dataset rows (train, validation, pose_dataset.jsonl) as items, and a reason for each row that is not one."""
     data_dir = Path(data_dir)
     cache = _kept_entries(data_dir / CACHE_FILE_NAME)
     items, skipped = [], []
-    for number, row in enumerate(read_jsonl(val_path)[:max_rows], start=1):
+    for number, row in enumerate(rows, start=1):
         try:
             items.append(_item(row, data_dir, cache))
         except (KeyError, IndexError, ValueError, OSError) as exc:

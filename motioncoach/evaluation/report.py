@@ -38,6 +38,12 @@ class EvalReport(BaseModel):
     val_rows: int = Field(description="Rows in the validation split (or the first max_rows of them).")
     skipped: list[str] = Field(default_factory=list, description="Rows that could not be evaluated, with why.")
     models: list[ModelMetrics] = Field(description="One entry per model: base, adapter, rules.")
+    people: list[ModelMetrics] = Field(
+        default_factory=list,
+        description="Each model on the human-verified subset: the validation rows whose label people approved in "
+        "the audit (agreement with people, beside agreement with the teacher).",
+    )
+    audit: dict | None = Field(None, description="What the audit found of the labels (motioncoach.audit.AuditSummary).")
     rows: list[RowResult]
 
     def metrics(self, model: str) -> ModelMetrics:
@@ -48,8 +54,9 @@ class EvalReport(BaseModel):
         return self.model_dump(mode="json", exclude={"rows"})
 
     def table(self) -> list[dict]:
-        """One row per model, for a table artifact or a card."""
-        return [m.model_dump() for m in self.models]
+        """One row per model (and per model on the human-verified subset), for a table artifact or a card."""
+        teacher = [{"scored_against": "teacher", **m.model_dump()} for m in self.models]
+        return teacher + [{"scored_against": "people", **m.model_dump()} for m in self.people]
 
 
 def display_path(path: str | Path, data_dir: Path) -> str:

@@ -18,6 +18,8 @@ from motioncoach.evaluation.evaluate import RulesBackend, answer_all, score_item
 from motioncoach.evaluation.items import load_items
 from motioncoach.evaluation.report import display_path
 from motioncoach.hashing import file_sha256
+from motioncoach.serving.served import served_models
+from motioncoach.serving.vllm import VLLM_VERSION
 
 
 def run_evaluation(request: dict, on_answers: Callable[[], None] | None = None) -> dict:
@@ -40,34 +42,19 @@ def run_evaluation(request: dict, on_answers: Callable[[], None] | None = None) 
                   "adapter": file_sha256(adapter / "adapter_model.safetensors"), "merged": str(merged or "")},
     )  # fmt: skip
     texts: dict[str, dict[str, str]] = {}
+    # Roles answered before this attempt are not loaded again (on Modal: no vLLM server to start).
+    done = frozenset(role for role in ("adapter", "base") if all(i.key in answers.known(role) for i in items))
+    texts |= {role: answers.known(role) for role in done}
+    for served in served_models(
+        str(base), adapter, merged, engine, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
+        skip=done, log_dir=out_dir,
+    ):  # fmt: skip
+        texts[served.role] = answer_all(items, served.role, served.backend, config, answers, on_answers)
     if engine == "vllm":
-        from motioncoach.serving.backends import OpenAIChatBackend
-        from motioncoach.serving.vllm import VLLM_VERSION, VLLMServer
-
-        for model, weights in (("adapter", merged), ("base", base)):
-            if all(item.key in answers.known(model) for item in items):
-                texts[model] = answers.known(model)  # answered before this attempt: no server to start
-                continue
-            with VLLMServer(str(weights), log_path=out_dir / f"vllm-{model}.log") as server:
-                backend = OpenAIChatBackend(
-                    server.base_url, server.served_model, max_tokens=config.max_new_tokens,
-                    concurrency=config.batch_size, name=f"vLLM {VLLM_VERSION}",
-                )  # fmt: skip
-                texts[model] = answer_all(items, model, backend, config, answers, on_answers)
         served_as = f"the merged release ({display_path(merged, data_dir)}) served by vLLM {VLLM_VERSION}"
     elif merged:
-        from motioncoach.serving.backends import TransformersBackend
-
-        for model, weights in (("adapter", merged), ("base", base)):
-            backend = TransformersBackend(weights, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
-            texts[model] = answer_all(items, model, backend, config, answers, on_answers)
         served_as = f"the merged release ({display_path(merged, data_dir)}) in transformers"
     else:
-        from motioncoach.serving.backends import TransformersBackend
-
-        adapted = TransformersBackend(base, adapter, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
-        texts["base"] = answer_all(items, "base", adapted.without_adapter(), config, answers, on_answers)
-        texts["adapter"] = answer_all(items, "adapter", adapted, config, answers, on_answers)
         served_as = "the base model with the LoRA adapter applied by PEFT, in transformers"
     texts["rules"] = answer_all(items, "rules", RulesBackend(items, config.keypoint_conf), config)
     report = score_items(

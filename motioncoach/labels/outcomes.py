@@ -26,13 +26,14 @@ class LabelOutcome(BaseModel):
 
     labeled: label set, used for training. failed: reason set. deferred: left for a later run
     (budget spent, batch still running). disagreed: the consensus teachers disagree (label set,
-    reason says how); excluded from training unless asked for.
+    reason says how); excluded from training unless asked for. rejected: people rejected the label
+    in an audit (label set, reason says who and why); never trained or validated on.
     """
 
     sample: PoseSample
     labeler: str
     model_id: str
-    status: Literal["labeled", "failed", "deferred", "disagreed"]
+    status: Literal["labeled", "failed", "deferred", "disagreed", "rejected"]
     label: CoachingLabel | None = None
     reason: str | None = None
     agreement: dict | None = None

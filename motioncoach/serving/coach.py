@@ -66,17 +66,18 @@ class Coach:
         self.pose = pose or PoseFilterConfig()
         self.weights = resolve_weights(self.pose.weights)
 
+    def detect(self, requests: Sequence[CoachRequest]) -> list[PoseSample | str]:
+        return detect(requests, self.pose, self.weights)
+
     def coach(self, requests: Sequence[CoachRequest]) -> list[Coached]:
-        decoded = [DecodedImage(rgb=r.photo.rgb, width=r.photo.width, height=r.photo.height) for r in requests]
-        detections = detect_poses([to_bgr(image) for image in decoded], self.pose, self.weights)
         results: list[Coached | None] = []
         asked: list[tuple[int, PoseSample]] = []
-        for index, (request, found) in enumerate(zip(requests, detections, strict=True)):
-            if found["outcome"] != "kept":
-                response = low_confidence_response(abstention_reason(found["reason"]))
+        for index, (request, found) in enumerate(zip(requests, self.detect(requests), strict=True)):
+            if isinstance(found, str):
+                response = low_confidence_response(found)
                 results.append(Coached(request=request, sample=None, answer=None, response=response))
                 continue
-            asked.append((index, _sample(request, found)))
+            asked.append((index, found))
             results.append(None)
         prompts = [
             student_prompt(sample, requests[i].photo.image(), requests[i].photo.name, self.max_pixels)
@@ -86,6 +87,16 @@ class Coach:
         for (index, sample), answer in zip(asked, answers, strict=True):
             results[index] = Coached(request=requests[index], sample=sample, answer=answer, response=answer.response)
         return [r for r in results if r is not None]
+
+
+def detect(requests: Sequence[CoachRequest], pose: PoseFilterConfig, weights: Path) -> list[PoseSample | str]:
+    """Each photo's pose as the dataset's filter keeps it, or the reason the coach abstains on it."""
+    decoded = [DecodedImage(rgb=r.photo.rgb, width=r.photo.width, height=r.photo.height) for r in requests]
+    detections = detect_poses([to_bgr(image) for image in decoded], pose, weights)
+    return [
+        _sample(request, found) if found["outcome"] == "kept" else abstention_reason(found["reason"])
+        for request, found in zip(requests, detections, strict=True)
+    ]
 
 
 def _sample(request: CoachRequest, found: dict) -> PoseSample:

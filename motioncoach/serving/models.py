@@ -95,3 +95,58 @@ def training_max_pixels(choice: ModelChoice) -> int:
     default = TrainConfig().max_pixels
     log.warning("no lineage.json beside %s: showing photos at the production recipe's %d pixels", choice.label, default)
     return default
+
+
+def _lineage(choice: ModelChoice) -> dict:
+    """The release's lineage.json (beside an adapter, or carried into a merged directory), or {}."""
+    for folder in (choice.adapter, Path(choice.model)):
+        if folder is None:
+            continue
+        try:
+            return json.loads((Path(folder) / "lineage.json").read_text())
+        except (OSError, ValueError):
+            continue
+    return {}
+
+
+DEFAULT_POSE_WEIGHTS = "yolo11n-pose.pt"
+
+
+def release_pose_weights(choice: ModelChoice | None) -> str:
+    """The pose model the release's dataset was filtered with (its lineage says), else the shipped yolo11n."""
+    if choice is None:
+        return DEFAULT_POSE_WEIGHTS
+    pose = _lineage(choice).get("pose") or {}
+    return str(pose.get("weights") or DEFAULT_POSE_WEIGHTS)
+
+
+@dataclass(frozen=True)
+class Student:
+    """The fine-tuned model and its base, as a measurement asks them (serving.served.served_models)."""
+
+    choice: ModelChoice
+    base: str
+    adapter: str | None  # a LoRA adapter on base
+    merged: str | None  # or the merged release
+    roles: tuple[str, ...]  # which of base and adapter can be asked
+    max_pixels: int
+
+
+def student_and_base(adapter: str | None, base_model: str | None = None) -> Student | None:
+    """--adapter (default ./lora-adapter, when it exists) and its base; None when there is no model to ask."""
+    default = Path("./lora-adapter")
+    if adapter is None and not default.is_dir():
+        if base_model is None:
+            return None
+        choice = ModelChoice(model=base_model, adapter=None)
+        return Student(choice, base_model, None, None, ("base",), training_max_pixels(choice))
+    choice = choose_model(adapter or default, base_model)
+    pixels = training_max_pixels(choice)
+    if choice.adapter is not None:
+        return Student(choice, choice.model, str(choice.adapter), None, ("base", "adapter"), pixels)
+    recorded = (_lineage(choice).get("training") or {}).get("base_model")
+    base = base_model or (recorded if recorded and not str(recorded).startswith("<") else None)
+    if base is None:
+        log.warning("%s is a merged model that names no base: pass --base-model to score the base too", choice.model)
+        return Student(choice, choice.model, None, choice.model, ("adapter",), pixels)
+    return Student(choice, base, None, choice.model, ("base", "adapter"), pixels)

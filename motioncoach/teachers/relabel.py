@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from motioncoach.audit import AuditBook, apply_audit
 from motioncoach.config import LabelConfig
 from motioncoach.labels.outcomes import LabelReport
 from motioncoach.labels.store import LABELS_FILE
@@ -22,7 +23,8 @@ from motioncoach.teachers.keys import LABELER_TEACHERS
 from motioncoach.teachers.labeling import label_with_teachers, stored_teacher
 from motioncoach.teachers.store import LabelKey, LabelStore, StoredLabel
 
-Problem = Literal["disagreement", "invalid", "failed", "stale", "missing"]
+Problem = Literal["rejected", "disagreement", "invalid", "failed", "stale", "missing"]
+ASK_AGAIN = ("rejected", "disagreement")  # a label is stored, and is asked for again all the same
 
 
 class Candidate(BaseModel):
@@ -79,6 +81,8 @@ def find_candidates(
     """Every sample with a problem under the current prompt, schema and model: the least asked first, then
     the newest problem first."""
     disagreed = _disagreements(data_dir) if config.labeler == "consensus" else {}
+    book = AuditBook.read(data_dir)
+    to_relabel = book.to_relabel()
     candidates = []
     for sample in samples:
         worst: Candidate | None = None
@@ -89,6 +93,11 @@ def find_candidates(
             stored = store.get(key)
             asks.append(stored.asks if stored is not None else 0)
             found = _problem(sample, key, stored, store)
+            if sample.sha256 in to_relabel and stored is not None and stored.label is not None:
+                verdict = book.keeps_out(sample.sha256, stored.label)  # people rejected the label it still has
+                if verdict is not None:
+                    found = Candidate(sample=sample, problem="rejected", since=verdict.when, detail=verdict.reason,
+                                      asks=stored.asks)  # fmt: skip
             if found and (worst is None or found.since > worst.since):
                 worst = found
         if worst is None and sample.sha256 in disagreed:
@@ -178,7 +187,7 @@ def relabel_data_dir(
     finally:
         store.close()
     chosen = within_budget(candidates, config)
-    refresh = frozenset(c.sample.sha256 for c in chosen if c.problem == "disagreement")
+    refresh = frozenset(c.sample.sha256 for c in chosen if c.problem in ASK_AGAIN)
     statuses: dict[str, str] = {}
     if chosen:
         report = label_with_teachers([c.sample for c in chosen], config, store_dir, progress, refresh=refresh)
@@ -186,12 +195,14 @@ def relabel_data_dir(
     return RelabelResult(samples=samples, candidates=candidates, chosen=chosen, statuses=statuses)
 
 
-def current_labels(samples: list[PoseSample], config: LabelConfig, store_dir: Path) -> LabelReport:
+def current_labels(
+    samples: list[PoseSample], config: LabelConfig, store_dir: Path, data_dir: Path | None = None
+) -> LabelReport:
     """The label every kept image has now, read from the store without sending anything; a stale
-    label stays in use until its replacement is there."""
+    label stays in use until its replacement is there, and a label people rejected is kept out."""
     report = label_with_teachers(samples, config, Path(store_dir), send=False)
     store = LabelStore.in_data_dir(store_dir)
     try:
-        return keep_stale_labels(report, store)
+        return apply_audit(keep_stale_labels(report, store), AuditBook.read(Path(data_dir or store_dir)))
     finally:
         store.close()

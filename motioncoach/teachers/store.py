@@ -51,6 +51,13 @@ def listen_to_writes(path: Path, listener: Callable[[bool], None] | None) -> Non
             _WRITE_LISTENERS[Path(path).resolve()] = listener
 
 
+def notify_written(path: Path) -> None:
+    """Tell whoever keeps a copy of the store at `path` that a write was committed (another connection's)."""
+    listener = _WRITE_LISTENERS.get(Path(path).resolve())
+    if listener is not None:
+        listener(False)
+
+
 def _now() -> str:
     # Microseconds: merges keep the newer of two rows by this stamp, and one second holds many answers.
     return datetime.now(UTC).isoformat(timespec="microseconds")

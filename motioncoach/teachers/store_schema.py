@@ -35,6 +35,17 @@ CREATE TABLE IF NOT EXISTS daily_requests (
     requests INTEGER NOT NULL,
     PRIMARY KEY (day, teacher)
 );
+CREATE TABLE IF NOT EXISTS answers (
+    request_key TEXT PRIMARY KEY,
+    teacher TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    unusable TEXT,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    received_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS batches (
     job_name TEXT PRIMARY KEY,
     teacher TEXT NOT NULL,
