@@ -89,11 +89,34 @@ class PoseFilterConfig(StepConfig):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-# USD per million (input, output) tokens. Models ending in ':free' cost nothing.
-DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "gemini-3-flash-preview": (0.50, 3.00),
-    "gemini-2.5-flash": (0.30, 2.50),
-    "gemini-2.5-flash-lite": (0.10, 0.40),
+class LabelChecks(StepConfig):
+    """How strictly a teacher's answer is held to the detected pose. The checks run when a stored answer is
+    read, so changing them re-checks every answer bought and buys none again."""
+
+    tolerance: float = Field(
+        0.06,
+        gt=0,
+        le=0.5,
+        description="How far an arrow may start from the keypoint its script names, as a share of the person's size "
+        "(the diagonal of the detected keypoints' box).",
+    )
+    follow_degrees: float = Field(30.0, gt=0, le=90, description="How far Current may point off the limb it follows.")
+    min_turn_degrees: float = Field(
+        5.0, ge=0, le=45, description="How far Target must turn from Current to ask for a change."
+    )
+    fix: bool = Field(
+        True,
+        description="Put right what can be put right exactly instead of refusing the answer: arrows and focus points "
+        "within the tolerance snapped onto their keypoint, Current and Target drawn in each other's colours swapped.",
+    )
+
+
+# USD per million input, output and cached input tokens (Gemini's list prices at the time of writing; a cached
+# prompt token is one Gemini's implicit cache served). Models ending in ':free' cost nothing.
+DEFAULT_PRICES: dict[str, tuple[float, ...]] = {
+    "gemini-3-flash-preview": (0.50, 3.00, 0.05),
+    "gemini-2.5-flash": (0.30, 2.50, 0.03),
+    "gemini-2.5-flash-lite": (0.10, 0.40, 0.01),
 }
 
 
@@ -133,19 +156,34 @@ class TeacherSettings(StepConfig):
     )
     backoff_initial_s: float = Field(1.0, gt=0, description="First retry delay; doubles each try, with jitter.")
     backoff_max_s: float = Field(60.0, gt=0, description="Longest retry delay, unless Retry-After asks for more.")
+    max_wait_s: float = Field(
+        300.0,
+        gt=0,
+        description="The longest wait a teacher may ask for (Retry-After, a rate limit's reset, a daily quota): "
+        "beyond it the images left are deferred to a later run, which the run's message names, instead of sleeping.",
+    )
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout.")
     max_failure_rate: float = Field(
         0.2, ge=0, le=1, description="Fail the labeling step when more than this share of images failed."
     )
+    checks: LabelChecks = Field(default_factory=LabelChecks, description="How strictly answers are checked.")
     max_cost: float | None = Field(None, ge=0, description="Stop before this run's spend in USD would exceed it.")
     batch_job_requests: int = Field(
         1000, ge=1, le=10_000, description="Batch: images per job (a job over 20 MB goes as a JSONL file)."
     )
+    batch_queued_tokens: int = Field(
+        3_000_000,
+        ge=1,
+        description="Batch: the input tokens Gemini lets your tier have queued in jobs for this model (AI Studio's "
+        "rate-limit page shows it); jobs are submitted while their estimate fits, the rest once jobs finish.",
+    )
+    batch_poll_s: float = Field(60.0, gt=0, description="Batch with --wait: seconds between looks at the jobs.")
     agreement_score_tolerance: int = Field(15, ge=0, le=100, description="Consensus: progress_score difference.")
     agreement_angle_degrees: float = Field(30.0, gt=0, le=180, description="Consensus: Target vector directions.")
     keep_disagreements: bool = Field(False, description="Consensus: train on labels the teachers disagree on.")
-    prices: dict[str, tuple[float, float]] = Field(
-        default_factory=lambda: dict(DEFAULT_PRICES), description="USD per million input and output tokens."
+    prices: dict[str, tuple[float, ...]] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        description="USD per million input, output and (optional) cached input tokens, per model.",
     )
 
 
@@ -156,6 +194,12 @@ class LabelingSettings(TeacherSettings):
         None, gt=0, description="Requests per teacher per UTC day (OpenRouter free tier: 50, or 1000)."
     )
     batch: bool = Field(False, description="Use Gemini's Batch API (half price; results on a later run).")
+    wait: bool = Field(False, description="Batch: wait until every job has ended and its answers are stored.")
+    rebuy: bool = Field(
+        False,
+        description="Ask again, and pay again, when more than 5% of the labels the store holds would be bought again "
+        "because what is asked changed (the prompts, the schema, the cues, the model or its parameters).",
+    )
 
 
 class LabelConfig(LabelingSettings):

@@ -9,7 +9,6 @@ from motioncoach.labels.cues import named_parts
 from motioncoach.labels.direction import verb_of
 from motioncoach.labels.geometry import JOINTS
 from motioncoach.labels.grounding import NEIGHBOURS
-from motioncoach.labels.schema import app_score
 from motioncoach.records import PoseSample
 
 TURN_DEGREES = 20.0
@@ -63,13 +62,13 @@ def point(sample: PoseSample, script: str, severity: str, anchor: str, along: st
     }
 
 
-def label(*points: dict, score: int | None = None, **changes) -> dict:
-    """A success label holding the points, scored as the app scores them."""
+def label(*points: dict, score: int = 50, **changes) -> dict:
+    """A success label holding the points, as a teacher writes one (its score is any: a label carries the app's)."""
     return {
         "status": "success",
         "error_message": None,
         "positive_note": "Steady and balanced.",
-        "progress_score": app_score([p["severity"] for p in points]) if score is None else score,
+        "progress_score": score,
         "improvement_delta": None,
         "feedback_points": list(points),
         **changes,

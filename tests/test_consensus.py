@@ -24,9 +24,9 @@ def _aimed(sample, script: str, severity: str, anchor: str, along: str, degrees:
     return drawn
 
 
-def _label(*points, score=None) -> CoachingLabel:
+def _label(*points) -> CoachingLabel:
     # Built without the checks: these tests are about comparing two labels, not about their drawings.
-    return CoachingLabel.model_validate(label(*points, score=score))
+    return CoachingLabel.model_validate(label(*points))
 
 
 def test_wrap_around_at_180_degrees():
@@ -96,8 +96,11 @@ def test_left_and_right_that_overlap_in_a_side_view_are_one_part():
 def test_scores_statuses_and_empty_corrections_still_decide():
     bus = detected("bus, middle")
     knee = _aimed(bus, "Bend your LEFT knee.", "minor", "left_knee", "left_ankle", 120)
-    assert compare(_label(knee, score=98), _label(knee, score=60), bus, SCORE, ANGLE).reasons == [
-        "progress_score differs by 38 (> 15)"
+    elbow = _aimed(bus, "Bend your RIGHT elbow.", "minor", "right_elbow", "right_wrist", 60)
+    grave = [{**p, "severity": "major"} for p in (knee, elbow)]
+    # The scores are the app's: 100 - 2 - 2 = 96 for two minor corrections, 100 - 12 - 12 = 76 for two major ones.
+    assert compare(_label(knee, elbow), _label(*grave), bus, SCORE, ANGLE).reasons == [
+        "progress_score differs by 20 (> 15)"
     ]
     assert compare(_label(knee), _label(), bus, SCORE, ANGLE).reasons == [
         "one teacher corrects the form, the other finds nothing to correct"

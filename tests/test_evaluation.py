@@ -288,7 +288,7 @@ def test_metrics_over_mixed_answers_are_the_shares_counted_by_hand():
         CoachingLabel.model_validate(answer)  # both are labels a teacher could have written
     answers = [
         teacher.to_json(),  # the teacher's own label: agrees on everything
-        json.dumps(lower),  # the same corrections, scored 10 lower
+        json.dumps(lower),  # the same corrections, scored 10 lower: read as the app scores them, no error
         json.dumps(lighter),  # the same joint and side, another severity
         '{"status": "success"}',  # JSON, not a label
         "Your form looks fine to me.",  # not JSON
@@ -301,7 +301,12 @@ def test_metrics_over_mixed_answers_are_the_shares_counted_by_hand():
         0.6,
         0.6,
     )
-    assert metrics.score_mae == 3.33  # (0 + 10 + 0) / 3 schema-valid answers
+    # Only the lighter severity moves the app's score: by its penalty less a minor's 2 points.
+    from motioncoach.labels.schema import SEVERITY_PENALTY
+
+    lighter_error = SEVERITY_PENALTY[teacher.feedback_points[0].severity] - SEVERITY_PENALTY["minor"]
+    assert [s.score_error for s in scores[:3]] == [0, 0, lighter_error]
+    assert metrics.score_mae == round(lighter_error / 3, 2)
     assert (metrics.focus_joint_agreement, metrics.side_agreement, metrics.agreement) == (0.6, 0.6, 0.6)
     assert metrics.severity_agreement == 0.4  # the lighter correction no longer agrees
     assert scores[2].severity == "minor" and scores[3].problem and scores[4].json_valid is False

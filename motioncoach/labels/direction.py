@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 
+from motioncoach.config import LabelChecks
 from motioncoach.labels.cues import Named
 from motioncoach.labels.geometry import JOINTS, angle_between
 
@@ -27,7 +28,6 @@ VERBS: dict[str, tuple[str, ...]] = {
 # Words that turn a verb around or hedge it ("less bend", "don't lock"): the cue makes no direction claim.
 HEDGES = ("less", "reduce", "ease", "soften", "don't", "do not", "not", "never", "avoid", "stop", "without", "too")
 DIRECTION_SLACK_DEGREES = 2.0
-FOLLOW_DEGREES = 30.0
 # How far past straight each joint goes (hyperextension, a hip's extension behind the body, an arm past
 # vertical), and how far it closes. The shoulder's arm may pass the torso line (an arm swung back).
 PAST_STRAIGHT_DEGREES = {"knee": 10.0, "elbow": 15.0, "hip": 45.0, "shoulder": 45.0}
@@ -72,7 +72,14 @@ def verb_of(script: str, named: Named, parts: list[Named]) -> tuple[str, str] | 
 
 
 def direction_problem(
-    named: Named, script: str, parts: list[Named], anchor: str, at: dict[str, Px], current: Px, target: Px
+    named: Named,
+    script: str,
+    parts: list[Named],
+    anchor: str,
+    at: dict[str, Px],
+    current: Px,
+    target: Px,
+    follow_degrees: float = LabelChecks().follow_degrees,
 ) -> str | None:
     """Why the Target contradicts the words or the joint's range, in one line; None when it does not.
 
@@ -89,7 +96,7 @@ def direction_problem(
         return None
     followed = min(along, key=along.get)
     reference = distal if followed == proximal else proximal
-    if along[followed] > FOLLOW_DEGREES or reference not in at:
+    if along[followed] > follow_degrees or reference not in at:
         return None
     segment, ref_vec = _sub(at[followed], at[vertex]), _sub(at[reference], at[vertex])
     now, wanted = angle_between(segment, ref_vec), angle_between(target, ref_vec)

@@ -119,8 +119,12 @@ FACING_SHARE = 0.2
 
 
 def camera_view(sample: PoseSample, min_conf: float = 0.3) -> str:
-    """'front', 'back', 'side', 'oblique' or 'unknown', from the shoulder span against the torso's length;
-    a broad view without a detected nose or eye is a back view (the face is turned away)."""
+    """'front', 'back', 'side', 'oblique' or 'unknown', from the shoulder span against the torso's length.
+
+    A broad view is told front from back by where the person's sides are: their LEFT shoulder and hip on
+    the image's right face the camera, on its left turn their back. A detector finds a nose on the back
+    of a head often enough that the face decides only when the shoulders and hips disagree or are not
+    both seen: then a broad view without a detected nose or eye is a back view."""
     seen = sample.confident(min_conf)
     torso = _torso(sample, seen)
     if torso is None:
@@ -128,8 +132,23 @@ def camera_view(sample: PoseSample, min_conf: float = 0.3) -> str:
     span, length, _, _ = torso
     ratio = span / length
     if ratio >= 0.45:
+        order = _side_order(sample, seen)
+        if order:
+            return order
         return "front" if any(k in seen for k in FACE) else "back"
     return "side" if ratio <= 0.2 else "oblique"
+
+
+def _side_order(sample: PoseSample, seen) -> str:
+    """'front' when the LEFT shoulder and the LEFT hip both sit right of their RIGHT ones in the image,
+    'back' when both sit left of them, '' when they disagree or a pair is missing."""
+    ways = set()
+    for joint in ("shoulder", "hip"):
+        if {f"left_{joint}", f"right_{joint}"} <= seen.keys():
+            ways.add(to_pixels(sample, f"left_{joint}")[0] > to_pixels(sample, f"right_{joint}")[0])
+        else:
+            return ""
+    return ("front" if ways.pop() else "back") if len(ways) == 1 else ""
 
 
 def facing(sample: PoseSample, min_conf: float = 0.3) -> str:

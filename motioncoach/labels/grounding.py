@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import math
 
+from motioncoach.config import LabelChecks
 from motioncoach.labels.cues import HEAD_KEYPOINTS, named_parts
 from motioncoach.labels.direction import direction_problem
 from motioncoach.labels.geometry import angle_between
 from motioncoach.labels.schema import CoachingLabel, FeedbackPoint
 from motioncoach.records import PoseSample
 
-TOLERANCE = 0.06  # of the person's size: the diagonal of the detected keypoints' box, in pixels
+CHECKS = LabelChecks()  # how strict the checks are unless told otherwise (labeling.checks)
 MIN_TOLERANCE_PX = 6.0
-FOLLOW_DEGREES = 30.0  # how far Current may point from the nearest segment that leaves its keypoint
-MIN_TURN_DEGREES = 5.0  # a Target closer to Current than this asks for no change
+MIN_TURN_DEGREES = CHECKS.min_turn_degrees  # what the prompt asks for
 # At the head, whose keypoints sit close together: a share of its size (the widest span of its detected
 # keypoints, ear to ear or nose to ear).
 HEAD_TOLERANCE = 0.5
@@ -49,24 +49,26 @@ for _a, _b in _SEGMENTS:
     NEIGHBOURS.setdefault(_b, set()).add(_a)
 
 
-def grounding_problems(label: CoachingLabel, sample: PoseSample, min_conf: float = 0.3) -> list[str]:
+def grounding_problems(
+    label: CoachingLabel, sample: PoseSample, min_conf: float = 0.3, checks: LabelChecks = CHECKS
+) -> list[str]:
     """Every reason the label is not grounded in the detection; empty when it is (and for an abstention)."""
     at = {name: _px(sample, (k.x, k.y)) for name, k in sample.confident(min_conf).items()}  # keypoints in pixels
-    tolerance = tolerance_px(at)
+    tolerance = tolerance_px(at, checks.tolerance)
     problems = []
     for number, point in enumerate(label.feedback_points, start=1):
-        problem = _point_problem(point, sample, at, tolerance)
+        problem = _point_problem(point, sample, at, tolerance, checks)
         if problem:
             problems.append(f"feedback point {number}: {problem}")
     return problems
 
 
-def tolerance_px(at: dict[str, tuple[float, float]]) -> float:
+def tolerance_px(at: dict[str, tuple[float, float]], share: float = CHECKS.tolerance) -> float:
     """How far in pixels a drawn point may sit from its keypoint: a share of the person's size."""
     if len(at) < 2:
         return MIN_TOLERANCE_PX
     xs, ys = [p[0] for p in at.values()], [p[1] for p in at.values()]
-    return max(MIN_TOLERANCE_PX, TOLERANCE * math.hypot(max(xs) - min(xs), max(ys) - min(ys)))
+    return max(MIN_TOLERANCE_PX, share * math.hypot(max(xs) - min(xs), max(ys) - min(ys)))
 
 
 def head_size_px(at: dict[str, tuple[float, float]]) -> float | None:
@@ -76,7 +78,9 @@ def head_size_px(at: dict[str, tuple[float, float]]) -> float | None:
     return max(spans) if spans else None
 
 
-def _point_problem(point: FeedbackPoint, sample: PoseSample, at: dict[str, tuple[float, float]], tolerance: float):
+def _point_problem(
+    point: FeedbackPoint, sample: PoseSample, at: dict[str, tuple[float, float]], tolerance: float, checks: LabelChecks
+):
     parts = named_parts(point.coaching_script)
     words = " or ".join(n.words for n in parts)
     current, target = point.visuals.vectors
@@ -113,19 +117,19 @@ def _point_problem(point: FeedbackPoint, sample: PoseSample, at: dict[str, tuple
     segments = [segment for segment in segments if math.hypot(*segment) > 1e-6]
     followed = min(segments, key=lambda segment: angle_between(now, segment), default=None)
     off = angle_between(now, followed) if followed else 0.0
-    if off > FOLLOW_DEGREES:
+    if off > checks.follow_degrees:
         return f"Current does not follow a limb from the {_words(anchor)} ({off:.0f} degrees off the nearest)"
     if followed:
         shortest = max(MIN_ARROW_PX, min(shortest, SEGMENT_SHARE * math.hypot(*followed)))
     if math.hypot(*now) < shortest or math.hypot(*wanted) < shortest:
         return "an arrow is too short to show a direction"
     turn = angle_between(now, wanted) or 0.0
-    if turn < MIN_TURN_DEGREES:
+    if turn < checks.min_turn_degrees:
         return f"Target turns only {turn:.1f} degrees from Current: it asks for no change"
     # "Squeeze your glutes and open your RIGHT hip" at the right hip: the hip is the part that turns.
     holding = [n for n in parts if anchor in n.keypoints]
     named = next((n for n in holding if n.moves_a_joint), holding[0])
-    return direction_problem(named, point.coaching_script, parts, anchor, at, now, wanted)
+    return direction_problem(named, point.coaching_script, parts, anchor, at, now, wanted, checks.follow_degrees)
 
 
 def nearest_joint(label_point: tuple[float, float], sample: PoseSample, min_conf: float = 0.3) -> str | None:

@@ -11,13 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from motioncoach.labels.geometry import BROAD_VIEWS, SAGITTAL, Angle, camera_view, measure, rotate_limb, symmetry
-from motioncoach.labels.schema import CoachingLabel, FeedbackPoint, Point, Severity, Vector, Visuals, score_band
+from motioncoach.labels.schema import CoachingLabel, FeedbackPoint, Point, Severity, Vector, Visuals, app_score
 from motioncoach.labels.targets import IDEAL_AT_LOW, Range, profile_for, targets_for
 from motioncoach.records import PoseSample
 
 MAX_FEEDBACK_POINTS = 3
-# Points lost per degree outside the target ranges, summed over the joints, kept inside the rubric's band.
-SCORE_PER_DEGREE = 0.6
 # Degrees outside the range from which a fault is major or intermediate; below, it is minor.
 MAJOR_DEGREES = 25.0
 INTERMEDIATE_DEGREES = 10.0
@@ -111,7 +109,7 @@ class RulesLabeler:
         return CoachingLabel(
             status="success",
             positive_note=_positive_note(assessed, symmetry(angles), sample.activity),
-            progress_score=_score(assessed, faults),
+            progress_score=_score(faults),
             improvement_delta=None,
             feedback_points=[_feedback(sample, a) for a in faults],
         )
@@ -133,15 +131,9 @@ def _one_per_kind(faults: list[Assessment]) -> list[Assessment]:
     return kept
 
 
-def _score(assessed: list[Assessment], faults: list[Assessment]) -> int:
-    """100 less the degrees outside the ranges, inside the rubric's band for the corrections made."""
-    if not faults:
-        return 100
-    worst_per_kind: dict[str, float] = {}
-    for a in assessed:
-        worst_per_kind[a.angle.kind] = max(worst_per_kind.get(a.angle.kind, 0.0), a.error)
-    low, high = score_band([f.severity for f in faults])
-    return int(round(max(low, min(high, 100 - SCORE_PER_DEGREE * sum(worst_per_kind.values())))))
+def _score(faults: list[Assessment]) -> int:
+    """The app's score of the corrections made: what a label carries whatever it is given."""
+    return app_score([f.severity for f in faults])
 
 
 def _positive_note(assessed: list[Assessment], diffs: dict[str, float], activity: str) -> str:

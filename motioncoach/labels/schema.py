@@ -2,8 +2,9 @@
 
 Schema 3 follows the app's current FeedbackPoint: each correction has a severity and may have its own
 positive note, corrections come major first (a label out of order is reordered, not rejected: the
-order carries no information the severities do not), and progress_score fits the app's own scoring
-of a take (`score_band`). Blank strings and a zero improvement_delta read as null.
+order carries no information the severities do not), and progress_score is the app's own score of
+them (`app_score`: whatever score an answer gives, the label carries the app's, as the app's backend
+recomputes it). Blank strings and a zero improvement_delta read as null.
 """
 
 from __future__ import annotations
@@ -22,26 +23,18 @@ Severity = Literal["major", "intermediate", "minor"]
 SEVERITIES: tuple[Severity, ...] = ("major", "intermediate", "minor")
 # What the app's backend takes off 100 per correction when it scores a take.
 SEVERITY_PENALTY: dict[str, int] = {"major": 12, "intermediate": 5, "minor": 2}
-# How far progress_score may sit from the app's score for the same corrections: below it for faults the
-# label does not list (it holds three at most), barely above it. Success at 90+ with a major correction,
-# or below 50 with none, is outside the band.
-SCORE_BELOW_APP = 50
-SCORE_ABOVE_APP = 1
 # The app pairs a red and a green arrow that start within this distance of each other (SVGOverlay.tsx).
 SAME_START = 0.005
 COORDINATE_SLACK = 0.001
 _DIGITS = re.compile(r"[0-9°]")
 
 
+MIN_SCORE = 10
+
+
 def app_score(severities: list[str]) -> int:
     """The app backend's score of a take: 100 less 12 per major, 5 per intermediate, 2 per minor (10 to 100)."""
-    return max(10, min(100, 100 - sum(SEVERITY_PENALTY[s] for s in severities)))
-
-
-def score_band(severities: list[str]) -> tuple[int, int]:
-    """The progress_scores the rubric allows for a success label with these corrections."""
-    score = app_score(severities)
-    return max(0, score - SCORE_BELOW_APP), min(100, score + SCORE_ABOVE_APP)
+    return max(MIN_SCORE, min(100, 100 - sum(SEVERITY_PENALTY[s] for s in severities)))
 
 
 def _blank_is_null(value: Any) -> Any:
@@ -165,15 +158,17 @@ class CoachingLabel(BaseModel):
     error_message: OptionalText = Field(
         None, description="null for success; for low_confidence one sentence saying what is missing."
     )
-    positive_note: str = Field(description="One sentence on what the person does well; empty for low_confidence.")
-    progress_score: int = Field(
-        ge=0, le=100, description="0-100: the app's score for the corrections, or lower by the rubric; 0 to abstain."
-    )
-    improvement_delta: Annotated[int | None, BeforeValidator(_zero_is_null)] = Field(
-        None, description="null for a single photo."
-    )
+    # The corrections come before the score: a teacher that has written them scores what it wrote.
     feedback_points: Annotated[list[FeedbackPoint], Field(max_length=3)] = Field(
         description="0-3 corrections, major first; none when the form is already good or for low_confidence."
+    )
+    positive_note: str = Field(description="One sentence on what the person does well; empty for low_confidence.")
+    progress_score: int = Field(
+        ge=0, le=100, description="The app's score of the corrections (100 less 12, 5, 2 per major, intermediate, "
+        "minor, at least 10); 0 to abstain."
+    )  # fmt: skip
+    improvement_delta: Annotated[int | None, BeforeValidator(_zero_is_null)] = Field(
+        None, description="null for a single photo."
     )
 
     @model_validator(mode="after")
@@ -183,23 +178,18 @@ class CoachingLabel(BaseModel):
         # Major first, keeping the teacher's order within a severity.
         self.feedback_points.sort(key=lambda p: SEVERITIES.index(p.severity))
         if self.status == "low_confidence":
-            if self.feedback_points or self.progress_score or self.positive_note.strip():
+            if self.feedback_points or self.positive_note.strip():
                 raise ValueError("a low_confidence label has no feedback points, progress_score 0, an empty note")
             if not self.error_message:
                 raise ValueError("a low_confidence label says in error_message what is missing")
+            self.progress_score = 0
             return self
         if self.error_message is not None:
             raise ValueError("error_message must be null for a success label")
         if not self.positive_note.strip():
             raise ValueError("a success label has a positive_note")
-        severities = [p.severity for p in self.feedback_points]
-        low, high = score_band(severities)
-        if _checks_answer(info) and not low <= self.progress_score <= high:
-            made = ", ".join(f"{severities.count(s)} {s}" for s in SEVERITIES if s in severities) or "no corrections"
-            raise ValueError(
-                f"progress_score {self.progress_score} contradicts the rubric: with {made} the app scores "
-                f"{app_score(severities)}, so the score must be {low} to {high}"
-            )
+        # The app scores a take from its severities; the label says what the app will show.
+        self.progress_score = app_score([p.severity for p in self.feedback_points])
         return self
 
     @property

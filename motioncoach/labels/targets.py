@@ -51,7 +51,15 @@ PROFILES: dict[str, dict[str, Range]] = {
     # Hanging from a bar: no standing cues; the body stays still under it.
     "hang": {"trunk_lean": (0, 30), **_LEVEL},
     "running": {"knee": (60, 180), "hip": (90, 180), "elbow": (50, 130), "trunk_lean": (0, 25)},
-    "lying": {"elbow": (30, 180)},
+    "bench": {"elbow": (30, 180)},
+    # On the floor, face up: the rules judge no angle there; the teacher's cues say what matters.
+    "floor": {},
+    "bridge": {},
+    "dip": {"elbow": (60, 180), **_LEVEL},
+    "lateral raise": {"elbow": (140, 180), "shoulder": (0, 100), "trunk_lean": (0, 12), **_LEVEL},
+    "pushdown": {"elbow": (25, 180), "shoulder": (0, 35), "trunk_lean": (0, 25), **_LEVEL},
+    "fencing": {"knee": (80, 180), "elbow": (20, 180)},
+    "grappling": {},
 }
 
 # The activity names of the three Kaggle datasets (yoga poses, workout exercises, sports), and aliases.
@@ -71,19 +79,23 @@ ACTIVITIES: dict[str, str] = {
     "push up": "plank", "push-up": "plank", "pushup": "plank", "push ups": "plank",
     "barbell biceps curl": "curl", "biceps curl": "curl", "bicep curl": "curl", "hammer curl": "curl",
     "shoulder press": "overhead", "overhead press": "overhead", "military press": "overhead",
-    "lateral raise": "standing", "tricep pushdown": "standing", "t bar row": "hinge",
-    "bench press": "lying", "incline bench press": "lying", "decline bench press": "lying",
+    "lateral raise": "lateral raise", "lateral raises": "lateral raise", "side lateral raise": "lateral raise",
+    "tricep pushdown": "pushdown", "triceps pushdown": "pushdown", "cable pushdown": "pushdown",
+    "t bar row": "hinge",
+    "bench press": "bench", "incline bench press": "bench", "decline bench press": "bench",
     "chest fly machine": "seated", "lat pulldown": "seated", "leg extension": "seated",
-    "russian twist": "twist", "tricep dips": "seated",
+    "russian twist": "twist", "tricep dips": "dip", "triceps dips": "dip", "dips": "dip", "bench dips": "dip",
     "pull up": "hang", "pull-up": "hang", "pullup": "hang", "pull ups": "hang", "chin up": "hang",
-    "hip thrust": "lying", "leg raises": "lying", "crunches": "lying", "sit up": "lying",
+    "hip thrust": "bridge", "glute bridge": "bridge", "leg raises": "floor", "leg raise": "floor",
+    "crunches": "floor", "crunch": "floor", "sit up": "floor", "sit ups": "floor",
     # sports and poses elsewhere
     "standing": "standing", "walking": "standing", "seated": "seated",
     "running": "running", "sprint": "running", "marathon": "running", "hurdles": "running",
     "track": "running", "basketball": "ball", "tennis": "ball", "volleyball": "ball",
     "baseball": "ball", "football": "ball", "rugby": "ball", "golf": "ball", "badminton": "ball",
     "table tennis": "ball", "cricket": "ball", "hockey": "ball", "lacrosse": "ball", "shot put": "ball",
-    "boxing": "combat", "fencing": "combat", "judo": "combat", "wrestling": "combat",
+    "boxing": "combat", "kickboxing": "combat", "fencing": "fencing", "judo": "grappling",
+    "wrestling": "grappling", "sumo wrestling": "grappling",
     "archery": "standing", "weightlifting": "squat",
 }  # fmt: skip
 
@@ -216,10 +228,53 @@ CUES: dict[str, tuple[str, ...]] = {
         "shoulders down and back",
         "a controlled range, elbows and knees in line with the machine's pivot",
     ),
-    "lying": (
-        "back and hips in contact with the bench or floor where the exercise needs it",
-        "shoulder blades set",
+    "bench": (
+        "feet planted on the floor, back and hips in contact with the bench",
+        "shoulder blades set back and down",
         "wrists straight over the elbows",
+        "elbows below the wrists, tucked in at the bottom rather than flared out",
+    ),
+    "floor": (
+        "lower back pressed into the floor",
+        "neck long, chin off the chest, the head not pulled by the hands",
+        "legs together and moving under control, knees only as bent as the exercise asks",
+        "the core doing the work, shoulders relaxed away from the ears",
+    ),
+    "bridge": (
+        "shoulders resting on the bench or floor, feet flat under the knees",
+        "hips rising until the shoulders, hips and knees make one line, not arching the lower back",
+        "chin tucked and ribs down",
+        "knees in line with the feet, not caving in",
+    ),
+    "dip": (
+        "shoulders drawn down away from the ears, chest open",
+        "elbows pointing back, not flaring out to the sides",
+        "torso close to the bench or bars and upright",
+        "lowering until the upper arms are about level with the floor, no deeper",
+    ),
+    "lateral raise": (
+        "arms rising out to the sides up to shoulder height, no higher",
+        "elbows soft rather than locked, the same through the lift",
+        "shoulders down, not shrugged toward the ears",
+        "torso still, without swinging the weight up",
+    ),
+    "pushdown": (
+        "elbows pinned at the sides",
+        "upper arms still: only the forearms move",
+        "wrists straight",
+        "torso upright or leaning forward a little, without rocking",
+    ),
+    "fencing": (
+        "en garde: knees bent over the feet, the weight between both legs",
+        "back upright, not leaning toward the opponent",
+        "the LEFT or RIGHT elbow of the sword arm soft and in front of the body",
+        "the lunge driven by the LEFT or RIGHT rear leg straightening, the other LEFT or RIGHT knee over its ankle",
+    ),
+    "grappling": (
+        "a low, wide base: knees bent, feet wider than the hips",
+        "back straight and head up, hips under the shoulders",
+        "elbows in close to the body",
+        "weight on the balls of the feet, ready to move",
     ),
     "standing": (
         "tall posture, shoulders level over the hips",

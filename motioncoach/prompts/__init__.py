@@ -39,16 +39,14 @@ def system_prompt() -> str:
     """The coaching instructions: the student's system turn and the teacher's system instruction."""
     from motioncoach.labels.cues import vocabulary
     from motioncoach.labels.grounding import MIN_TURN_DEGREES
-    from motioncoach.labels.schema import SCORE_ABOVE_APP, SCORE_BELOW_APP, SEVERITY_PENALTY, app_score
+    from motioncoach.labels.schema import MIN_SCORE, SEVERITY_PENALTY
     from motioncoach.prompts.examples import example_lines
 
     penalties = SEVERITY_PENALTY
     rubric = (
-        f"- progress_score: the app scores a take 100 less {penalties['major']} for each major, "
-        f"{penalties['intermediate']} for each intermediate and {penalties['minor']} for each minor correction. "
-        f"Give that score, or up to {SCORE_BELOW_APP} less when the photo shows faults you do not list, never "
-        f"more than {SCORE_ABOVE_APP} above it: a success with a major correction scores below "
-        f"{app_score(['major']) + SCORE_ABOVE_APP + 1}, one with none {100 - SCORE_BELOW_APP} or more."
+        f"- progress_score, after the corrections: the app's score of them, 100 less {penalties['major']} for "
+        f"each major, {penalties['intermediate']} for each intermediate and {penalties['minor']} for each minor "
+        f"correction, at least {MIN_SCORE} (100 with none)."
     )
     template = Template(files(__name__).joinpath("coach_system.txt").read_text())
     return template.substitute(
