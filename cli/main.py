@@ -69,6 +69,22 @@ MaxCostOption = Annotated[
     float | None, typer.Option(min=0, help="Stop before this run's teacher spend (USD) exceeds it.")
 ]
 BatchOption = Annotated[bool, typer.Option(help="Gemini Batch API: half price, results collected on a later run.")]
+WaitOption = Annotated[
+    bool, typer.Option(help="With --batch: wait until every job has ended and its answers are stored.")
+]
+RebuyOption = Annotated[
+    bool,
+    typer.Option(
+        help="Buy again labels the store holds under an older request, when more than 5% of them would be (the "
+        "prompts, the schema, the cues, the model or its parameters changed); without it such a run stops first."
+    ),
+]
+EstimateOption = Annotated[
+    bool,
+    typer.Option(
+        help="Price the labeling and stop: the images to label, the requests, tokens and cost; nothing is sent."
+    ),
+]
 KeepDisagreementsOption = Annotated[
     bool, typer.Option(help="Consensus: also train on labels the teachers disagree on.")
 ]
@@ -76,8 +92,8 @@ PriceOption = Annotated[
     list[str] | None,
     typer.Option(
         "--price",
-        help="A teacher model's price as MODEL=IN,OUT in USD per million input and output tokens (repeatable); "
-        "needed for --max-cost and the cost report with a paid model the built-in table lacks.",
+        help="A teacher model's price as MODEL=IN,OUT[,CACHED] in USD per million input, output and cached input "
+        "tokens (repeatable); needed for --max-cost and the cost report with a paid model the built-in table lacks.",
         show_default=False,
     ),
 ]
@@ -232,6 +248,9 @@ def run(
     daily_budget: DailyBudgetOption = None,
     max_cost: MaxCostOption = None,
     batch: BatchOption = False,
+    wait: WaitOption = False,
+    rebuy: RebuyOption = False,
+    estimate: EstimateOption = False,
     keep_disagreements: KeepDisagreementsOption = False,
     gemini_model: GeminiModelOption = "gemini-3-flash-preview",
     openrouter_model: OpenRouterModelOption = "google/gemma-3-27b-it:free",
@@ -256,7 +275,7 @@ def run(
         labeling = _label_config(
             labeler, profile, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate,
             daily_budget=daily_budget, max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements,
-            gemini_model=gemini_model, openrouter_model=openrouter_model, price=price,
+            gemini_model=gemini_model, openrouter_model=openrouter_model, price=price, wait=wait, rebuy=rebuy,
         )  # fmt: skip
         if not skip_train:
             _check_hub(push_dataset, profile)
@@ -280,6 +299,7 @@ def run(
             smoke=smoke,
             audit=audit,
             benchmark=benchmark,
+            estimate=estimate,
         )
     )
 
@@ -297,6 +317,9 @@ def dataset(
     daily_budget: DailyBudgetOption = None,
     max_cost: MaxCostOption = None,
     batch: BatchOption = False,
+    wait: WaitOption = False,
+    rebuy: RebuyOption = False,
+    estimate: EstimateOption = False,
     keep_disagreements: KeepDisagreementsOption = False,
     gemini_model: GeminiModelOption = "gemini-3-flash-preview",
     openrouter_model: OpenRouterModelOption = "google/gemma-3-27b-it:free",
@@ -312,7 +335,7 @@ def dataset(
         labeling = _label_config(
             labeler, profile, concurrency=concurrency, rpm=rpm, max_failure_rate=max_failure_rate,
             daily_budget=daily_budget, max_cost=max_cost, batch=batch, keep_disagreements=keep_disagreements,
-            gemini_model=gemini_model, openrouter_model=openrouter_model, price=price,
+            gemini_model=gemini_model, openrouter_model=openrouter_model, price=price, wait=wait, rebuy=rebuy,
         )  # fmt: skip
     except MotionCoachError as exc:
         raise _fail(exc) from None
@@ -327,6 +350,7 @@ def dataset(
             profile=profile,
             labeling=settings_of(labeling),
             audit=audit,
+            estimate=estimate,
         )
     )
 

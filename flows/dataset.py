@@ -26,7 +26,7 @@ from motioncoach.runtime import apply_local_defaults, resolve_dir
 from tasks.audit import apply_verdicts, audit_labels
 from tasks.dataset import split, write_dataset
 from tasks.dataset_on_modal import write_dataset_on_modal
-from tasks.labels import label_images_on_modal, labeling_task, preflight, waiting_for_labels
+from tasks.labels import estimate_labels, estimated, label_images_on_modal, labeling_task, preflight, waiting_for_labels
 from tasks.locks import hold_data_dir
 from tasks.pose import filter_images
 from tasks.sources import find_images
@@ -48,6 +48,7 @@ def build_dataset(
     profile: Profile = Profile.local,
     labeling: LabelingSettings | None = None,
     audit: AuditSize = None,
+    estimate: bool = False,
 ) -> SplitSummary | State:
     """Find images, keep single-person poses, label them and split 90/10; people judge a sample of the labels.
 
@@ -62,6 +63,7 @@ def build_dataset(
         labeling: Teacher settings: models, concurrency, containers, rate, retries, budgets, batch, prices.
         audit: Labels people judge before the dataset is used (0 or more, stratified by activity; the run waits for
             their verdicts in its input form). Empty: 0, or 30 on the modal profile.
+        estimate: Price the labeling and stop: the images to label, requests, tokens and cost; nothing is sent.
     """
     apply_local_defaults()
     source = source or default_source(profile)  # modal: kaggle and gemini, the real run
@@ -71,6 +73,8 @@ def build_dataset(
     with hold_data_dir(data, f"build-dataset run {flow_run.name!r}", profile):
         images = persist_in(data, find_images)(SourceConfig(source=source, max_samples=max_samples), data, profile)
         poses = persist_in(data, filter_images)(images, pose_filter_config(profile), data, profile)
+        if estimate:
+            return estimated(estimate_labels(poses.kept, label_config, data, profile))
         if profile == Profile.modal:  # labels, rows and split are written on the volume, then copied here
             labels = label_images_on_modal(poses.kept, label_config, data)
         else:

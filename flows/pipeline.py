@@ -16,7 +16,7 @@ from motioncoach.publish import ReleaseSettings, with_release_flags
 from motioncoach.runtime import resolve_dir
 from tasks.audit import audit_labels
 from tasks.hub import forward_state, hub_preflight
-from tasks.labels import WAITING, preflight
+from tasks.labels import ESTIMATED, WAITING, preflight
 from tasks.locks import hold_data_dir
 from tasks.storage import persist_in
 from tasks.training import cancel_training_on_modal
@@ -45,6 +45,7 @@ def pipeline(
     smoke: bool = False,
     audit: AuditSize = None,
     benchmark: str | None = None,
+    estimate: bool = False,
 ) -> State | None:
     """The whole pipeline: the dataset, then LoRA training, evaluation and the release.
 
@@ -69,6 +70,7 @@ def pipeline(
             verdicts in its input form). Empty: 0, or 30 on the modal profile.
         benchmark: A human-labelled benchmark to score base, student and teacher on after the evaluation: a suite
             folder, or 'exact'. Empty: none (or release.benchmark).
+        estimate: Price the labeling and stop: the images to label, requests, tokens and cost; nothing is sent.
     """
     # Missing keys fail now, before anything is downloaded or a data dir is created.
     preflight(with_labeler(labeling, labeler or default_labeler(profile)), profile, data_dir)
@@ -81,7 +83,9 @@ def pipeline(
         # Prefect home was cleaned) reads the finished build-dataset's result instead of failing.
         dataset = {"source": source, "labeler": labeler, "data_dir": data_dir, "max_samples": max_samples,
                    "profile": profile, "labeling": labeling, "audit": 0}  # fmt: skip
-        built = persist_in(data, build_dataset)(**dataset, return_state=True)
+        built = persist_in(data, build_dataset)(**dataset, estimate=estimate, return_state=True)
+        if built.name == ESTIMATED:
+            return Completed(name=ESTIMATED, message=built.message)
         if built.name == WAITING:  # training waits for every label: the next run collects them, then trains
             return Completed(name=WAITING, message=f"{built.message} Training starts once they are collected.")
         built.result()  # a failed dataset fails the pipeline here

@@ -16,7 +16,7 @@ from motioncoach.labels.store import write_label_log
 from motioncoach.records import PoseSample
 from motioncoach.teachers.engine import reached_ask_limit
 from motioncoach.teachers.labeling import check_label_config, label_with_teachers, labels_complete
-from motioncoach.teachers.pricing import TYPICAL_OUTPUT_TOKENS, cost_usd, is_priced, typical_input_tokens
+from motioncoach.teachers.pricing import is_priced
 from motioncoach.teachers.store import STORE_FILE
 from tasks import reporting
 from tasks.secrets import ensure_teacher_keys
@@ -147,11 +147,7 @@ def _cost_row(usage: dict, remaining: int, config: LabelConfig) -> dict:
     """One teacher's spend and the estimate for the images left; "unknown" for a paid model without a price."""
     if not usage.get("priced", is_priced(usage["model_id"], config.prices)):
         return {**usage, "cost_usd": "unknown", "remaining_images": remaining, "estimated_remaining_usd": "unknown"}
-    if usage["requests"]:
-        per_image = usage["cost_usd"] / usage["requests"]
-    else:
-        model = usage["model_id"]
-        per_image = cost_usd(model, typical_input_tokens(model), TYPICAL_OUTPUT_TOKENS, config.prices, config.batch)
+    per_image = usage["cost_usd"] / usage["requests"] if usage["requests"] else usage.get("estimate_usd") or 0.0
     return {**usage, "remaining_images": remaining, "estimated_remaining_usd": round(per_image * remaining, 4)}
 
 
@@ -160,3 +156,45 @@ def _counts(report: LabelReport) -> dict[str, int]:
     counts = {s: len(report.having(s)) for s in ("labeled", "failed", "deferred", "disagreed")}
     counts["abstained"] = sum(1 for o in report.labeled if o.label and o.label.abstained)
     return counts
+
+
+ESTIMATED = "Estimated"  # the state of a run that priced its labeling and sent nothing (--estimate)
+
+
+@task(name="estimate-labels", cache_policy=NO_CACHE)
+def estimate_labels(samples: list[PoseSample], config: LabelConfig, data_dir: Path, profile: Profile) -> str:
+    """What labeling these images would send and cost, from the store and the requests' real sizes; nothing is
+    sent. The labeling-estimate artifacts, and the message for the run's final state (estimated())."""
+    import tempfile
+
+    from motioncoach.teachers.estimate import estimate_labeling, sample_input_tokens
+
+    with tempfile.TemporaryDirectory(prefix="motioncoach-store-") as scratch:
+        store_dir = Path(data_dir)
+        if profile == Profile.modal and config.labeler != "rules":  # the store is on the volume: a read-only copy
+            from remote import client as modal_client
+            from remote import steps as modal_steps
+
+            store_dir = Path(scratch)
+            modal_steps.fetch_label_store(modal_client.connect(Path(data_dir)), store_dir / STORE_FILE)
+        estimates = estimate_labeling(samples, config, store_dir) if config.labeler != "rules" else []
+    lines = [e.line() for e in estimates] or [f"the {config.labeler} labeler sends no request and costs nothing"]
+    reporting.capped_table(
+        "labeling-estimate",
+        [e.model_dump() for e in estimates],
+        f"What labeling {len(samples)} images would send and cost (nothing was sent)",
+    )
+    asked = [
+        {"teacher": e.teacher, "image": s.source_path.name, "sha256": s.sha256[:12], "activity": s.activity,
+         "input_tokens": sample_input_tokens(e.model_id, s)}
+        for e in estimates for s in e.asked
+    ]  # fmt: skip
+    reporting.capped_table("labeling-estimate-images", asked, "The images a run would ask a teacher about")
+    message = f"{len(samples)} images kept by the pose filter. " + " ".join(lines) + " Nothing was sent."
+    get_run_logger().info(message)
+    return message
+
+
+def estimated(message: str) -> State:
+    """The final state of a run that priced its labeling and stopped."""
+    return Completed(name=ESTIMATED, message=message)

@@ -16,8 +16,8 @@ from prefect.utilities.hashing import hash_objects
 
 from motioncoach.config import LabelConfig
 from motioncoach.labels.schema import SCHEMA_VERSION
-from motioncoach.prompts import prompt_version
 from motioncoach.teachers.keys import LABELER_TEACHERS
+from motioncoach.teachers.request import asked_version
 from motioncoach.teachers.store import today
 from tasks.code_versions import step_code
 
@@ -47,7 +47,7 @@ def _label_contract(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     refreshed, and an unchanged rerun of a finished one is Cached. A Batch API run is never cached.
     """
     config: LabelConfig = parameters["config"]
-    key = {"prompt": prompt_version(), "schema": SCHEMA_VERSION}
+    key = {"prompt": asked_version(), "schema": SCHEMA_VERSION}
     if LABELER_TEACHERS[config.labeler] and config.daily_budget:
         key["day"] = today()  # a new day brings a new budget
     return hash_objects(key)

@@ -369,7 +369,7 @@ def test_the_card_on_the_modal_profile_names_kaggle_the_hub_base_model_and_the_c
     store_copy = tmp_path / "labels-on-volume.sqlite"
     store = LabelStore(store_copy)
     for sample in data.samples:
-        key = LabelKey.current(sample.sha256, "gemini", "gemini-3-flash-preview", {"thinking": "low"})
+        key = LabelKey.of(sample, "gemini", "gemini-3-flash-preview", {"thinking": "low"})
         store.put(key, reason="stand-in", input_tokens=1200, output_tokens=300, cost_usd=0.0015)
     store.close()
     on_modal = trained.model_copy(

@@ -294,7 +294,7 @@ def test_gemini_batch_round_trip(monkeypatch):
 
         async def run():
             try:
-                name = await teacher.submit_batch(requests)
+                name = await teacher.submit_batch(requests, "motioncoach-round-trip")
                 return name, await teacher.collect_batch(name), await teacher.collect_batch(name)
             finally:
                 await teacher.aclose()
@@ -329,7 +329,9 @@ def test_a_batch_over_20_mb_goes_as_a_jsonl_file_through_the_files_api(monkeypat
 
         async def run():
             try:
-                return await teacher.collect_batch(await teacher.submit_batch(requests))
+                assert teacher.needs_upload(requests)
+                input_file = await teacher.upload_batch_input(requests, "motioncoach-big")
+                return await teacher.collect_batch(await teacher.submit_batch(requests, "motioncoach-big", input_file))
             finally:
                 await teacher.aclose()
 
@@ -370,7 +372,7 @@ def test_an_expired_gemini_batch_ends_without_results(monkeypatch):
 
         async def run():
             try:
-                return await teacher.collect_batch(await teacher.submit_batch([make_request()]))
+                return await teacher.collect_batch(await teacher.submit_batch([make_request()], "motioncoach-expired"))
             finally:
                 await teacher.aclose()
 
@@ -435,3 +437,18 @@ def test_fault_rate_is_seeded():
         return [fake.fault_for(fake.register(bytes([n]), PROMPT)) for n in range(20)]
 
     assert drawn(3) == drawn(3) and any(drawn(3)) and None in drawn(3)
+
+
+def test_the_private_google_genai_functions_the_teacher_uses_are_there_as_called():
+    """pyproject bounds google-genai below its next major version; within it, these must keep their shape."""
+    import inspect
+
+    from google import genai
+    from google.genai import models as genai_models
+    from google.genai import types
+
+    client = genai.Client(api_key="not-a-real-key")
+    request = inspect.signature(client.aio._api_client.async_request)
+    assert list(request.parameters)[:3] == ["http_method", "path", "request_dict"]
+    assert set(inspect.signature(types.GenerateContentResponse._from_response).parameters) == {"response", "kwargs"}
+    assert callable(genai_models._GenerateContentResponse_from_mldev)

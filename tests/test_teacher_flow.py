@@ -167,3 +167,24 @@ def test_a_worker_without_the_key_in_its_environment_reads_the_secret_block(tmp_
     for path in (tmp_path / "data").rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes()
+
+
+def test_estimate_prices_the_labeling_names_the_images_and_sends_nothing(tmp_path, prefect_server, monkeypatch):
+    from prefect.artifacts import Artifact
+
+    data = tmp_path / "data"
+    with GeminiFake(api_key=KEY) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("GEMINI_API_KEY", KEY)
+        state = build_dataset(labeler="gemini", data_dir=data, estimate=True, return_state=True)
+        assert fake.http_requests == 0
+    assert state.name == "Estimated" and state.is_completed(), (state.name, state.message)
+    assert "gemini (gemini-3-flash-preview): 3 of 3 images to label (0 answered by the store): 3 requests" in (
+        state.message
+    )
+    assert "Nothing was sent." in state.message and "$" in state.message
+    (row,) = json.loads(Artifact.get("labeling-estimate").data)
+    assert row["to_ask"] == 3 and row["cost_usd"] > 0
+    images = json.loads(Artifact.get("labeling-estimate-images").data)
+    assert len(images) == 3 and all(r["image"].endswith((".jpg", ".jpeg", ".png")) for r in images)
+    assert not (data / "pose_dataset.jsonl").exists() and not (data / "labels.jsonl").exists()  # nothing labeled

@@ -22,13 +22,13 @@ from motioncoach.evaluation.score import ModelMetrics
 from motioncoach.labels.schema import SCHEMA_VERSION
 from motioncoach.labels.store import LABELS_FILE
 from motioncoach.pose.cache import CACHE_FILE_NAME
-from motioncoach.prompts import prompt_version
 from motioncoach.publish.hub import HubStatus
 from motioncoach.publish.rendering import render_lineage_markdown
 from motioncoach.publish.sources import SourceSummary, summarize_sources
 from motioncoach.serving.merge import ADAPTER_WEIGHTS, LoraPlacement, lora_placement
 from motioncoach.serving.models import MODAL_ADAPTER_FILE
 from motioncoach.serving.vllm import VLLM_VERSION
+from motioncoach.teachers.request import asked_version
 from motioncoach.teachers.store import STORE_FILE
 from motioncoach.training.base_model import hub_model_id
 from motioncoach.training.checkpoints import RunDirState, run_dir_state
@@ -175,7 +175,7 @@ def build_lineage(
     return Lineage(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         motioncoach_version=_version(),
-        prompt_version=prompt_version(),
+        prompt_version=asked_version(),
         schema_version=SCHEMA_VERSION,
         sources=summarize_sources([p for p in paths if p], data_dir),
         pose_filter=_filter_yield(cache, shas),
@@ -332,7 +332,7 @@ def _costs(path: Path) -> list[TeacherCost]:
             rows = db.execute(
                 "SELECT teacher, model_id, COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost_usd) "
                 "FROM labels WHERE prompt_version = ? GROUP BY teacher, model_id ORDER BY teacher, model_id",
-                (prompt_version(),),
+                (asked_version(),),
             ).fetchall()
     except sqlite3.Error:
         return []

@@ -27,8 +27,10 @@ class TeacherAnswer(BaseModel):
     """
 
     text: str
-    input_tokens: int = 0
-    output_tokens: int = 0
+    input_tokens: int = Field(0, description="Prompt tokens billed, those served from the provider's cache included.")
+    cached_tokens: int = Field(0, description="Of the prompt tokens, those served from the cache (billed less).")
+    output_tokens: int = Field(0, description="Answer tokens, thinking included.")
+    cost_usd: float | None = Field(None, description="What the provider says it billed, when it says (OpenRouter).")
     unusable: str | None = None
 
 

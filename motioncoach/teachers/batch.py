@@ -20,30 +20,32 @@ from collections.abc import Callable, Sequence
 
 from motioncoach.errors import ConfigurationError
 from motioncoach.records import PoseSample
-from motioncoach.teachers.base import BlockedAnswer, PermanentError, TeacherError, TeacherRequest, TransientError
-from motioncoach.teachers.engine import (
-    KEY_VARIABLES,
-    TeacherEngine,
-    TeacherRun,
-    is_auth_error,
-    is_blocked,
-    with_ask_limit,
-    with_earlier,
+from motioncoach.teachers.base import (
+    BlockedAnswer,
+    PermanentError,
+    TeacherAnswer,
+    TeacherError,
+    TeacherRequest,
+    TransientError,
 )
+from motioncoach.teachers.engine import TeacherEngine, TeacherRun, is_auth_error, is_blocked, with_ask_limit
+from motioncoach.teachers.keys import TEACHER_KEYS
 from motioncoach.teachers.pacing import retry_delay
-from motioncoach.teachers.pricing import TYPICAL_OUTPUT_TOKENS, cost_usd, estimate_input_tokens
+from motioncoach.teachers.pricing import TYPICAL_OUTPUT_TOKENS, answer_cost, cost_usd, estimate_input_tokens
+from motioncoach.teachers.reading import decide
 from motioncoach.teachers.request import build_request
 from motioncoach.teachers.store import BatchJob, LabelKey
-from motioncoach.teachers.validate import InvalidAnswer, parse_answer
 
 log = logging.getLogger(__name__)
 # A job billed this much above its estimate is worth a warning: the cap's estimate was low.
 ESTIMATE_MARGIN = 1.1
+# Reads of a job that Gemini answers 404 (the job is gone) before its images are given back to a new job.
+MAX_MISSES = 3
 
 
 def takes_batches(teacher) -> bool:
     """Whether the teacher has a Batch API (Gemini); the others answer online, also in a --batch run."""
-    return all(hasattr(teacher, name) for name in ("submit_batch", "collect_batch", "find_batch"))
+    return all(hasattr(teacher, n) for n in ("submit_batch", "collect_batch", "find_batch", "upload_batch_input"))
 
 
 def display_name(keys: Sequence[LabelKey]) -> str:
@@ -52,17 +54,28 @@ def display_name(keys: Sequence[LabelKey]) -> str:
     return f"motioncoach-{digest[:24]}"
 
 
-async def run_batch(engine: TeacherEngine, samples: Sequence[PoseSample]) -> TeacherRun:
-    """Collect finished jobs, then submit jobs for every image that has neither a label nor a live job."""
+async def run_batch(engine: TeacherEngine, samples: Sequence[PoseSample], wait: bool = False) -> TeacherRun:
+    """Collect finished jobs, then submit jobs for every image that has neither a label nor a live job. With
+    wait, go on (every labeling.batch_poll_s) until no job of this run's images is open, submitting what the
+    queue has room for as jobs finish: every answer is stored before it returns."""
     teacher, run = engine.teacher, engine.run
     if not takes_batches(teacher):
         raise ConfigurationError(f"--batch needs a teacher with a Batch API (gemini), not {teacher.name}.")
-    waiting = await _collect(engine, {s.sha256: s for s in samples})
-    pending = _pending(engine, samples, waiting)
-    submitted = await _submit(engine, pending)
-    waiting.update(submitted)
-    left = {s.sha256 for s in pending} - set(submitted) - run.failed.keys()
-    run.deferred = sorted(waiting | left)
+    while True:
+        run.stop_reason = None  # this pass's notes only
+        waiting = await _collect(engine, {s.sha256: s for s in samples})
+        pending = _pending(engine, samples, waiting)
+        submitted = await _submit(engine, pending)
+        waiting.update(submitted)
+        left = {s.sha256 for s in pending} - set(submitted) - run.failed.keys()
+        run.deferred = sorted(waiting | left)
+        if not (wait and waiting):
+            break
+        log.info(
+            "%d images wait in Gemini batch jobs; looking again in %.0f s", len(waiting), engine.config.batch_poll_s
+        )
+        await asyncio.sleep(engine.config.batch_poll_s)
+    engine.raise_if_refused()
     if waiting:
         current = [job for job in engine.store.open_batches(teacher.name) if _is_current(engine, job)]
         jobs = [f"{job.job_name} ({len(job.images)})" for job in current]
@@ -94,8 +107,8 @@ async def collect_then_ask(
 
 
 def _is_current(engine: TeacherEngine, job: BatchJob) -> bool:
-    """Whether the job asks what this run asks (prompt, schema, model, parameters)."""
-    return job.key("").same_request(engine.key_for(""))
+    """Whether the job asks what this run asks (prompts, schema, encoding, model, parameters)."""
+    return job.key("").same_request(engine.asked_alike())
 
 
 async def _collect(engine: TeacherEngine, by_sha: dict[str, PoseSample]) -> set[str]:
@@ -115,6 +128,13 @@ async def _collect(engine: TeacherEngine, by_sha: dict[str, PoseSample]) -> set[
             results = await teacher.collect_batch(job.job_name)
         except TeacherError as exc:  # not a verdict on the job: it stays open and is asked about next time
             _auth_check(engine, exc, f"reading batch job {job.job_name}")
+            if isinstance(exc, PermanentError) and exc.status == 404 and job.misses + 1 >= MAX_MISSES:
+                log.warning("Gemini batch job %s answered 404 %d times: it is gone, its images are submitted again",
+                            job.job_name, job.misses + 1)  # fmt: skip
+                store.close_batch(job.job_name, "lost")
+                continue
+            if isinstance(exc, PermanentError) and exc.status == 404:
+                store.record_batch_miss(job.job_name)
             note = f"batch job {job.job_name} could not be read ({exc}); it is kept and read again next run"
             log.warning(note)
             _note(engine, note)
@@ -148,7 +168,8 @@ async def _resolve_intent(engine: TeacherEngine, job: BatchJob) -> BatchJob | No
         return job
     if name is None:
         log.info("Gemini batch job %s was never created; its images are submitted again", job.display_name)
-        store.drop_batch_intent(job.display_name)
+        if job.input_file is None:  # an uploaded input file stays recorded for the job submitted again
+            store.drop_batch_intent(job.display_name)
         return None
     log.info("Gemini batch job %s was created as %s; collecting it", job.display_name, name)
     store.batch_created(job.display_name, name)
@@ -176,7 +197,10 @@ def _record_job(engine: TeacherEngine, job: BatchJob, results, by_sha: dict[str,
             if sample is None:
                 unrecorded.add(sha)
                 continue
-            billed += _record(engine, job.key(sha), sample, result, report=current and sha in by_sha)
+            key = job.key(sha)
+            if not key.request and current:  # a job recorded before requests were: asked as today's requests are
+                key = engine.key(sample)
+            billed += _record(engine, key, sample, result, report=current and sha in by_sha)
             recorded.add(sha)
         missing = images - answers.keys()
         store.record_batch_entries(job.job_name, sorted(recorded), billed)
@@ -203,7 +227,7 @@ def _pending(engine: TeacherEngine, samples: Sequence[PoseSample], waiting: set[
         sha = sample.sha256
         if sha in waiting or sha in run.labeled or sha in run.failed:
             continue
-        stored = engine.store.get(engine.key(sample))
+        stored = engine.stored(sample)
         asked = stored.asks if stored is not None else 0
         again = sha in engine.refresh and asked < limit
         if stored is not None and stored.status == "labeled" and not again:
@@ -219,13 +243,15 @@ def _pending(engine: TeacherEngine, samples: Sequence[PoseSample], waiting: set[
 
 
 async def _submit(engine: TeacherEngine, pending: list[PoseSample]) -> list[str]:
-    """Submit jobs of at most batch_job_requests images within the day's budget and the cost cap; the
-    sha256 of every image now in a job."""
+    """Submit jobs of at most batch_job_requests images within the day's budget, the cost cap and the room
+    left in Gemini's queue (labeling.batch_queued_tokens, over this teacher's open jobs); the sha256 of every
+    image now in a job."""
     config, run, name = engine.config, engine.run, engine.teacher.name
     submitted: list[str] = []
     budget = config.daily_budget
     requests_left = None if budget is None else max(0, budget - engine.store.requests_today(name))
     cost_left = config.max_cost
+    tokens_left = config.batch_queued_tokens - engine.store.queued_batch_tokens(name)
     billed_before = engine.store.batch_cost_per_request(name, engine.teacher.model_id) or 0.0
     reasons: list[str] = []
     size = config.batch_job_requests
@@ -237,7 +263,7 @@ async def _submit(engine: TeacherEngine, pending: list[PoseSample]) -> list[str]
         for sample, request in zip(chunk, built, strict=True):
             if isinstance(request, OSError):
                 reason = f"image unreadable: {request}"
-                engine.store.put(engine.key(sample), reason=reason, attempts=0)
+                engine.store.put(engine.key(sample), reason=reason, attempts=0, checks=engine.checks)
                 run.failed[sample.sha256] = reason
             elif isinstance(request, BaseException):
                 raise request
@@ -250,7 +276,18 @@ async def _submit(engine: TeacherEngine, pending: list[PoseSample]) -> list[str]
         if requests_left is not None and requests_left < len(requests):
             requests = requests[:requests_left]
             reasons.append(f"daily budget of {config.daily_budget} {name} requests is spent")
-        costs = [max(_estimated_cost(engine, r), billed_before) for r in requests]
+        tokens = [estimate_input_tokens(engine.teacher.model_id, r) for r in requests]
+        fitting = 0
+        while fitting < len(tokens) and sum(tokens[: fitting + 1]) <= tokens_left:
+            fitting += 1
+        if fitting < len(requests):
+            requests = requests[:fitting]
+            queue = f"{config.batch_queued_tokens:,}"
+            reasons.append(
+                f"Gemini's batch queue is full (labeling.batch_queued_tokens: {queue} tokens in open jobs): the rest "
+                "is submitted once jobs finish (--wait, or the next run)"
+            )
+        costs = [max(_estimated_cost(engine, t), billed_before) for t in tokens[: len(requests)]]
         if cost_left is not None:
             affordable = 0
             while affordable < len(costs) and sum(costs[: affordable + 1]) <= cost_left:
@@ -262,12 +299,13 @@ async def _submit(engine: TeacherEngine, pending: list[PoseSample]) -> list[str]
                     f"max cost ${config.max_cost:.2f} reached at the batch price (about ${each:.4f} per request)"
                 )
         samples = samples[: len(requests)]
-        estimate = sum(costs[: len(requests)])
-        job_name = await _create_job(engine, requests, samples, estimate) if requests else None
+        estimate, queued = sum(costs[: len(requests)]), sum(tokens[: len(requests)])
+        job_name = await _create_job(engine, requests, samples, estimate, queued) if requests else None
         if job_name is not None:
             submitted += [r.sha256 for r in requests]
             requests_left = None if requests_left is None else requests_left - len(requests)
             cost_left = None if cost_left is None else cost_left - estimate
+            tokens_left -= queued
             log.info("submitted Gemini batch job %s with %d images", job_name, len(requests))
         if job_name is None or len(requests) < wanted:
             break
@@ -277,33 +315,38 @@ async def _submit(engine: TeacherEngine, pending: list[PoseSample]) -> list[str]
     return submitted
 
 
-def _estimated_cost(engine: TeacherEngine, request: TeacherRequest) -> float:
-    """A request's cost at the batch price, from its real size: its image at the model's media
-    resolution, its texts, and a typical answer."""
+def _estimated_cost(engine: TeacherEngine, input_tokens: int) -> float:
+    """A request's cost at the batch price, from its real size (the estimator's tokens) and a typical answer."""
     model = engine.teacher.model_id
-    tokens_in = estimate_input_tokens(model, request)
-    return cost_usd(model, tokens_in, TYPICAL_OUTPUT_TOKENS, engine.config.prices, batch=True)
+    return cost_usd(model, input_tokens, TYPICAL_OUTPUT_TOKENS, engine.config.prices, batch=True)
 
 
 async def _create_job(
-    engine: TeacherEngine, requests: list[TeacherRequest], samples: list[PoseSample], estimate: float
+    engine: TeacherEngine, requests: list[TeacherRequest], samples: list[PoseSample], estimate: float, tokens: int
 ) -> str | None:
-    """Record the job, create it, and record its name; None (and a stop reason) when it cannot be created.
+    """Record the job, upload its input file once (a large job), create it, and record its name; None (and a
+    stop reason) when it cannot be created.
 
     A create that timed out or failed with a 5xx may have created the job all the same: it is looked
-    up by its display name before the create is sent again.
+    up by its display name before the create is sent again. An input file uploaded once is recorded with
+    the intent and used by every later try, this run's or the next's.
     """
     teacher, store, config = engine.teacher, engine.store, engine.config
     keys = [engine.key(s) for s in samples]
     display = display_name(keys)
-    store.add_batch_intent(display, keys, samples, estimate)
+    store.add_batch_intent(display, keys, samples, estimate, tokens)
     store.count_request(teacher.name, len(requests))  # counted before sending, as online requests are
     await asyncio.to_thread(store.make_durable)  # a crash from here on leaves a record to look the job up by
     rng = random.Random(0)
     job_name = None
+    input_file = store.batch_input_file(display)
     for attempt in range(1, config.max_attempts + 1):
         try:
-            job_name = await teacher.submit_batch(requests, display)
+            if input_file is None and teacher.needs_upload(requests):
+                input_file = await teacher.upload_batch_input(requests, display)
+                store.batch_uploaded(display, input_file)
+                await asyncio.to_thread(store.make_durable)
+            job_name = await teacher.submit_batch(requests, display, input_file)
             break
         except TransientError as exc:
             try:
@@ -335,57 +378,48 @@ async def _create_job(
 
 
 def _record(engine: TeacherEngine, key: LabelKey, sample: PoseSample, result, *, report: bool) -> float:
-    """Record one entry under its job's key; its cost. Reported in this run's outcomes when `report`:
-    a label, or a failure that is not submitted again (a refusal, an image out of asks). Other
-    failures are left for _pending, which submits them again within the ask limit."""
+    """Keep one entry's answer under its job's key, then decide the key from its answers; its cost. Reported in
+    this run's outcomes when `report`: a label, or a failure that is not submitted again (a refusal, an image
+    out of asks). Other failures are left for _pending, which submits them again within the ask limit."""
     store, run, limit = engine.store, engine.run, engine.config.max_asks_per_image
-    stored = store.get(key)
-    asks = stored.asks if stored is not None else 0
-    spent: dict = {"input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
-    label = None
-    if isinstance(result, BlockedAnswer):
-        spent = _spend(engine, result.answer.input_tokens, result.answer.output_tokens)
-        reason, asks = str(result), asks + 1
-    elif isinstance(result, TransientError):  # not an answer: unbilled, and not counted as an ask
-        reason = f"batch request failed: {result}"
-    elif isinstance(result, TeacherError):
-        reason, asks = f"batch request failed: {result}", asks + 1
+    model, prices = engine.teacher.model_id, engine.config.prices
+    if isinstance(result, TransientError):  # not an answer: unbilled, and not counted as an ask
+        stored = store.get(key)
+        if stored is None:
+            store.put(key, reason=f"batch request failed: {result}", attempts=1, checks=engine.checks)
+        return 0.0
+    if isinstance(result, BlockedAnswer):  # refused on content, and billed
+        answer, billed = result.answer.model_copy(update={"unusable": str(result)}), True
+    elif isinstance(result, TeacherError):  # refused for good, unbilled: an unusable answer, within the ask limit
+        answer, billed = TeacherAnswer(text="", unusable=f"batch request failed: {result}"), False
     else:
-        spent = _spend(engine, result.input_tokens, result.output_tokens)
-        asks += 1
-        try:
-            if result.unusable:
-                raise InvalidAnswer(result.unusable)
-            label, reason = parse_answer(result.text, sample), None
-        except InvalidAnswer as exc:
-            reason = f"invalid answer: {exc}"
-    totals = with_earlier(stored, 1, spent["input_tokens"], spent["output_tokens"], spent["cost_usd"])
-    if label is None and stored is not None and stored.status == "labeled":  # a paid label is never replaced
-        label = stored.label
-    if label is not None:
-        store.put(key, label=label, asks=asks, **totals)
-    else:
-        store.put(key, reason=reason, asks=asks, **totals)
+        answer, billed = result, True
+    cost = answer_cost(model, answer, prices, batch=True) if billed else 0.0
+    _count_spend(engine, answer, cost)
+    store.add_answer(key, answer, cost)
+    label, reason, fixes = decide(store.answers_of(key), sample, engine.config.checks)
+    store.settle(key, label=label, reason=reason, checks=engine.checks)
+    asks = store.get(key).asks
     if report and label is not None:
         run.labeled[key.sha256] = label
+        engine._count(fixes)
     elif report and (is_blocked(reason) or asks >= limit):
-        run.failed[key.sha256] = reason if is_blocked(reason) else with_ask_limit(reason, asks, limit)
-    return spent["cost_usd"]
+        run.failed[key.sha256] = reason if is_blocked(reason) else with_ask_limit(reason or "failed", asks, limit)
+    return cost
 
 
-def _spend(engine: TeacherEngine, input_tokens: int, output_tokens: int) -> dict:
-    """Count one batch answer's tokens and cost (at the batch price) in the run; the store's columns."""
-    cost = cost_usd(engine.teacher.model_id, input_tokens, output_tokens, engine.config.prices, batch=True)
-    engine.run.input_tokens += input_tokens
-    engine.run.output_tokens += output_tokens
+def _count_spend(engine: TeacherEngine, answer: TeacherAnswer, cost: float) -> None:
+    """Count one batch answer's tokens and cost (at the batch price) in the run."""
+    engine.run.input_tokens += answer.input_tokens
+    engine.run.cached_tokens += answer.cached_tokens
+    engine.run.output_tokens += answer.output_tokens
     engine.run.cost_usd += cost
-    return {"input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost}
 
 
 def _auth_check(engine: TeacherEngine, error: TeacherError, what: str) -> None:
     """A rejected key stops the run, naming the variable; the jobs stay recorded."""
     if isinstance(error, PermanentError) and is_auth_error(error):
-        variable = KEY_VARIABLES.get(engine.teacher.name, "the API key")
+        variable = TEACHER_KEYS.get(engine.teacher.name, "the API key")
         raise ConfigurationError(
             f"{engine.teacher.name} rejected {what} (HTTP {error.status}): check {variable}. "
             f"Every batch job stays recorded in {engine.store.path} and is collected once the key works."

@@ -35,7 +35,6 @@ _BATCH_DEAD = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_E
 LIST_PAGE_SIZE = 100
 # The Batch API refuses an inlined job over 20 MB in all (base64 included): inline up to a margin
 # below it, else send a JSONL input file (the Files API takes up to 2 GB).
-INLINE_BATCH_LIMIT = 20_000_000
 INLINE_BATCH_BUDGET = 18_000_000
 FILE_BATCH_BYTES = 2_000_000_000
 _RETRY_DELAY = re.compile(r"\s*(\d+(?:\.\d+)?)s\s*")
@@ -132,27 +131,43 @@ class GeminiTeacher:
         )
         return answer_from_body(reply.body)
 
-    async def submit_batch(self, requests: list[TeacherRequest], display_name: str | None = None) -> str:
+    def needs_upload(self, requests: list[TeacherRequest]) -> bool:
+        """Whether a job of these requests goes as a JSONL input file (over Gemini's 20 MB inline limit)."""
+        return inline_batch_bytes(requests) > INLINE_BATCH_BUDGET
+
+    async def upload_batch_input(self, requests: list[TeacherRequest], display_name: str) -> str:
+        """Upload the job's requests as the Batch API's JSONL input file, once; the file's name."""
+        return await self._upload_requests(requests, display_name)
+
+    async def submit_batch(
+        self, requests: list[TeacherRequest], display_name: str, input_file: str | None = None
+    ) -> str:
         """Start one Batch API job; returns the job name to collect later.
 
-        Requests that fit Gemini's 20 MB inline limit go inline; larger jobs go as a JSONL input
-        file through the Files API, as Gemini asks for big batches. display_name is how find_batch
-        finds the job when the answer to this call is lost.
+        The requests go inline, each the REST body an online request sends, or, given input_file (an
+        uploaded JSONL of the same bodies), by that file's name. display_name is how find_batch finds
+        the job when the answer to this call is lost.
         """
         keys = [r.sha256 for r in requests]
         if not keys or len(set(keys)) != len(keys):
             raise ValueError("submit_batch needs at least one request and distinct sha256 values")
-        display = types.CreateBatchJobConfig(display_name=display_name or f"motioncoach-{len(requests)}")
-        if inline_batch_bytes(requests) <= INLINE_BATCH_BUDGET:
-            inlined = [
-                types.InlinedRequest(contents=_contents(r), metadata={"key": r.sha256}, config=self._config(r))
-                for r in requests
-            ]
-            source = types.BatchJobSource(inlined_requests=inlined)
+        if input_file is not None:
+            source: dict = {"fileName": input_file}
         else:
-            source = types.BatchJobSource(file_name=await self._upload_requests(requests))
-        job = await self._guarded(self._client.aio.batches.create(model=self.model_id, src=source, config=display))
-        return job.name
+            inlined = [{"request": self._rest_request(r), "metadata": {"key": r.sha256}} for r in requests]
+            source = {"requests": {"requests": inlined}}
+        body = {"batch": {"displayName": display_name, "inputConfig": source}}
+        reply = await self._guarded(
+            self._client.aio._api_client.async_request("post", f"models/{self.model_id}:batchGenerateContent", body)
+        )
+        try:
+            operation = json.loads(reply.body or "{}")
+        except ValueError:
+            raise TransientError("gemini answered a batch create with a body that is not JSON") from None
+        name = operation.get("name") or (operation.get("metadata") or {}).get("name")
+        if not name:
+            raise TransientError("gemini answered a batch create without the job's name")
+        return name
 
     async def find_batch(self, display_name: str, known: frozenset[str] = frozenset()) -> str | None:
         """The name of a live or finished job of this display name that is not one of `known`, or None.
@@ -185,7 +200,7 @@ class GeminiTeacher:
             raise TransientError("gemini answered with JSON that is not an object")
         return body
 
-    async def _upload_requests(self, requests: list[TeacherRequest]) -> str:
+    async def _upload_requests(self, requests: list[TeacherRequest], display_name: str) -> str:
         """Write the requests as the Batch API's JSONL input file and upload it; the file's name."""
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "requests.jsonl"
@@ -195,7 +210,7 @@ class GeminiTeacher:
                     f"a Gemini batch input file of {size / 1e9:.2f} GB is over the Files API's 2 GB: "
                     "lower labeling.batch_job_requests"
                 )
-            config = types.UploadFileConfig(mime_type="jsonl", display_name=f"motioncoach-{len(requests)}-requests")
+            config = types.UploadFileConfig(mime_type="jsonl", display_name=f"{display_name}-requests")
             uploaded = await self._guarded(self._client.aio.files.upload(file=str(path), config=config))
         return uploaded.name
 
@@ -283,18 +298,6 @@ class GeminiTeacher:
     async def aclose(self) -> None:
         await self._client.aio.aclose()
 
-    def _config(self, request: TeacherRequest) -> types.GenerateContentConfig:
-        # response_json_schema takes real JSON Schema ($defs, $ref, anyOf) as pydantic writes it;
-        # response_schema would take only Google's OpenAPI subset.
-        thinking = types.ThinkingConfig(**self.thinking) if self.thinking else None
-        return types.GenerateContentConfig(
-            system_instruction=request.system,
-            response_mime_type="application/json",
-            response_json_schema=request.response_schema,
-            thinking_config=thinking,
-            temperature=self.temperature,
-        )
-
     async def _guarded(self, call: Awaitable[T]) -> T:
         """Await an SDK call, turning its failures into our errors; messages never carry the key."""
         try:
@@ -311,12 +314,26 @@ class GeminiTeacher:
             raise TransientError(detail) from None
 
 
-def _contents(request: TeacherRequest) -> list:
-    return [types.Part.from_bytes(data=request.image_jpeg, mime_type="image/jpeg"), request.prompt]
+def _until_pacific_midnight() -> float:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(ZoneInfo("America/Los_Angeles"))
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - now).total_seconds()
 
 
 def _retry_after(exc: errors.APIError) -> float | None:
-    """Seconds from a Retry-After header, else from the google.rpc.RetryInfo detail ("retryDelay": "7s")."""
+    """Seconds to wait: until the daily quota resets when a QuotaFailure names a per-day quota (midnight
+    Pacific time, as Gemini's requests-per-day quotas reset), else a Retry-After header, else the
+    google.rpc.RetryInfo detail ("retryDelay": "7s")."""
+    body = exc.details.get("error", exc.details) if isinstance(exc.details, dict) else None
+    details = body.get("details") if isinstance(body, dict) else None
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.QuotaFailure"):
+            quotas = [str(v.get("quotaId", "")) for v in detail.get("violations") or [] if isinstance(v, dict)]
+            if any("PerDay" in quota for quota in quotas):
+                return _until_pacific_midnight()
     headers = getattr(exc.response, "headers", None)
     value = headers.get("retry-after") if headers is not None else None
     if value is not None:
@@ -324,8 +341,6 @@ def _retry_after(exc: errors.APIError) -> float | None:
             return max(0.0, float(value))
         except ValueError:
             pass  # Google sends seconds; a date form falls through to RetryInfo
-    body = exc.details.get("error", exc.details) if isinstance(exc.details, dict) else None
-    details = body.get("details") if isinstance(body, dict) else None
     for detail in details if isinstance(details, list) else []:
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
             match = _RETRY_DELAY.fullmatch(str(detail.get("retryDelay", "")))

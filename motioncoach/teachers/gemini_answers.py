@@ -53,26 +53,27 @@ def answer_from_body(body: str | bytes | dict | None) -> TeacherAnswer:
     try:
         response = read_response(body)
     except (ValueError, TypeError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
-        tokens_in, tokens_out = _reported_tokens(body)
+        tokens_in, cached, tokens_out = _reported_tokens(body)
         detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         return TeacherAnswer(
-            text="", input_tokens=tokens_in, output_tokens=tokens_out,
+            text="", input_tokens=tokens_in, cached_tokens=cached, output_tokens=tokens_out,
             unusable=f"gemini answered with a body google-genai cannot read ({detail})",
         )  # fmt: skip
     return _answer(response)
 
 
-def _reported_tokens(body: dict) -> tuple[int, int]:
-    """Input and output (answer and thinking) tokens from a raw body's usageMetadata, where it has them."""
+def _reported_tokens(body: dict) -> tuple[int, int, int]:
+    """Input, cached input and output (answer and thinking) tokens from a raw body's usageMetadata."""
     usage = body.get("usageMetadata")
     if not isinstance(usage, dict):
-        return 0, 0
+        return 0, 0, 0
 
     def count(name: str) -> int:
         value = usage.get(name)
         return value if isinstance(value, int) and value > 0 else 0
 
-    return count("promptTokenCount"), count("candidatesTokenCount") + count("thoughtsTokenCount")
+    output = count("candidatesTokenCount") + count("thoughtsTokenCount")
+    return count("promptTokenCount"), count("cachedContentTokenCount"), output
 
 
 def _answer(response: types.GenerateContentResponse) -> TeacherAnswer:
@@ -82,6 +83,8 @@ def _answer(response: types.GenerateContentResponse) -> TeacherAnswer:
     answer = TeacherAnswer(
         text=response.text or "",
         input_tokens=(usage.prompt_token_count or 0) if usage else 0,
+        # promptTokenCount includes what Gemini's (implicit) cache served: billed at the cached rate.
+        cached_tokens=(usage.cached_content_token_count or 0) if usage else 0,
         output_tokens=((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)) if usage else 0,
     )
     if answer.text:

@@ -14,6 +14,7 @@ from motioncoach.teachers.base import Teacher
 from motioncoach.teachers.capabilities import gemini_model_name, thinking_params
 from motioncoach.teachers.consensus import compare
 from motioncoach.teachers.engine import TeacherEngine, TeacherRun, is_blocked
+from motioncoach.teachers.estimate import check_rebuy
 from motioncoach.teachers.keys import LABELER_TEACHERS, api_key
 from motioncoach.teachers.pricing import check_prices, is_priced
 from motioncoach.teachers.store import STORE_FILE, LabelKey, LabelStore
@@ -94,7 +95,7 @@ def labels_complete(samples: Sequence[PoseSample], config: LabelConfig, data_dir
         for name in LABELER_TEACHERS[config.labeler]:
             teacher = stored_teacher(name, config)
             for sample in samples:
-                key = LabelKey.current(sample.sha256, teacher.name, teacher.model_id, teacher.generation_params())
+                key = LabelKey.of(sample, teacher.name, teacher.model_id, teacher.generation_params())
                 stored = store.get(key)
                 if stored is None:
                     return False
@@ -115,19 +116,24 @@ def label_with_teachers(
     *,
     refresh: frozenset[str] = frozenset(),
     send: bool = True,
+    rebuy: bool = False,
 ) -> LabelReport:
     """Label every sample with the configured teacher(s), reusing every label already in the store.
 
     refresh: images to ask again even though a label is stored. send=False: answer from the store
-    only (what is not there is reported deferred), so nothing is paid.
+    only (what is not there is reported deferred), so nothing is paid. rebuy: buy again what the store
+    holds under an older request without the guard asking first (the nightly relabel chose them).
     """
     if send:
         check_label_config(config)
-    if teachers is None:
-        make = build_teacher if send else stored_teacher
-        teachers = [make(name, config) for name in LABELER_TEACHERS[config.labeler]]
     store = LabelStore.in_data_dir(data_dir)
     try:
+        if send and not rebuy:  # before any client exists: a run that would buy much again stops here
+            asked = teachers or [stored_teacher(name, config) for name in LABELER_TEACHERS[config.labeler]]
+            check_rebuy(samples, asked, store, config)
+        if teachers is None:
+            make = build_teacher if send else stored_teacher
+            teachers = [make(name, config) for name in LABELER_TEACHERS[config.labeler]]
         runs = asyncio.run(_run_all(samples, teachers, store, config, progress, refresh, send))
     finally:
         store.close()
@@ -142,8 +148,12 @@ def label_with_teachers(
             "requests": run.requests,
             "from_store": run.from_store,
             "input_tokens": run.input_tokens,
+            "cached_tokens": run.cached_tokens,
             "output_tokens": run.output_tokens,
             "cost_usd": round(run.cost_usd, 6),
+            "estimate_usd": run.estimate_usd,
+            "fixed": sum(run.fixes.values()),
+            "fixes": dict(run.fixes),
             "priced": is_priced(run.model_id, config.prices),
             "stop_reason": run.stop_reason,
         }
@@ -171,13 +181,20 @@ async def _run_all(samples, teachers, store, config, progress, refresh, send) ->
 
         if config.batch:  # the teachers without a Batch API (OpenRouter, for consensus) answer online
             return [
-                await (run_batch(e, samples) if takes_batches(e.teacher) else collect_then_ask(e, samples, tracker(i)))
+                await (
+                    run_batch(e, samples, wait=config.wait) if takes_batches(e.teacher)
+                    else collect_then_ask(e, samples, tracker(i))
+                )
                 for i, e in enumerate(engines)
-            ]
+            ]  # fmt: skip
         return list(await asyncio.gather(*(collect_then_ask(e, samples, tracker(i)) for i, e in enumerate(engines))))
     finally:
-        for teacher in teachers:
-            await teacher.aclose()
+        await _close(teachers)
+
+
+async def _close(teachers) -> None:
+    for teacher in teachers:
+        await teacher.aclose()
 
 
 def _single(sample: PoseSample, run: TeacherRun) -> LabelOutcome:

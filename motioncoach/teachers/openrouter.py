@@ -97,10 +97,14 @@ class OpenRouterTeacher:
             raise _status_error(int(error.get("code") or 502), error, self._key)
         choice = choices[0]
         usage = completion.usage
+        reported = (usage.model_extra or {}).get("cost") if usage else None  # what OpenRouter billed, in USD
+        cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None) if usage else None
         answer = TeacherAnswer(
             text=(choice.message.content or "") if choice.message else "",
             input_tokens=(usage.prompt_tokens or 0) if usage else 0,
+            cached_tokens=cached or 0,
             output_tokens=(usage.completion_tokens or 0) if usage else 0,
+            cost_usd=float(reported) if isinstance(reported, int | float) and not isinstance(reported, bool) else None,
         )
         if not answer.text and choice.finish_reason == "content_filter":
             native = (choice.model_extra or {}).get("native_finish_reason")

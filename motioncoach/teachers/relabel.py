@@ -89,7 +89,7 @@ def find_candidates(
         asks = []
         for name in LABELER_TEACHERS[config.labeler]:
             teacher = stored_teacher(name, config)
-            key = LabelKey.current(sample.sha256, name, teacher.model_id, teacher.generation_params())
+            key = LabelKey.of(sample, name, teacher.model_id, teacher.generation_params())
             stored = store.get(key)
             asks.append(stored.asks if stored is not None else 0)
             found = _problem(sample, key, stored, store)
@@ -190,7 +190,9 @@ def relabel_data_dir(
     refresh = frozenset(c.sample.sha256 for c in chosen if c.problem in ASK_AGAIN)
     statuses: dict[str, str] = {}
     if chosen:
-        report = label_with_teachers([c.sample for c in chosen], config, store_dir, progress, refresh=refresh)
+        report = label_with_teachers(
+            [c.sample for c in chosen], config, store_dir, progress, refresh=refresh, rebuy=True
+        )  # the relabel is what replaces stale labels, within its budget
         statuses = {o.sample.sha256: o.status for o in report.outcomes}
     return RelabelResult(samples=samples, candidates=candidates, chosen=chosen, statuses=statuses)
 

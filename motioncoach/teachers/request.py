@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 from functools import cache
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from motioncoach.dataset.prompt import pose_block
+from motioncoach.hashing import text_sha256
 from motioncoach.labels.schema import CoachingLabel
 from motioncoach.labels.targets import coaching_cues
 from motioncoach.prompts import system_prompt, teacher_template
@@ -17,6 +19,8 @@ from motioncoach.teachers.base import TeacherRequest
 
 MAX_SIDE = 768
 JPEG_QUALITY = 90
+# How a photo is sent: part of what is asked, so a change to it asks again (after the rebuy guard says so).
+ENCODING = f"upright RGB JPEG, quality {JPEG_QUALITY}, at most {MAX_SIDE} px a side"
 
 
 def encode_image(path: Path, max_side: int = MAX_SIDE) -> bytes:
@@ -37,6 +41,19 @@ def teacher_prompt(sample: PoseSample) -> str:
         pose=pose_block(sample),
         cues=coaching_cues(sample.activity),
     )
+
+
+@cache
+def asked_version() -> str:
+    """What every request asks alike, as a short hash: the prompts, the answer schema and the image encoding.
+    A label asked under another version is stale."""
+    schema = json.dumps(label_json_schema(), sort_keys=True)
+    return text_sha256("\x00".join((system_prompt(), teacher_template(), schema, ENCODING)))[:12]
+
+
+def request_digest(sample: PoseSample) -> str:
+    """This image's own question: its activity, size, pose block and cues, as the user turn holds them."""
+    return text_sha256(teacher_prompt(sample))[:16]
 
 
 def build_request(sample: PoseSample) -> TeacherRequest:

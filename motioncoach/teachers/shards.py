@@ -22,7 +22,7 @@ from motioncoach.labels.outcomes import LabelOutcome, LabelReport
 from motioncoach.records import PoseSample
 from motioncoach.teachers.keys import LABELER_TEACHERS
 from motioncoach.teachers.store import LabelStore
-from motioncoach.teachers.store_schema import BATCH_COLUMNS, LABEL_COLUMNS
+from motioncoach.teachers.store_schema import ANSWER_COLUMNS, BATCH_COLUMNS, LABEL_COLUMNS
 
 SHARDS_DIR = "label-shards"
 MIN_IMAGES_PER_SHARD = 8  # fewer would spend more on container starts than they save
@@ -99,7 +99,7 @@ def merge_label_stores(home: Path, shards: Sequence[Path]) -> None:
     changes nothing: the store remembers how many of each shard's requests it has counted already.
     """
     LabelStore(home).close()  # the current tables and columns
-    labels, batches = ", ".join(LABEL_COLUMNS), ", ".join(BATCH_COLUMNS)
+    labels, batches, answers = ", ".join(LABEL_COLUMNS), ", ".join(BATCH_COLUMNS), ", ".join(ANSWER_COLUMNS)
     db = sqlite3.connect(home, isolation_level=None)
     try:
         db.execute(
@@ -114,6 +114,12 @@ def merge_label_stores(home: Path, shards: Sequence[Path]) -> None:
                 db.execute(
                     f"INSERT OR REPLACE INTO labels ({labels}) SELECT {labels} FROM shard.labels AS s WHERE NOT EXISTS "
                     "(SELECT 1 FROM labels AS m WHERE m.id = s.id AND m.updated_at >= s.updated_at)"
+                )
+                # Every answer the shard was paid for, once (its seed's answers are the store's own already).
+                db.execute(
+                    f"INSERT INTO answers ({answers}) SELECT {answers} FROM shard.answers AS s WHERE NOT EXISTS "
+                    "(SELECT 1 FROM answers AS m WHERE m.request_key = s.request_key AND m.received_at = s.received_at "
+                    "AND m.text = s.text)"
                 )
                 # What the shard sent beyond its seed, less what an earlier merge of this shard counted.
                 db.execute(

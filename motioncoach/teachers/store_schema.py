@@ -26,7 +26,9 @@ CREATE TABLE IF NOT EXISTS labels (
     output_tokens INTEGER NOT NULL DEFAULT 0,
     cost_usd REAL NOT NULL DEFAULT 0,
     updated_at TEXT NOT NULL,
-    asks INTEGER NOT NULL DEFAULT 0
+    asks INTEGER NOT NULL DEFAULT 0,
+    request TEXT NOT NULL DEFAULT '',
+    checks TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS labels_by_image ON labels (sha256, teacher);
 CREATE TABLE IF NOT EXISTS daily_requests (
@@ -36,16 +38,19 @@ CREATE TABLE IF NOT EXISTS daily_requests (
     PRIMARY KEY (day, teacher)
 );
 CREATE TABLE IF NOT EXISTS answers (
-    request_key TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_key TEXT NOT NULL,
     teacher TEXT NOT NULL,
     model_id TEXT NOT NULL,
     text TEXT NOT NULL,
     unusable TEXT,
     input_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_tokens INTEGER NOT NULL DEFAULT 0,
     output_tokens INTEGER NOT NULL DEFAULT 0,
     cost_usd REAL NOT NULL DEFAULT 0,
     received_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS answers_by_request ON answers (request_key);
 CREATE TABLE IF NOT EXISTS batches (
     job_name TEXT PRIMARY KEY,
     teacher TEXT NOT NULL,
@@ -60,15 +65,23 @@ CREATE TABLE IF NOT EXISTS batches (
     samples TEXT,
     recorded TEXT NOT NULL DEFAULT '[]',
     estimated_cost_usd REAL,
-    billed_cost_usd REAL
+    billed_cost_usd REAL,
+    estimated_tokens INTEGER,
+    input_file TEXT,
+    misses INTEGER NOT NULL DEFAULT 0,
+    requests TEXT
 );
 """
 # Columns added since the first version, with their definitions: added to an older store on opening.
 _ADDED_COLUMNS = {
-    "labels": {"asks": "INTEGER NOT NULL DEFAULT 0"},
+    "labels": {
+        "asks": "INTEGER NOT NULL DEFAULT 0", "request": "TEXT NOT NULL DEFAULT ''",
+        "checks": "TEXT NOT NULL DEFAULT ''",
+    },
     "batches": {
         "display_name": "TEXT", "samples": "TEXT", "recorded": "TEXT NOT NULL DEFAULT '[]'",
-        "estimated_cost_usd": "REAL", "billed_cost_usd": "REAL",
+        "estimated_cost_usd": "REAL", "billed_cost_usd": "REAL", "estimated_tokens": "INTEGER",
+        "input_file": "TEXT", "misses": "INTEGER NOT NULL DEFAULT 0", "requests": "TEXT",
     },
 }  # fmt: skip
 # A row of an older store that holds an answer (a label, an invalid answer, a refusal) counts as one ask.
@@ -78,11 +91,16 @@ _BACKFILL_ASKS = (
 )
 LABEL_COLUMNS = (
     "id", "sha256", "teacher", "model_id", "prompt_version", "schema_version", "params", "status", "label_json",
-    "reason", "attempts", "input_tokens", "output_tokens", "cost_usd", "updated_at", "asks",
+    "reason", "attempts", "input_tokens", "output_tokens", "cost_usd", "updated_at", "asks", "request", "checks",
+)  # fmt: skip
+ANSWER_COLUMNS = (
+    "request_key", "teacher", "model_id", "text", "unusable", "input_tokens", "cached_tokens", "output_tokens",
+    "cost_usd", "received_at",
 )  # fmt: skip
 BATCH_COLUMNS = (
     "job_name", "teacher", "model_id", "params", "prompt_version", "schema_version", "images", "state",
     "submitted_at", "display_name", "samples", "recorded", "estimated_cost_usd", "billed_cost_usd",
+    "estimated_tokens", "input_file", "misses", "requests",
 )  # fmt: skip
 
 

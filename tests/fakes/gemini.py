@@ -39,12 +39,24 @@ _ERRORS = {
     "server_error": (500, "INTERNAL", "An internal error has occurred. Please retry or report it."),
     "unavailable": (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
     "hang": (504, "DEADLINE_EXCEEDED", "Deadline exceeded."),
+    "bad_request": (400, "INVALID_ARGUMENT", "Request contains an invalid argument."),
+    # Gemini has no credit balance: a billing-disabled project answers 403.
+    "no_credits": (403, "PERMISSION_DENIED", "This API method requires billing to be enabled."),
 }
 # A batch entry's error is a google.rpc.Status: its code is the google.rpc.Code, not the HTTP status.
-RPC_CODES = {"RESOURCE_EXHAUSTED": 8, "INTERNAL": 13, "UNAVAILABLE": 14, "DEADLINE_EXCEEDED": 4, "INVALID_ARGUMENT": 3}
+RPC_CODES = {
+    "RESOURCE_EXHAUSTED": 8,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "DEADLINE_EXCEEDED": 4,
+    "INVALID_ARGUMENT": 3,
+    "PERMISSION_DENIED": 7,
+}
 # Gemini 3 bills an image at its media resolution (high by default); earlier models per 768 px tile.
 MEDIA_RESOLUTION_TOKENS = {"MEDIA_RESOLUTION_LOW": 280, "MEDIA_RESOLUTION_MEDIUM": 560, "MEDIA_RESOLUTION_HIGH": 1120}
 GEMINI3_IMAGE_TOKENS = 1120
+# Implicit caching: a repeated prompt prefix of at least this many tokens is served from cache.
+IMPLICIT_CACHE_MIN_TOKENS = 1024
 TILE_TOKENS = 258
 THINKING_LEVEL_REFUSED = "Thinking level is not supported for this model."
 # Faults of batches.create: refused before the job exists, or answered with an error (or nothing,
@@ -102,6 +114,7 @@ class GeminiFake(FakeTeacherServer):
         unknown_fields: bool = True,
         echo_keys: bool = True,
         respond: Callable[[Call, dict], dict | str] | None = None,
+        queued_token_limit: int | None = None,
         **knobs,
     ):
         super().__init__(api_key, **knobs)
@@ -114,15 +127,19 @@ class GeminiFake(FakeTeacherServer):
         self.batch_list_faults = list(batch_list_faults or [])  # one per batches.list page
         self.unknown_fields = unknown_fields
         self.echo_keys = echo_keys  # False: batch entries carry no key or metadata, only their order
+        self.queued_token_limit = queued_token_limit  # the tier's input tokens in running jobs; None: no limit
+        self.max_queued_tokens = 0  # the most input tokens running jobs held at once
         self.respond = respond  # rewrites an answer's body (a dict, or raw text online) before it is sent
         self.last_response: dict | str | None = None  # the body of the latest generateContent answer
         self.batch_creates = 0  # batches.create calls, failed ones included
+        self.jobs_created = 0
         self.batch_lists = 0  # batches.list pages served
         self.arrivals: list[float] = []  # time.monotonic() of every generateContent request, in arrival order
         self.batches: dict[str, dict] = {}
         self.files: dict[str, dict] = {}  # name -> {"data": bytes, "generated": bool, "meta": dict}
         self.uploads: dict[str, dict] = {}  # upload id -> {"size": declared, "data": bytearray, "meta": dict}
         self.batch_request_bytes: list[int] = []  # body size of every batchGenerateContent request
+        self._prefixes_seen: set[str] = set()  # system instructions already answered (implicitly cached)
         self._batch_lock = threading.Lock()
 
     @property
@@ -190,6 +207,14 @@ class GeminiFake(FakeTeacherServer):
             reply.headers["Retry-After"] = f"{self.retry_after:g}"
         return reply
 
+    def _implicitly_cached(self, system: str) -> int:
+        """Tokens of a system instruction the service has answered before, once it is long enough to cache."""
+        tokens = len(system) // 4
+        with self._batch_lock:
+            seen = system in self._prefixes_seen
+            self._prefixes_seen.add(system)
+        return tokens if seen and tokens >= IMPLICIT_CACHE_MIN_TOKENS else 0
+
     def _response(self, model: str, call: Call, fault: str | None, image: bytes, request: dict) -> dict | str:
         text = self.answer_text(call, fault)
         if fault == "blocked":
@@ -211,6 +236,8 @@ class GeminiFake(FakeTeacherServer):
                 {"modality": "IMAGE", "tokenCount": image},
             ],
         }
+        if cached := self._implicitly_cached(call.system):
+            usage["cachedContentTokenCount"] = cached
         response = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model}
         response["responseId"] = str(call.number)
         if self.unknown_fields:
@@ -248,6 +275,17 @@ class GeminiFake(FakeTeacherServer):
         for item in items:
             if problem := schema_problem(item["request"]):
                 return _error(400, "INVALID_ARGUMENT", problem)
+        tokens = 0
+        for item in items:
+            image, prompt, system = _unpack(item["request"])
+            tokens += image_tokens(model, image, item["request"]) + (len(system) + len(prompt)) // 4
+        with self._batch_lock:
+            # A job holds its tokens until a read has seen it end.
+            queued = tokens + sum(j["tokens"] for j in self.batches.values() if j["polls"] <= self.batch_running_polls)
+            if self.queued_token_limit is not None and queued > self.queued_token_limit:
+                return _error(429, "RESOURCE_EXHAUSTED", f"Enqueued token limit exceeded: {queued} tokens in running "
+                              f"batch jobs, over the tier's {self.queued_token_limit}.")  # fmt: skip
+            self.max_queued_tokens = max(self.max_queued_tokens, queued)
         entries = []
         for item in items:
             image, prompt, system = _unpack(item["request"])
@@ -267,16 +305,18 @@ class GeminiFake(FakeTeacherServer):
             else:
                 entries.append(entry | ({"metadata": item["metadata"]} if "metadata" in item else {}))
         with self._batch_lock:
-            name = f"batches/fake{len(self.batches) + 1}"
+            self.jobs_created += 1  # names are never reused, also after a job is deleted
+            name = f"batches/fake{self.jobs_created}"
             job = {
                 "model": f"models/{model}",
                 "displayName": batch.get("displayName", ""),
                 "createTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
                 "polls": 0,
                 "responses": entries,
+                "tokens": tokens,
             }
             if "fileName" in source:
-                output = f"files/batch-fake{len(self.batches) + 1}-results"
+                output = f"files/batch-fake{self.jobs_created}-results"
                 lines = "".join(json.dumps(entry) + "\n" for entry in entries).encode()
                 self.files[output] = {"data": lines, "generated": True, "meta": {"mimeType": "application/jsonl"}}
                 job["responsesFile"] = output

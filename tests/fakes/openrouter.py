@@ -12,6 +12,8 @@ _ERRORS = {
     "rate_limit": (429, "Rate limit exceeded: free-models-per-min."),
     "server_error": (500, "Internal Server Error"),
     "unavailable": (503, "No instances available for this model right now."),
+    "bad_request": (400, "Provider returned error: invalid image data."),
+    "no_credits": (402, "Insufficient credits. Add more using https://openrouter.ai/settings/credits"),
 }
 
 
@@ -21,17 +23,26 @@ class OpenRouterFake(FakeTeacherServer):
     A request must ask for structured output as OpenRouter documents it: response_format json_schema
     with strict true and a closed schema (every object with additionalProperties false and all its
     properties required), and provider.require_parameters true so no provider may ignore it.
-    A 429 carries error.metadata.headers with X-RateLimit-Reset (ms epoch, retry_after from now) and,
-    if retry_after_header, a Retry-After header. The answer's finish_reason is "stop", or
+    usage carries OpenRouter's billed cost (usd_per_million) and cached prompt tokens. A 400
+    ("bad_request") refuses the request and a 402 ("no_credits") the account. A 429 carries
+    error.metadata.headers with X-RateLimit-Reset (ms epoch, retry_after from now) and, if
+    retry_after_header, a Retry-After header. The answer's finish_reason is "stop", or
     "content_filter" with no content for the "blocked" fault.
     """
 
     def __init__(
-        self, api_key: str = "test-key", *, base_path: str = "/api/v1", retry_after_header: bool = True, **knobs
+        self,
+        api_key: str = "test-key",
+        *,
+        base_path: str = "/api/v1",
+        retry_after_header: bool = True,
+        usd_per_million: tuple[float, float] = (0.5, 3.0),
+        **knobs,
     ):
         super().__init__(api_key, **knobs)
         self.base_path = "/" + base_path.strip("/")
         self.retry_after_header = retry_after_header
+        self.usd_per_million = usd_per_million  # what usage.cost bills per million input, output tokens
 
     @property
     def base_url(self) -> str:
@@ -89,6 +100,11 @@ class OpenRouterFake(FakeTeacherServer):
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": output_tokens,
                 "total_tokens": prompt_tokens + output_tokens,
+                "cost": 0.0
+                if model.endswith(":free")
+                else (prompt_tokens * self.usd_per_million[0] + output_tokens * self.usd_per_million[1]) / 1e6,
+                "prompt_tokens_details": {"cached_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0},
             },
         }
 

@@ -18,13 +18,15 @@ from motioncoach.labels.grounding import NEIGHBOURS
 from motioncoach.labels.schema import CoachingLabel
 
 # Faults answered with an HTTP error; the rest change the answer text (or, for "hang", its timing).
-ERROR_FAULTS = ("rate_limit", "server_error", "unavailable")
+TRANSIENT_FAULTS = ("rate_limit", "server_error", "unavailable")
+# Errors no retry cures: the request itself is refused (400) or the account cannot pay (402).
+REFUSAL_FAULTS = ("bad_request", "no_credits")
+ERROR_FAULTS = (*TRANSIENT_FAULTS, *REFUSAL_FAULTS)
 TEXT_FAULTS = (
     "truncated", "schema_violation", "ungrounded", "wrong_side", "wrong_joint", "no_change", "blocked",
     "midline", "abstain",
 )  # fmt: skip
 FAULTS = (*ERROR_FAULTS, "hang", *TEXT_FAULTS)
-TRANSIENT_FAULTS = ERROR_FAULTS
 
 # A limb joint makes a plausible correction; an eye or an ear would not.
 _JOINT_PREFERENCE = ("knee", "elbow", "hip", "shoulder", "ankle", "wrist")
