@@ -120,8 +120,7 @@ def exact_from_hub(out: Path, *, repo_id: str = EXACT_REPO, revision: str | None
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
 
-    from motioncoach.publish.config import HubSettings
-    from motioncoach.publish.hub import hub_reachable
+    from motioncoach.hub import HubSettings, hub_reachable
 
     settings = HubSettings()
     token = settings.token.get_secret_value() if settings.token else None

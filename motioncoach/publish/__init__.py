@@ -3,15 +3,15 @@
 Every module imports cheaply; huggingface_hub and jinja2 load inside functions.
 """
 
+from motioncoach.hub import HubSettings, hub_reachable
 from motioncoach.publish.card import CARD_FILE, dataset_card, model_card, write_model_card
-from motioncoach.publish.config import HubConfig, HubSettings, ReleaseConfig, ReleaseSettings, with_release_flags
+from motioncoach.publish.config import HubConfig, ReleaseConfig, ReleaseSettings, with_release_flags
 from motioncoach.publish.dataset_export import stage_dataset
 from motioncoach.publish.hub import (
     HubError,
     HubStatus,
     check_hub_settings,
     check_write_access,
-    hub_reachable,
     plan_adapter_upload,
     upload_adapter_folder,
     upload_folder,

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -20,7 +18,8 @@ from pydantic import BaseModel, Field
 
 from motioncoach.errors import ConfigurationError, MotionCoachError
 from motioncoach.evaluation.gate import GateDecision
-from motioncoach.publish.config import HubConfig, HubSettings
+from motioncoach.hub import HubSettings, hub_reachable
+from motioncoach.publish.config import HubConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,6 @@ TOKEN_HELP = "create a write token at https://huggingface.co/settings/tokens and
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 IGNORE_PATTERNS = [".*", "**/.*", "*.partial"]
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-_ONLINE = threading.Lock()
 
 
 class HubError(MotionCoachError):
@@ -246,17 +244,3 @@ def _describe(exc: Exception, settings: HubSettings) -> tuple[bool, str]:
 def _redact(text: str, settings: HubSettings) -> str:
     token = settings.token.get_secret_value() if settings.token else ""
     return text.replace(token, "***") if token else text
-
-
-@contextmanager
-def hub_reachable() -> Iterator[None]:
-    """Let huggingface_hub make requests while an explicit upload runs, even with HF_HUB_OFFLINE=1."""
-    from huggingface_hub import constants
-
-    with _ONLINE:
-        offline = constants.HF_HUB_OFFLINE
-        constants.HF_HUB_OFFLINE = False
-        try:
-            yield
-        finally:
-            constants.HF_HUB_OFFLINE = offline

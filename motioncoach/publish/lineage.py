@@ -21,12 +21,12 @@ from motioncoach.evaluation.report import EvalReport, display_path
 from motioncoach.evaluation.score import ModelMetrics
 from motioncoach.labels.schema import SCHEMA_VERSION
 from motioncoach.labels.store import LABELS_FILE
+from motioncoach.modal_release import read_modal_adapter
 from motioncoach.pose.cache import CACHE_FILE_NAME
 from motioncoach.publish.hub import HubStatus
 from motioncoach.publish.rendering import render_lineage_markdown
 from motioncoach.publish.sources import SourceSummary, summarize_sources
 from motioncoach.serving.merge import ADAPTER_WEIGHTS, LoraPlacement, lora_placement
-from motioncoach.serving.models import MODAL_ADAPTER_FILE
 from motioncoach.serving.vllm import VLLM_VERSION
 from motioncoach.teachers.request import asked_version
 from motioncoach.teachers.store import STORE_FILE
@@ -227,10 +227,7 @@ def _run_dir(adapter_dir: Path, trained: TrainedAdapter) -> RunDirState | None:
 
 
 def _modal_record(adapter_dir: Path) -> dict:
-    try:
-        return json.loads((adapter_dir / MODAL_ADAPTER_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
+    return read_modal_adapter(adapter_dir) or {}
 
 
 def _version() -> str:

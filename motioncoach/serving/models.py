@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from motioncoach.errors import ConfigurationError
+from motioncoach.modal_release import MODAL_ADAPTER_FILE, read_modal_adapter
 from motioncoach.serving.backends import adapter_base_model, is_adapter
 
 log = logging.getLogger(__name__)
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-MODAL_ADAPTER_FILE = "modal-adapter.json"  # written by a modal-profile release: the weights stayed on the volume
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,12 @@ def choose_model(adapter: str | Path, base_model: str | None = None) -> ModelCho
         return ModelChoice(model=base, adapter=path.resolve())
     if (path / "config.json").is_file():
         return ModelChoice(model=str(path.resolve()), adapter=None)
-    remote = path / MODAL_ADAPTER_FILE
-    if remote.is_file():
-        command = json.loads(remote.read_text()).get("command") or "modal volume get ..."
+    remote = read_modal_adapter(path)
+    if remote is not None:
+        command = remote.get("command") or "modal volume get ..."
         raise ConfigurationError(
-            f"--adapter {path}: the weights stayed on the Modal volume; fetch them with `{command}`, or serve them "
-            "there with `motioncoach serve --profile modal`"
+            f"--adapter {path}: the weights stayed on the Modal volume ({MODAL_ADAPTER_FILE} says where); fetch "
+            f"them with `{command}`, or serve them there with `motioncoach serve --profile modal`"
         )
     raise ConfigurationError(f"--adapter {path} holds neither a LoRA adapter (adapter_config.json) nor a model")
 
@@ -66,7 +66,7 @@ def _download(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-    from motioncoach.publish import HubSettings, hub_reachable
+    from motioncoach.hub import HubSettings, hub_reachable
 
     settings = HubSettings()
     token = settings.token.get_secret_value() if settings.token else None
