@@ -21,7 +21,7 @@ from motioncoach.dataset.prompt import pose_block
 from motioncoach.labels.schema import CoachingLabel, read_label
 from motioncoach.pose.cache import CACHE_FILE_NAME, CacheEntry
 from motioncoach.records import KEYPOINT_NAMES, Keypoint, PoseSample
-from motioncoach.serving.prompt import IMAGE_TAG, Prompt
+from motioncoach.serving.prompt import Prompt, row_turns
 
 _ACTIVITY = re.compile(r"^Activity: (.*)$", re.MULTILINE)
 _KEYPOINT = re.compile(r"^([a-z]+(?:_[a-z]+)*): \[([\d.]+), ([\d.]+)\]$", re.MULTILINE)
@@ -56,18 +56,19 @@ def rows_to_items(rows: list[dict], data_dir: Path) -> tuple[list[EvalItem], lis
     for number, row in enumerate(rows, start=1):
         try:
             items.append(_item(row, data_dir, cache))
-        except (KeyError, IndexError, ValueError, OSError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, OSError) as exc:
             skipped.append(f"row {number}: {exc}")
     return items, skipped
 
 
 def _item(row: dict, data_dir: Path, cache: dict[str, list[CacheEntry]]) -> EvalItem:
-    turns = {m["role"]: m["content"] for m in row["messages"]}
-    user = turns["user"].replace(IMAGE_TAG, "")
-    key = row["images"][0]
+    turns = row_turns(row)
+    key, user = turns.key, turns.user
     image = data_dir / key
+    if turns.assistant is None:
+        raise ValueError("the row has no assistant turn (the teacher's label)")
     try:
-        teacher = read_label(turns["assistant"])  # the dataset's own label, as it was checked when written
+        teacher = read_label(turns.assistant)  # the dataset's own label, as it was checked when written
     except ValidationError as exc:
         raise ValueError(f"the teacher's label does not parse ({exc.error_count()} errors)") from None
     activity = _ACTIVITY.search(user)
@@ -79,7 +80,7 @@ def _item(row: dict, data_dir: Path, cache: dict[str, list[CacheEntry]]) -> Eval
     return EvalItem(
         key=key,
         image=image,
-        system=turns.get("system", ""),
+        system=turns.system,
         user=user,
         teacher=teacher,
         sample=sample or sample_from_prompt(user, activity.group(1), sha256, image),

@@ -43,14 +43,31 @@ def student_prompt(sample: PoseSample, image: Path | Image.Image, key: str, max_
     )
 
 
-def row_prompt(row: dict, data_dir: Path, max_pixels: int) -> Prompt:
-    """The prompt of a training or validation row, as the model saw it in training."""
+@dataclass(frozen=True)
+class RowTurns:
+    """A dataset row (training, validation, pose_dataset.jsonl) as MS-Swift reads it."""
+
+    key: str  # the row's image path, relative to the data dir: unique per row
+    system: str
+    user: str  # the user turn without the image tag
+    assistant: str | None  # the teacher's label, as the model is trained to answer
+
+
+def row_turns(row: dict) -> RowTurns:
+    """The one reading of a dataset row, shared by the evaluation, the audit and the serving checks; KeyError,
+    IndexError or TypeError when the row is not one."""
     turns = {m["role"]: m["content"] for m in row["messages"]}
-    key = row["images"][0]
-    return Prompt(
-        key=key,
+    return RowTurns(
+        key=row["images"][0],
         system=turns.get("system", ""),
         user=turns["user"].replace(IMAGE_TAG, "", 1),
-        image=Path(data_dir) / key,
-        max_pixels=max_pixels,
+        assistant=turns.get("assistant"),
+    )
+
+
+def row_prompt(row: dict, data_dir: Path, max_pixels: int) -> Prompt:
+    """The prompt of a training or validation row, as the model saw it in training."""
+    turns = row_turns(row)
+    return Prompt(
+        key=turns.key, system=turns.system, user=turns.user, image=Path(data_dir) / turns.key, max_pixels=max_pixels
     )
