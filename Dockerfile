@@ -3,7 +3,7 @@ FROM python:3.11-slim
 
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy PYTHONUNBUFFERED=1 \
     PREFECT_RESULTS_PERSIST_BY_DEFAULT=true PREFECT_LOCAL_STORAGE_PATH=/data/.prefect-storage \
-    PREFECT_LOGGING_EXTRA_LOGGERS=motioncoach
+    PREFECT_LOGGING_EXTRA_LOGGERS=motioncoach,remote
 RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
     && rm -rf /var/lib/apt/lists/* && pip install --no-cache-dir uv
 

@@ -118,7 +118,7 @@ SmokeOption = Annotated[
     bool,
     typer.Option(
         help=f"With --profile modal: a cheap real run to prove the account, secrets and images first: "
-        f"{SMOKE_SAMPLES} photos, {SMOKE_BASE_MODEL} on one GPU for one epoch (well under a dollar).",
+        f"{SMOKE_SAMPLES} photos, {SMOKE_BASE_MODEL} on two GPUs for one epoch (well under a dollar).",
     ),
 ]
 WaitForLockOption = Annotated[

@@ -27,7 +27,7 @@ from tasks.audit import apply_verdicts, audit_labels
 from tasks.dataset import split, write_dataset
 from tasks.dataset_on_modal import write_dataset_on_modal
 from tasks.labels import estimate_labels, estimated, label_images_on_modal, labeling_task, preflight, waiting_for_labels
-from tasks.locks import hold_data_dir
+from tasks.locks import cancel_paid_calls, hold_data_dir
 from tasks.pose import filter_images
 from tasks.sources import find_images
 from tasks.storage import persist_in
@@ -39,6 +39,8 @@ from tasks.storage import persist_in
     "to judge a sample of the labels. Ends 'Waiting for labels' when labels are still to come (a Gemini batch job), "
     "or 'Awaiting audit' when nobody can answer here: the next run goes on.",
     flow_run_name=run_name,
+    on_cancellation=[cancel_paid_calls],
+    on_crashed=[cancel_paid_calls],
 )
 def build_dataset(
     source: str | None = None,

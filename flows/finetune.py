@@ -16,19 +16,19 @@ from tasks.audit import check_audit
 from tasks.benchmark import benchmark_release, find_suite
 from tasks.evaluate import evaluate_adapter, release_gate, score_with_people
 from tasks.hub import hub_preflight, release_state, upload_adapter, upload_dataset, upload_merged, write_release
-from tasks.locks import hold_data_dir, modal_preflight
+from tasks.locks import cancel_paid_calls, hold_data_dir, modal_preflight
 from tasks.publish import merge_release, place_adapter
 from tasks.secrets import ensure_teacher_keys
 from tasks.storage import persist_in
-from tasks.training import cancel_training_on_modal, find_split, train_adapter
+from tasks.training import find_split, train_adapter
 
 
 @flow(
     name="finetune",
     description="Train a LoRA adapter on the dataset in data_dir, evaluate it against its base model and the rules, "
     "place it in adapter_dir with its card, and upload it when it is better.",
-    on_cancellation=[cancel_training_on_modal],
-    on_crashed=[cancel_training_on_modal],
+    on_cancellation=[cancel_paid_calls],
+    on_crashed=[cancel_paid_calls],
     flow_run_name=train_run_name,
 )
 def finetune(
@@ -54,7 +54,8 @@ def finetune(
         release: The gate's rules (metrics, margin, minimum rows) and how uploads are made.
         max_download_mb: On Modal: download the adapter when it is at most this many MB (0 or more); a larger one
             stays on the volume.
-        smoke: On Modal: a cheap real run on a small model and one GPU, to prove the account first.
+        smoke: On Modal: a cheap real run on a small model on two GPUs under two processes, to prove the account,
+            the multi-process launch and the checkpoint commits first.
         benchmark: A human-labelled benchmark to score base, student and teacher on after the evaluation: a suite
             folder, or 'exact'. Empty: none (or release.benchmark).
         benchmark_teacher: The teacher the benchmark scores beside the models: gemini, openrouter, rules or none.

@@ -17,16 +17,15 @@ from motioncoach.runtime import resolve_dir
 from tasks.audit import audit_labels
 from tasks.hub import forward_state, hub_preflight
 from tasks.labels import ESTIMATED, WAITING, preflight
-from tasks.locks import hold_data_dir
+from tasks.locks import cancel_paid_calls, hold_data_dir
 from tasks.storage import persist_in
-from tasks.training import cancel_training_on_modal
 
 
 @flow(
     name="motioncoach-pipeline",
     description="The whole pipeline: dataset, LoRA training, evaluation, release.",
-    on_cancellation=[cancel_training_on_modal],
-    on_crashed=[cancel_training_on_modal],
+    on_cancellation=[cancel_paid_calls],
+    on_crashed=[cancel_paid_calls],
     flow_run_name=run_name,
 )
 def pipeline(
@@ -65,7 +64,8 @@ def pipeline(
         release: The gate's rules (metrics, margin, minimum rows) and how uploads are made.
         max_download_mb: On Modal: download the adapter when it is at most this many MB (0 or more); a larger one
             stays on the volume.
-        smoke: On Modal: a cheap real run on a small model and one GPU, to prove the account first.
+        smoke: On Modal: a cheap real run on a small model on two GPUs under two processes, to prove the account,
+            the multi-process launch and the checkpoint commits first.
         audit: Labels people judge before training (0 or more, stratified by activity; the run waits for their
             verdicts in its input form). Empty: 0, or 30 on the modal profile.
         benchmark: A human-labelled benchmark to score base, student and teacher on after the evaluation: a suite

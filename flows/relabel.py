@@ -13,7 +13,7 @@ from motioncoach.dataset import SplitSummary
 from motioncoach.runtime import apply_local_defaults, resolve_dir
 from tasks.dataset import split, write_dataset
 from tasks.labels import preflight
-from tasks.locks import hold_data_dir
+from tasks.locks import cancel_paid_calls, hold_data_dir
 from tasks.relabel import labels_from_store, relabel_on_modal, relabel_problems
 from tasks.storage import persist_in
 
@@ -23,6 +23,8 @@ from tasks.storage import persist_in
     description="Relabel stale, invalid, failed and disputed labels (newest first, within a daily request "
     "budget), then rebuild the dataset and split.",
     flow_run_name="relabel-{labeler}",
+    on_cancellation=[cancel_paid_calls],
+    on_crashed=[cancel_paid_calls],
 )
 def relabel(
     data_dir: Path = Path("./data"),

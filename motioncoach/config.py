@@ -293,7 +293,7 @@ def local_train_config(base_model_dir: Path) -> TrainConfig:
     )
 
 
-# The --smoke run on Modal: the real profile on a few photos, a small Qwen3-VL on one GPU, one short epoch.
+# The --smoke run on Modal: the real profile on a few photos, a small Qwen3-VL on two GPUs, one short epoch.
 SMOKE_SAMPLES = 20
 SMOKE_BASE_MODEL = "Qwen/Qwen3-VL-2B-Instruct"
 
@@ -302,10 +302,12 @@ SMOKE_PROCESSES = 2  # two GPUs: the multi-process (DDP) launch of the full run,
 
 
 def smoke_train_config() -> TrainConfig:
-    """The production recipe on Qwen3-VL-2B under two processes, one epoch: a few minutes of two GPUs."""
+    """The production recipe on Qwen3-VL-2B under two processes, one epoch: a few minutes of two GPUs. It keeps
+    a checkpoint every 5 steps, so the run shows checkpoints reaching the volume while it trains."""
     return TrainConfig(
-        base_model=SMOKE_BASE_MODEL, nproc_per_node=SMOKE_PROCESSES, num_train_epochs=1, dataloader_num_workers=2
-    )
+        base_model=SMOKE_BASE_MODEL, nproc_per_node=SMOKE_PROCESSES, num_train_epochs=1, dataloader_num_workers=2,
+        save_steps=5, eval_steps=5,
+    )  # fmt: skip
 
 
 # What `--profile modal` means when --source and --labeler are not given: the real run.
@@ -352,6 +354,10 @@ class ModalConfig(StepConfig):
         2_000_000_000, ge=0, description="Adapters up to this size are downloaded into --adapter-dir."
     )
     poll_seconds: float = Field(30.0, gt=0, description="How often training progress is read from the volume.")
+    outage_wait_seconds: float = Field(
+        5.0, gt=0, le=60, description="The first wait before Modal is asked again when it cannot be reached "
+        "(doubling, up to a minute)."
+    )  # fmt: skip
 
 
 # The Modal secrets the app mounts, and the command that creates each (values elided).

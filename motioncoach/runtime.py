@@ -18,7 +18,7 @@ OFFLINE_DEFAULTS = {
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
-    "PREFECT_LOGGING_EXTRA_LOGGERS": "motioncoach",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "motioncoach,remote",
     # Offline machines cannot reach the telemetry endpoint; without this each run logs an error.
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",

@@ -23,7 +23,9 @@ from motioncoach.errors import ConfigurationError
 MISSING_CREDENTIALS = (
     "Modal credentials are missing: run `modal token new`, or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET."
 )
-DEPLOY_COMMAND = "modal deploy deployments/modal_app.py"
+DEPLOY_COMMAND = "modal deploy -m remote.app"
+OWNER_VARIABLE = "MOTIONCOACH_RUN_OWNER"  # who the paid calls a client spawns belong to (its flow run)
+PAID_CALLS_FILE = "modal_calls.json"  # in the local data dir: the paid calls its runs spawned
 
 
 def check_modal_credentials() -> None:
@@ -102,19 +104,20 @@ _CHECKED_VERSIONS: set[tuple[str, str]] = set()  # (app, volume or rehearsal) al
 def check_deployed_version(remote: Remote) -> None:
     """Stop, naming the deploy command, when the deployed app is not this checkout's code: after a `git pull`
     without `modal deploy`, a paid run would run the old functions (or fail on a field the old code forbids)."""
-    from deployments.modal_app import APP_VERSION
+    from remote.contract import checkout_version
 
     key = (remote.settings.app_name, str(getattr(remote.volume, "root", remote.settings.volume_name)))
     if key in _CHECKED_VERSIONS:
         return
     with modal_errors():
         deployed = remote.function("app_version").remote()
-    if deployed == APP_VERSION:
+    here = checkout_version()
+    if deployed == here:
         _CHECKED_VERSIONS.add(key)
     else:
         raise ConfigurationError(
             f"The deployed Modal app {remote.settings.app_name!r} runs other code (version {deployed or 'unknown'}) "
-            f"than this checkout (version {APP_VERSION}): deploy this checkout first with `{DEPLOY_COMMAND}`. "
+            f"than this checkout (version {here}): deploy this checkout first with `{DEPLOY_COMMAND}`. "
             "Nothing was run."
         )
 
@@ -123,12 +126,20 @@ def check_deployed_version(remote: Remote) -> None:
 class Remote:
     """The deployed functions and the volume, for one data dir (/data/<name> on the volume)."""
 
-    function: Callable[[str], Any]  # function name -> modal.Function (remote, map, spawn)
+    function: Callable[[str], Any]  # function name -> modal.Function (remote, spawn)
     volume: Any  # modal.Volume: read_file, listdir, batch_upload
     name: str
     settings: ModalConfig = field(default_factory=ModalConfig)
     call_from_id: Callable[[str], Any] | None = None  # modal.FunctionCall.from_id: re-attach to a spawned call
     rehearsal: bool = False  # functions run as local processes: the heavy models are swapped for local ones
+    claims: Any = None  # the claims modal.Dict: put(skip_if_exists=True) is atomic (remote.contract)
+    data_dir: Path | None = None  # the local data dir, where the paid calls its runs spawn are recorded
+    owner: str = ""  # the run the calls belong to: only its own are cancelled by its hooks
+
+    @property
+    def calls_book(self) -> Path | None:
+        """The local record of the paid calls spawned for this data dir (remote.paid)."""
+        return Path(self.data_dir) / PAID_CALLS_FILE if self.data_dir is not None else None
 
     def read(self, path: str) -> bytes:
         """A small file's bytes from the volume (records, logs); fetch() streams anything larger to disk."""
@@ -196,13 +207,16 @@ def connect(data_dir: Path, settings: ModalConfig | None = None) -> Remote:
 
     With --rehearse-volume the app runs from this checkout, each call in a local process, on a directory.
     """
+    from remote.contract import CLAIMS_DICT
     from remote.rehearsal import rehearsal_root
 
     settings = settings or ModalConfig()
     root = rehearsal_root()
+    where = {"name": Path(data_dir).name, "settings": settings, "data_dir": Path(data_dir), "owner": run_owner()}
     if root is not None:
         from remote.rehearsal import faults
         from remote.rehearsal.calls import RehearsalCall, RehearsalFunction
+        from remote.rehearsal.dicts import RehearsalDict
         from remote.rehearsal.volume import RehearsalVolume
 
         root.mkdir(parents=True, exist_ok=True)
@@ -210,10 +224,10 @@ def connect(data_dir: Path, settings: ModalConfig | None = None) -> Remote:
         return Remote(
             function=lambda name: RehearsalFunction(root, name),
             volume=RehearsalVolume(root),
-            name=Path(data_dir).name,
-            settings=settings,
             call_from_id=lambda object_id: RehearsalCall.from_id(root, object_id),
             rehearsal=True,
+            claims=RehearsalDict(root, CLAIMS_DICT),
+            **where,
         )
     check_modal_credentials()
     import modal
@@ -225,10 +239,18 @@ def connect(data_dir: Path, settings: ModalConfig | None = None) -> Remote:
     return Remote(
         function=function,
         volume=modal.Volume.from_name(settings.volume_name),
-        name=Path(data_dir).name,
-        settings=settings,
         call_from_id=modal.FunctionCall.from_id,
+        claims=modal.Dict.from_name(CLAIMS_DICT, create_if_missing=True),
+        **where,
     )
+
+
+def run_owner() -> str:
+    """Who the calls spawned now belong to: the flow run holding the data dir (tasks.locks sets it), else
+    this process."""
+    import socket
+
+    return os.environ.get(OWNER_VARIABLE) or f"process {os.getpid()} on {socket.gethostname()}"
 
 
 def volume_get_command(settings: ModalConfig, path: str, dest: Path) -> str:

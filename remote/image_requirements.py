@@ -4,7 +4,7 @@ Each image names a few top-level packages; what they pull in (trl, modelscope, .
 ms-swift) is followed through the lock for Modal's platform (Linux x86-64, the image's Python),
 so an image installs exactly what the tests ran against. Regenerate after `uv lock`:
 
-    uv run python -m deployments.image_requirements
+    uv run python -m remote.image_requirements
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def closure(roots: list[str], packages: dict[str, dict]) -> dict[str, str]:
 
 def requirements_text(image: str, lock: Path = LOCK) -> str:
     pins = closure(IMAGES[image], locked_packages(lock))
-    header = f"# The {image} image: generated from uv.lock by `python -m deployments.image_requirements`.\n"
+    header = f"# The {image} image: generated from uv.lock by `python -m remote.image_requirements`.\n"
     return header + "".join(f"{name}=={version}\n" for name, version in sorted(pins.items()))
 
 

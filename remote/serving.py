@@ -1,6 +1,6 @@
 """The coach endpoint on Modal, from the client's side: choose the release it serves, find its URL, wake it.
 
-The endpoint (deployments/modal_app.py `CoachEndpoint`) is part of the deployed app and scales to zero;
+The endpoint (remote/app.py `CoachEndpoint`) is part of the deployed app and scales to zero;
 each container reads /data/serving.json when it starts. Requests go through Modal's proxy auth: they
 carry the headers Modal-Key and Modal-Secret of a proxy auth token of the workspace (created in the
 Modal dashboard, Settings > Proxy Auth Tokens), given here as MOTIONCOACH_PROXY_KEY and
@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 from motioncoach.errors import ConfigurationError
+from motioncoach.modal_release import MODAL_ADAPTER_FILE
 from motioncoach.serving.endpoint import ServingConfig
-from motioncoach.serving.models import MODAL_ADAPTER_FILE
 from remote.client import Remote, modal_errors
+from remote.contract import SERVING_FILE
 
-SERVING_FILE = "serving.json"
 PROXY_KEY, PROXY_SECRET = "MOTIONCOACH_PROXY_KEY", "MOTIONCOACH_PROXY_SECRET"
 ENDPOINT_CLASS, ENDPOINT_METHOD = "CoachEndpoint", "web"
 COLD_START_LIMIT_S = 30 * 60
@@ -65,7 +65,7 @@ def choose_release(remote: Remote, config: ServingConfig) -> None:
 
 
 def endpoint_url(remote: Remote) -> str:
-    """The deployed endpoint's URL (`modal deploy deployments/modal_app.py` creates it)."""
+    """The deployed endpoint's URL (`modal deploy -m remote.app` creates it)."""
     import modal
 
     with modal_errors():

@@ -21,6 +21,7 @@ from motioncoach.errors import ConfigurationError, TrainingError
 from motioncoach.evaluation.gallery import GALLERY_DIR
 from motioncoach.labels.outcomes import LabelReport
 from motioncoach.labels.store import LABELS_FILE
+from motioncoach.modal_release import MODAL_ADAPTER_FILE, read_modal_adapter
 from motioncoach.pose import PoseFilterReport
 from motioncoach.pose.shards import merge_pose_caches, merge_reports, shard_records
 from motioncoach.publish import HubConfig, HubStatus
@@ -29,17 +30,18 @@ from motioncoach.sources import source_kind
 from motioncoach.sources.samples import assemble_samples
 from motioncoach.teachers.relabel import RelabelResult
 from motioncoach.teachers.shards import shard_count, shard_samples
+from motioncoach.teachers.store import STORE_FILE
 from motioncoach.training.checkpoints import ADAPTER_FILES, copy_adapter
 from motioncoach.training.session import TrainedAdapter, run_dir_for
-from remote.calls import CALL_RECORD, TrainingCalls, watch
+from remote.calls import TrainingCalls, watch
 from remote.client import Remote, modal_errors, scratch_dir_beside, volume_get_command
+from remote.contract import CALL_RECORD, MERGED_DIR
+from remote.paid import PaidCalls
 
 logger = logging.getLogger(__name__)
 
 UPLOADS_DIR = "raw/uploads"
-MODAL_ADAPTER_FILE = "modal-adapter.json"  # in --adapter-dir: where the adapter is on the volume
 RELEASE_FILES = ("README.md", "eval.json", "lineage.json")
-STORE_FILE = "labels.sqlite"
 TINY_MODEL_ON_VOLUME = "models/tiny-qwen3-vl"
 NOT_GENERATED = "(no sample generation on Modal: load the adapter with PEFT or `swift infer --adapters` to try it)"
 
@@ -72,16 +74,21 @@ def filter_poses(
     shards = shard_records(records, remote.settings.pose_shards)
     if not shards:
         return merge_reports([])
-    payload = [[r.model_dump(mode="json") for r in shard] for shard in shards]
-    results = []
+    done = []
+
+    def shard_done(result: dict) -> None:
+        done.append(len(result["report"]["kept"]) + len(result["report"]["rejected"]))
+        if progress:
+            progress(sum(done), len(records))
+
+    with PaidCalls(remote, "pose filter") as paid:  # a GPU each: cancelled together if the step stops
+        calls = [
+            paid.spawn("filter_pose_shard", [r.model_dump(mode="json") for r in shard],
+                       config=config.model_dump(mode="json"), name=remote.name)
+            for shard in shards
+        ]  # fmt: skip
+        results = paid.as_completed(calls, shard_done)
     with modal_errors():
-        outputs = remote.function("filter_pose_shard").map(
-            payload, kwargs={"config": config.model_dump(mode="json"), "name": remote.name}, order_outputs=False
-        )
-        for result in outputs:
-            results.append(result)
-            if progress:
-                progress(sum(len(r["report"]["kept"]) + len(r["report"]["rejected"]) for r in results), len(records))
         merged = remote.function("merge_pose_shards").remote([r["cache"] for r in results], remote.name)
     # The volume's cache joins the local one: entries are keyed by content, weights and thresholds.
     with scratch_dir_beside(local_cache) as tmp:
@@ -100,19 +107,22 @@ def label_poses(
     shards = shard_samples(samples, shard_count(config, len(samples)))
     if not shards:
         return LabelReport(outcomes=[])
-    payload = [[s.model_dump(mode="json") for s in shard] for shard in shards]
-    results, done = [], 0
+    done = []
+
+    def shard_done(result: dict) -> None:
+        done.append(len(result["report"]["outcomes"]))
+        if progress:
+            progress(sum(done), len(samples))
+
+    # Each shard asks the teacher for hours: a stopped step stops them all (what they stored stays stored).
+    with PaidCalls(remote, "labeling") as paid:
+        calls = [
+            paid.spawn("label_shard", [s.model_dump(mode="json") for s in shard],
+                       config=config.model_dump(mode="json"), name=remote.name, shards=len(shards))
+            for shard in shards
+        ]  # fmt: skip
+        results = paid.as_completed(calls, shard_done)
     with modal_errors():
-        outputs = remote.function("label_shard").map(
-            payload,
-            kwargs={"config": config.model_dump(mode="json"), "name": remote.name, "shards": len(shards)},
-            order_outputs=False,
-        )
-        for result in outputs:
-            results.append(result)
-            done += len(result["report"]["outcomes"])
-            if progress:
-                progress(done, len(samples))
         report = remote.function("merge_label_shards").remote(
             [s.model_dump(mode="json") for s in samples], results, remote.name
         )
@@ -130,9 +140,9 @@ def write_dataset(remote: Remote, labels: LabelReport, split: SplitConfig, data_
 def relabel(remote: Remote, config: LabelConfig, data_dir: Path) -> tuple[RelabelResult, SplitSummary]:
     """The nightly relabel on the volume (teacher key from the gemini-api-key secret); the rebuilt
     labels.jsonl, dataset and split are copied into data_dir."""
-    with modal_errors():
-        answer = remote.function("relabel").remote(
-            config.model_dump(mode="json"), SplitConfig().model_dump(mode="json"), remote.name
+    with PaidCalls(remote, "relabel") as paid:  # hours of teacher requests: cancelled if the step stops
+        answer = paid.wait(
+            paid.spawn("relabel", config.model_dump(mode="json"), SplitConfig().model_dump(mode="json"), remote.name)
         )
     summary = _copy_dataset_home(remote, answer["files"], data_dir)
     remote.fetch(f"{remote.name}/{LABELS_FILE}", Path(data_dir) / LABELS_FILE)
@@ -187,6 +197,13 @@ def train(
     result = watch(call, calls, f"{run_dir}/logging.jsonl", on_log, remote.settings.poll_seconds)
     if "error" in result:  # deterministic: the function returned it rather than let Modal retry
         raise TrainingError(result["error"])
+    steps_run = max((h.get("step") or 0 for h in result["history"]), default=0)
+    if smoke and steps_run > config.save_steps and not result.get("committed_while_training"):
+        raise TrainingError(
+            "--smoke trained, but no checkpoint reached the volume while it ran: a preempted or lost full run "
+            f"would start over. Look at the training call's log for failed commits ({run_dir}/swift.log on the "
+            "volume) before the full run."
+        )
     local_run = Path(data_dir) / result["run_dir"].split("/", 1)[1]  # <name>/runs/<key> -> data_dir/runs/<key>
     mount = Path(remote.settings.volume_path)
     return TrainedAdapter(
@@ -235,25 +252,24 @@ def place_adapter(remote: Remote, trained: TrainedAdapter, adapter_dir: Path) ->
     command = None
     if package["bytes"] > remote.settings.max_download_bytes:
         command = volume_get_command(remote.settings, package["path"], adapter_dir)
-    _write_modal_adapter(adapter_dir, remote, package | {"base_model": str(trained.config.base_model)}, command)
+    record = package | {"base_model": str(trained.config.base_model)}
     if command:
+        _write_modal_adapter(adapter_dir, remote, record, command)
         for name in ADAPTER_FILES:  # an earlier run's weights must not pass for this run's
             (Path(adapter_dir) / name).unlink(missing_ok=True)
         return adapter_dir, command
     with scratch_dir_beside(adapter_dir) as tmp:
         remote.fetch_dir(package["path"], tmp)
-        copy_adapter(tmp, adapter_dir)
+        copy_adapter(tmp, adapter_dir)  # a fresh folder of the adapter's files: the record is written after it
         if (tmp / "loss.png").is_file():
             (adapter_dir / "loss.png").write_bytes((tmp / "loss.png").read_bytes())
+    _write_modal_adapter(adapter_dir, remote, record, None)
     return adapter_dir, None
 
 
 def modal_adapter(adapter_dir: Path) -> dict | None:
     """Where the adapter in adapter_dir was packaged on the Modal volume; None for a local run."""
-    try:
-        return json.loads((Path(adapter_dir) / MODAL_ADAPTER_FILE).read_text())
-    except FileNotFoundError:
-        return None
+    return read_modal_adapter(adapter_dir)
 
 
 def _write_modal_adapter(adapter_dir: Path, remote: Remote, package: dict, command: str | None) -> None:
@@ -282,9 +298,9 @@ def merge_release(remote: Remote, trained: TrainedAdapter, adapter_dir: Path) ->
     record = modal_adapter(adapter_dir)
     if record is None:
         raise RuntimeError(f"{adapter_dir} holds no {MODAL_ADAPTER_FILE}: place the adapter first")
-    out = f"{remote.name}/merged/{trained.run_dir.name}"
-    with modal_errors():
-        merged = remote.function("merge_adapter").remote(record["path"], str(trained.config.base_model), out)
+    out = f"{remote.name}/{MERGED_DIR}/{trained.run_dir.name}"
+    with PaidCalls(remote, "merge") as paid:  # 192 GiB of memory for an hour: cancelled if the step stops
+        merged = paid.wait(paid.spawn("merge_adapter", record["path"], str(trained.config.base_model), out))
     _save_modal_adapter(adapter_dir, record | {"merged": {"path": merged["path"], "bytes": merged["bytes"]}})
     return f"{remote.settings.volume_path}/{merged['path']}"
 
@@ -405,10 +421,16 @@ def benchmark(remote: Remote, trained: TrainedAdapter, suite, teacher: str, conf
         "engine": "transformers" if remote.rehearsal else "vllm",
         "settings": settings.model_copy(update={"pose_weights": pose} | rehearsed).model_dump(),
     }  # fmt: skip
-    with modal_errors():
-        models = remote.function("benchmark_models").remote(request, remote.name)
+    with PaidCalls(remote, "benchmark") as paid:  # an H200, then the teacher's paid API
+        models = paid.wait(paid.spawn("benchmark_models", request, remote.name))
         halves = None
         if teacher != "none":
             ask = {"suite_dir": f"{mount}/{folder}", "teacher": teacher, "labeling": config.model_dump(mode="json")}
-            halves = remote.function("benchmark_teacher").remote(ask, models["poses"], remote.name)
+            halves = paid.wait(paid.spawn("benchmark_teacher", ask, models["poses"], remote.name))
     return join_halves(suite.root, models, halves, teacher)
+
+
+def evaluate(remote: Remote, request: dict) -> dict:
+    """The evaluation on an H200 where the weights are (evaluate_adapter); cancelled if the step stops."""
+    with PaidCalls(remote, "evaluation") as paid:
+        return paid.wait(paid.spawn("evaluate_adapter", request, remote.name))

@@ -18,7 +18,7 @@ from prefect.context import TaskRunContext
 from motioncoach.hashing import tree_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
-MODAL_APP = ("deployments/modal_app.py", "deployments/image_requirements.py", "deployments/requirements")
+MODAL_APP = ("remote/app.py", "remote/container.py", "remote/contract.py", "remote/images.py", "remote/requirements")
 
 # Step -> the parts of the project whose code decides its result.
 STEP_CODE: dict[str, tuple[str, ...]] = {

@@ -121,6 +121,7 @@ def _evaluate_on_modal(
     the merged release and the base model each served by vLLM (a rehearsal, without a GPU, asks the same
     weights in transformers)."""
     from remote import client as modal_client
+    from remote import steps as modal_steps
 
     remote = modal_client.connect(data_dir)
     request = {
@@ -132,5 +133,4 @@ def _evaluate_on_modal(
         "config": config.model_dump(mode="json"),
         "out_dir": f"{trained.run_dir}/eval",
     }
-    with modal_client.modal_errors():
-        return EvalReport.model_validate(remote.function("evaluate_adapter").remote(request, remote.name))
+    return EvalReport.model_validate(modal_steps.evaluate(remote, request))

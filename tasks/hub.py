@@ -85,8 +85,11 @@ def _modal_hub_preflight(settings: HubSettings, release: ReleaseConfig, data_dir
         logger.warning(
             "HF_TOKEN on this machine is not used on the modal profile: uploads run on Modal with the token "
             "in the secret huggingface-secret (it belongs to %s)",
-            account["user"],
+            account["user"] or "nobody: the secret holds no HF_TOKEN",
         )
+    if not repos:
+        logger.info("no Hub repo is named (HF_ADAPTER_REPO_ID, HF_MERGED_REPO_ID): nothing will be uploaded")
+        return
     logger.info("huggingface-secret's HF_TOKEN belongs to %s on %s", account["user"], settings.endpoint)
 
 

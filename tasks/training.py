@@ -60,22 +60,6 @@ def train_adapter(splits: SplitSummary, profile: Profile, data_dir: Path, smoke:
     return trained
 
 
-def cancel_training_on_modal(flow, flow_run, state) -> None:
-    """Flow hook: a cancelled or crashed run stops the Modal training calls it started (8xH200 bill)."""
-    import logging
-
-    from motioncoach.runtime import resolve_dir
-    from remote import calls, client
-
-    parameters = flow_run.parameters or {}
-    if parameters.get("profile") != Profile.modal:
-        return
-    data_dir = resolve_dir(parameters.get("data_dir", "./data"))
-    cancelled = calls.cancel_recorded_calls(client.connect(data_dir), data_dir)
-    for call_id in cancelled:
-        logging.getLogger(__name__).warning("cancelled the Modal training call %s (flow run %s)", call_id, state.name)
-
-
 def _expected_steps(splits: SplitSummary, config: TrainConfig) -> int:
     """Optimizer steps of a run over all epochs (what the progress artifact counts towards)."""
     micro_batches = -(-splits.train.rows // (config.per_device_train_batch_size * config.nproc_per_node))

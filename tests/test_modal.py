@@ -26,7 +26,6 @@ import modal
 import pytest
 from modal._utils.async_utils import synchronizer
 
-from deployments import modal_app
 from motioncoach.config import (
     MODAL_POSE_WEIGHTS,
     LabelConfig,
@@ -52,6 +51,8 @@ from motioncoach.records import ImageRecord
 from motioncoach.sources import collect_images
 from motioncoach.training.checkpoints import find_best_checkpoint
 from motioncoach.training.swift_command import swift_env, swift_launcher, swift_sft_args
+from remote import app as modal_app
+from remote import images
 from remote import steps as modal_steps
 from remote.client import MISSING_CREDENTIALS, Remote, check_modal_credentials, connect, modal_errors
 from remote.rehearsal import REHEARSAL_ENV
@@ -309,8 +310,11 @@ def test_training_progress_is_read_from_the_volume_while_waiting(tmp_path):
 CHECKPOINTS_IN_A_CALL = """
 import os, sys, time
 from pathlib import Path
-from deployments import modal_app
+from remote import container
+from remote.rehearsal.volume import mounted_volume
+container.install(volume=mounted_volume(), call_id="fc-test")
 run = Path(os.environ["MOTIONCOACH_REHEARSAL_MOUNT"]) / "data" / "runs" / "k"
+log = Path(sys.argv[1]) / "trainer.log"
 signal = Path(sys.argv[1])
 
 def checkpoint(step, complete):
@@ -321,8 +325,8 @@ def checkpoint(step, complete):
         (path / "optimizer.pt").write_text("state")
         (path / "trainer_state.json").write_text("{}")
 
-modal_app._reload()
-with modal_app._commit_on_new_checkpoints(run):
+container.reload()
+with container.committing_checkpoints(run, log):
     checkpoint(25, complete=True)
     while not (signal / "go").exists():
         time.sleep(0.05)
@@ -338,14 +342,13 @@ with modal_app._commit_on_new_checkpoints(run):
 def test_checkpoints_are_committed_as_they_complete_and_nothing_else_is_seen(tmp_path):
     """In a rehearsed call (its own mount of the volume), a complete checkpoint reaches the volume by the
     commit watcher; a checkpoint still being written does not, until it completes."""
-    from deployments.modal_app import REHEARSED_CALL
     from remote.rehearsal.volume import MOUNT_ENV, ROOT_ENV
 
     root, signal = tmp_path / "volume", tmp_path / "signal"
     (root / "data").mkdir(parents=True)
     signal.mkdir()
     env = os.environ | {
-        REHEARSED_CALL: "fc-test", ROOT_ENV: str(root), MOUNT_ENV: str(tmp_path / "mount"),
+        ROOT_ENV: str(root), MOUNT_ENV: str(tmp_path / "mount"),
         "MOTIONCOACH_VOLUME_ROOT": str(tmp_path / "mount"), "MOTIONCOACH_CHECKPOINT_POLL_S": "0.05",
     }  # fmt: skip
     call = subprocess.Popen([sys.executable, "-c", CHECKPOINTS_IN_A_CALL, str(signal)], cwd=ROOT, env=env)
@@ -396,7 +399,7 @@ def test_app_module_imports_without_gpu_libraries_or_credentials(tmp_path):
         [
             "import inspect, json, sys",
             "from modal._utils.async_utils import synchronizer",
-            "import deployments.modal_app as m",
+            "import remote.app as m",
             "options = inspect.getclosurevars(synchronizer._translate_in(m.filter_pose_shard)._load).nonlocals",
             f"heavy = sorted(set(sys.modules) & set({sorted(HEAVY)!r}))",
             "print(json.dumps({'heavy': heavy, 'max_containers': options['max_containers']}))",
@@ -462,17 +465,19 @@ def test_scale_out_options():
     # resumes from its checkpoint (run_sft finds it). swift's own failures are returned, not retried.
     assert train["retry_policy"].retries == 1 and train["retry_policy"].initial_delay_ms == 30_000
     assert repr(modal_app.volume) == "modal.Volume.from_name('qwen-finetune-data')"
+    # A GPU container goes within a minute of its last input: no idle H200s billed after a call.
+    for name in GPU_FUNCTIONS:
+        assert _options(getattr(modal_app, name))["scaledown_window"] <= 60, name
 
 
 def test_images_install_exactly_the_lock():
     """Every image installs a requirement file that pins the lock's closure of its packages."""
-    from deployments import image_requirements
+    from remote import image_requirements
 
     for image in image_requirements.IMAGES:
-        committed = Path(modal_app.requirements_file(image)).read_text()
+        committed = Path(images.requirements_file(image)).read_text()
         assert committed == image_requirements.requirements_text(image), (
-            f"deployments/requirements/{image}.txt disagrees with uv.lock: "
-            "run `uv run python -m deployments.image_requirements`"
+            f"remote/requirements/{image}.txt disagrees with uv.lock: run `uv run python -m remote.image_requirements`"
         )
     train = image_requirements.pinned_versions("train")
     # What ms-swift pulls in is pinned too, not only the top-level packages.
@@ -486,10 +491,10 @@ def test_the_serving_image_pins_everything_and_agrees_with_the_lock_where_motion
     version the serving code targets, and what motioncoach itself calls matches what the tests ran against."""
     import re
 
-    from deployments import image_requirements
     from motioncoach.serving.vllm import VLLM_VERSION
+    from remote import image_requirements
 
-    text = Path(modal_app.requirements_file("serve")).read_text()
+    text = Path(images.requirements_file("serve")).read_text()
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     assert lines and all(re.fullmatch(r"[A-Za-z0-9_.\[\],-]+==\S+", line) for line in lines), lines
     served = dict(line.split("==") for line in lines)
@@ -500,25 +505,25 @@ def test_the_serving_image_pins_everything_and_agrees_with_the_lock_where_motion
 
 
 def test_an_image_that_disagrees_with_the_lock_is_caught(tmp_path):
-    from deployments import image_requirements
+    from remote import image_requirements
 
     lock = (ROOT / "uv.lock").read_text()
     changed = tmp_path / "uv.lock"
     changed.write_text(lock.replace('name = "trl"\nversion = "0.29.1"', 'name = "trl"\nversion = "0.29.2"'))
     assert "trl==0.29.2" in image_requirements.requirements_text("train", changed)
-    assert (
-        image_requirements.requirements_text("train", changed) != Path(modal_app.requirements_file("train")).read_text()
-    )
+    assert image_requirements.requirements_text("train", changed) != Path(images.requirements_file("train")).read_text()
 
 
 def test_images_ship_the_prompt_templates_and_the_pose_weights_where_they_are_looked_for():
-    _, mount = synchronizer._translate_in(modal_app.cpu_image)._deps()
+    _, mount = synchronizer._translate_in(images.CPU.image)._deps()
     files = {str(remote) for entry in mount._entries for _, remote in entry.get_files_to_upload()}
     assert {"/root/motioncoach/prompts/coach_system.txt", "/root/motioncoach/prompts/teacher_user.txt"} <= files
+    assert {"/root/remote/app.py", "/root/remote/container.py", "/root/remote/contract.py"} <= files
+    assert not any(f.startswith(("/root/tasks/", "/root/flows/", "/root/cli/")) for f in files)
     assert not any("__pycache__" in f for f in files)
     # resolve_weights() finds a downloaded asset under ~/.cache/motioncoach/weights; HOME is /root on Modal.
     looked_up = Path("/root") / CACHE_HOME.relative_to(Path.home()) / "weights" / MODAL_POSE_WEIGHTS
-    assert modal_app.POSE_WEIGHTS_PATH == str(looked_up)
+    assert images.POSE_WEIGHTS_PATH == str(looked_up)
 
 
 def test_smoke_preset_is_the_recipe_on_a_small_model_under_two_processes():
@@ -623,3 +628,49 @@ def test_remote_read_of_a_missing_file_is_file_not_found(tmp_path):
     remote = Remote(lambda name: None, RehearsalVolume(tmp_path), "data")
     with pytest.raises(FileNotFoundError, match="not on the Modal volume"):
         remote.read("data/nothing.json")
+
+
+def test_a_training_call_stops_before_training_when_another_owns_the_run_dir_or_its_retry_made_no_progress(
+    tmp_path, monkeypatch
+):
+    """The body's own guards, run locally: the claim in the claims Dict decides who trains a run dir, and a
+    retry after a whole time limit without a new checkpoint (Modal retries a timeout) stops at once."""
+    from remote import container
+    from remote.contract import CALL_RECORD, run_claim
+    from remote.rehearsal.dicts import RehearsalDict
+    from tests.release_data import build_release_data
+
+    volume = tmp_path / "volume"
+    data = build_release_data(volume)  # volume/data: the data dir named "data"
+    monkeypatch.setenv("MOTIONCOACH_VOLUME_ROOT", str(volume))
+    claims = RehearsalDict(tmp_path, "claims")
+    run_dir = "data/runs/guarded"
+    config = local_train_config("/data/models/none").model_dump(mode="json")
+    expected = {"train": data.splits.train.sha256, "val": data.splits.val.sha256}
+    claims.put(run_claim(run_dir), {"call_id": "fc-first", "at": time.time()})
+    try:
+        container.install(claims=claims, call_id="fc-second")
+        assert modal_app.train.local(config, "data", expected, run_dir) == {
+            "claimed_by": "fc-first",
+            "run_dir": run_dir,
+        }
+        assert not (volume / run_dir / CALL_RECORD).exists()  # nothing written: it never trained
+
+        checkpoint = volume / run_dir / "checkpoint-2"
+        checkpoint.mkdir(parents=True)
+        for name in ("adapter_model.safetensors", "optimizer.pt", "trainer_state.json", "adapter_config.json"):
+            (checkpoint / name).write_text("{}")
+        started = time.time() - modal_app.TRAIN_TIMEOUT  # the last attempt ran the whole limit
+        record = {
+            "call_id": "fc-first",
+            "state": "running",
+            "attempts": [{"started": started, "checkpoint": "checkpoint-2"}],
+        }
+        (volume / run_dir / CALL_RECORD).write_text(json.dumps(record))
+        container.install(claims=claims, call_id="fc-first")
+        result = modal_app.train.local(config, "data", expected, run_dir)
+        assert result["error"].startswith(
+            "The training call ran its whole 3.0 h limit without completing a checkpoint (still at checkpoint-2)"
+        )
+    finally:
+        container.install()

@@ -189,8 +189,9 @@ def test_out_of_memory_fails_naming_what_to_change_and_the_rerun_spawns_one_new_
 @pytest.mark.e2e
 def test_connection_errors_while_waiting_never_spawn_a_second_call(rehearsal, monkeypatch):
     monkeypatch.setenv(FAULTS_ENV, "connection@get:3")
-    monkeypatch.setattr("remote.calls.BACKOFF_SECONDS", (0.2,))  # the client's waits between tries, shortened
-    remote = connect(rehearsal.data_dir)
+    from motioncoach.config import ModalConfig
+
+    remote = connect(rehearsal.data_dir, ModalConfig(outage_wait_seconds=0.2))  # short waits between tries
     trained = modal_steps.train(remote, rehearsal.splits, _config(4), rehearsal.data_dir)
     assert len(_training_calls(rehearsal.volume)) == 1 and _record(rehearsal.data_dir)["state"] == "finished"
     assert trained.checkpoint.name.startswith("checkpoint-")
@@ -240,7 +241,7 @@ def test_a_stale_deployment_stops_the_run_before_any_work(tmp_path, monkeypatch)
     with pytest.raises(ConfigurationError) as stale:
         check_modal_ready(tmp_path / "data")
     assert "runs other code (version 0000000000000000) than this checkout" in str(stale.value)
-    assert "`modal deploy deployments/modal_app.py`" in str(stale.value) and "Nothing was run" in str(stale.value)
+    assert "`modal deploy -m remote.app`" in str(stale.value) and "Nothing was run" in str(stale.value)
     assert [function for function, _ in calls_made(volume)] == ["app_version"]  # the only call made
     check_modal_ready(tmp_path / "data")  # deployed again (the fault fired once): ready
 
@@ -250,23 +251,31 @@ class _WorkerLost(BaseException):
 
 
 @pytest.mark.e2e
-def test_a_crashed_flow_run_cancels_the_training_call_it_left_running(rehearsal, prefect_server):
+def test_a_crashed_flow_run_cancels_the_training_call_it_left_running_and_no_other_runs(rehearsal, prefect_server):
     """A real flow run, on the test Prefect server, that spawned a training call and then crashed: its
-    on_crashed hook (tasks.training.cancel_training_on_modal) cancels the call with its containers."""
+    on_crashed hook (tasks.locks.cancel_paid_calls) cancels the call with its containers, and leaves the
+    calls another run recorded in the same data dir alone."""
     from prefect import flow
 
-    from deployments.modal_app import CALL_RECORD
-    from remote.calls import TrainingCalls
-    from tasks.training import cancel_training_on_modal
+    from remote.calls import CallRecord, TrainingCalls
+    from remote.contract import CALL_RECORD
+    from tasks.locks import cancel_paid_calls, run_owner_set
 
-    remote, run_dir = rehearsal.remote, f"{rehearsal.remote.name}/runs/crashed"
+    run_dir = f"{rehearsal.remote.name}/runs/crashed"
     expected = {"train": rehearsal.splits.train.sha256, "val": rehearsal.splits.val.sha256}
+    others = Path(rehearsal.data_dir) / "runs" / "another-run" / CALL_RECORD
+    others.parent.mkdir(parents=True)
+    others.write_text(CallRecord(call_id="fc-of-another-run", state="running", at=time.time(),
+                                 owner="flow run 0000").model_dump_json())  # fmt: skip
 
-    @flow(name="crashing-trainer", on_crashed=[cancel_training_on_modal])
+    @flow(name="crashing-trainer", on_crashed=[cancel_paid_calls])
     def crashing(profile: str, data_dir: str) -> None:
-        calls = TrainingCalls(remote, run_dir, Path(data_dir) / "runs" / "crashed" / CALL_RECORD)
-        calls.spawn(remote.function("train"), _config(500).model_dump(mode="json"), remote.name, expected, run_dir)
-        raise _WorkerLost("the worker's process went away")
+        with run_owner_set():
+            remote = connect(Path(data_dir))
+            calls = TrainingCalls(remote, run_dir, Path(data_dir) / "runs" / "crashed" / CALL_RECORD)
+            calls.spawn(remote.function("train"), _config(500).model_dump(mode="json"), remote.name, expected,
+                        run_dir)  # fmt: skip
+            raise _WorkerLost("the worker's process went away")
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
@@ -276,9 +285,10 @@ def test_a_crashed_flow_run_cancels_the_training_call_it_left_running(rehearsal,
     with get_client(sync_client=True) as client:
         (run,) = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["crashing-trainer"])))
     assert run.state.is_crashed(), run.state
-    record = _record(rehearsal.data_dir)
-    assert record["state"] == "cancelled"
+    record = json.loads((Path(rehearsal.data_dir) / "runs" / "crashed" / CALL_RECORD).read_text())
+    assert record["state"] == "cancelled" and record["owner"] == f"flow run {run.id}"
     call = RehearsalCall.from_id(rehearsal.volume, record["call_id"])
     assert call.cancel_request() == {"terminate_containers": True}
     _wait_for(lambda: not call._alive(), timeout=60)
     assert _training_calls(rehearsal.volume) == [record["call_id"]]
+    assert json.loads(others.read_text())["state"] == "running"  # another run's call: not this hook's to stop

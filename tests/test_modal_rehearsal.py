@@ -56,8 +56,9 @@ def test_a_calls_writes_reach_other_calls_and_the_client_only_when_it_commits(tm
 
 
 def test_commits_while_the_app_writes_and_prunes_lose_nothing_and_resurrect_nothing(tmp_path):
-    """A trainer writes and prunes checkpoints while the heartbeat commits: once it stops, one more commit
-    leaves the volume exactly as the mount, with no file of a pruned checkpoint left behind."""
+    """A trainer writes and prunes checkpoints while the container's writes are committed in the background:
+    once it stops, one more commit leaves the volume exactly as the mount, with no file of a pruned checkpoint
+    left behind."""
     root = tmp_path / "volume"
     (root / "data").mkdir(parents=True)
     mounted = MountedVolume.take(root, tmp_path / "mount")
@@ -78,8 +79,8 @@ def test_commits_while_the_app_writes_and_prunes_lose_nothing_and_resurrect_noth
     writer = threading.Thread(target=trainer)
     writer.start()
     try:
-        for _ in range(60):
-            mounted.commit()
+        for _ in range(60):  # Modal's background commits: an explicit one would fail on the files being written
+            mounted.background_commit()
     finally:
         stop.set()
         writer.join()
@@ -168,17 +169,27 @@ def test_a_second_client_on_the_same_volume_data_dir_is_refused_with_the_holders
 def test_a_lease_left_by_a_client_that_died_expires(tmp_path, monkeypatch):
     import time
 
-    from remote.lease import LEASE_FILE, LEASE_TTL_SECONDS
+    from motioncoach.lock import DataDirBusy
+    from remote.contract import lease_claim
+    from remote.lease import LEASE_TTL_SECONDS
 
     monkeypatch.setenv(REHEARSAL_ENV, str(tmp_path / "volume"))
     remote = connect(tmp_path / "data")
+    claim = lease_claim("qwen-finetune-data", "data")
     old = {"owner": "someone@elsewhere", "host": "elsewhere", "pid": 1, "run": "an old run", "token": "x",
            "heartbeat": time.time() - LEASE_TTL_SECONDS - 1}  # fmt: skip
-    remote.write(f"data/{LEASE_FILE}", json.dumps(old).encode())
+    remote.claims.put(claim, old)
     with volume_lease(remote, "relabel run 'quick-cat'"):
-        assert json.loads(remote.read(f"data/{LEASE_FILE}"))["run"] == "relabel run 'quick-cat'"
-    with pytest.raises(FileNotFoundError):
-        remote.read(f"data/{LEASE_FILE}")  # released at the end
+        assert remote.claims.get(claim)["run"] == "relabel run 'quick-cat'"
+    assert remote.claims.get(claim) is None  # released at the end
+    # Two clients taking over the same expired lease at once: only the first to claim its takeover gets it.
+    from remote.lease import _take
+
+    remote.claims.put(claim, old | {"token": "y"})
+    _take(remote.claims, claim, {"run": "first", "token": "t1", "heartbeat": time.time()}, "/data/data")
+    remote.claims.put(claim, old | {"token": "y"})  # the second read the expired lease before the first took it
+    with pytest.raises(DataDirBusy, match="was just taken over by another client"):
+        _take(remote.claims, claim, {"run": "second", "token": "t2", "heartbeat": time.time()}, "/data/data")
 
 
 def test_the_modal_hub_preflight_names_a_repo_the_secret_disagrees_on_and_an_unused_local_token(
@@ -236,3 +247,67 @@ def test_the_modal_hub_preflight_names_a_repo_the_secret_disagrees_on_and_an_unu
     ), warnings
     calls = [p for p in (volume / ".rehearsal" / "calls").rglob("*") if p.is_file()]
     assert not [p for p in calls if local_token.encode() in p.read_bytes()]  # the local token never went there
+
+
+def test_a_reload_and_the_reload_after_a_commit_fail_while_a_file_of_the_mount_is_open(tmp_path):
+    """As Modal's: "there are open files preventing the operation". A commit still publishes this call's
+    writes, and only them: what another call committed waits for a reload."""
+    root = tmp_path / "volume"
+    (root / "data").mkdir(parents=True)
+    first, second = MountedVolume.take(root, tmp_path / "a"), MountedVolume.take(root, tmp_path / "b")
+    for mounted in (first, second):
+        (mounted.mount / "data").mkdir()
+    (second.mount / "data" / "theirs.txt").write_text("another call's")
+    second.commit()
+    log = open(first.mount / "data" / "swift.log", "w")  # noqa: SIM115 - held open, as a trainer holds its log
+    try:
+        log.write("step 1\n")
+        log.flush()
+        (first.mount / "data" / "checkpoint.txt").write_text("step 1")
+        with pytest.raises(RuntimeError, match=r"^there are open files preventing the operation: data/swift.log"):
+            first.commit()
+        assert (root / "data" / "checkpoint.txt").read_text() == "step 1"  # published before the reload failed
+        with pytest.raises(RuntimeError, match="there are open files preventing the operation"):
+            first.reload()
+    finally:
+        log.close()
+    assert not (first.mount / "data" / "theirs.txt").exists()  # a commit brings in nothing of others'
+    first.reload()
+    assert (first.mount / "data" / "theirs.txt").read_text() == "another call's"
+
+
+def test_claims_put_first_win_across_processes(tmp_path):
+    """The claims Dict's put(skip_if_exists=True), as the client and every call see it: one winner."""
+    from remote.rehearsal.dicts import RehearsalDict
+
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", "import sys; from pathlib import Path; from remote.rehearsal.dicts import "
+             "RehearsalDict; print(RehearsalDict(Path(sys.argv[1]), 'claims').put('run', sys.argv[2], "
+             "skip_if_exists=True))", str(tmp_path), f"call-{n}"],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )
+        for n in range(6)
+    ]  # fmt: skip
+    won = [racer.communicate()[0].strip() == "True" for racer in racers]
+    assert won.count(True) == 1
+    claims = RehearsalDict(tmp_path, "claims")
+    assert claims.get("run") == f"call-{won.index(True)}"
+    assert claims.pop("run") == f"call-{won.index(True)}" and claims.get("run") is None
+
+
+def test_a_call_id_is_looked_up_when_used_and_rehearsed_bodies_import_only_what_the_image_ships(tmp_path):
+    from modal.exception import NotFoundError
+
+    from remote.rehearsal.attempt import SHIPPED, ImageOnly
+    from remote.rehearsal.calls import RehearsalCall
+
+    call = RehearsalCall.from_id(tmp_path, "fc-never-made")  # lazy, as modal.FunctionCall.from_id
+    with pytest.raises(NotFoundError, match="fc-never-made"):
+        call.get(timeout=0)
+    finder = ImageOnly(SHIPPED)
+    for unshipped in ("tasks", "flows.pipeline", "cli.main", "deployments.serve"):
+        with pytest.raises(ModuleNotFoundError, match="the Modal images ship only motioncoach, remote"):
+            finder.find_spec(unshipped, None)
+    assert finder.find_spec("motioncoach.labels", None) is None and finder.find_spec("remote.app", None) is None
+    assert finder.find_spec("numpy", None) is None  # installed packages are the image's business

@@ -280,7 +280,7 @@ def test_the_evaluation_and_the_server_ask_the_same_question_of_a_photo_and_read
 
 
 def test_the_modal_endpoint_rehearsed_serves_the_chosen_release_from_the_volume(release, tmp_path):
-    """The endpoint's own start (deployments/modal_app.py CoachEndpoint.start) on a stand-in volume: it reads
+    """The endpoint's own start (remote/app.py CoachEndpoint.start) on a stand-in volume: it reads
     /data/serving.json, loads the merged release from the volume and answers /health and /v1/coach."""
     import shutil
 

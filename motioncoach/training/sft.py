@@ -57,10 +57,12 @@ def run_sft(
     image_root: Path,
     output_dir: Path,
     on_log: Callable[[dict], None] | None = None,
+    log_path: Path | None = None,
 ) -> TrainResult:
     """Train with `swift sft`; an output_dir holding checkpoints is resumed from its latest one.
 
-    Use a fresh output_dir for a new dataset or recipe: resuming continues the old run's state.
+    Use a fresh output_dir for a new dataset or recipe: resuming continues the old run's state. swift's
+    output goes to log_path (default output_dir/swift.log), appended to, and open while swift runs.
     """
     _check_dependencies()
     output_dir = Path(output_dir).resolve()
@@ -90,7 +92,7 @@ def run_sft(
         errors="replace",
         start_new_session=True,  # its own process group, so torchrun's workers stop with it
     )
-    log_path = output_dir / "swift.log"
+    log_path = Path(log_path) if log_path else output_dir / "swift.log"
     reader = threading.Thread(target=_pump, args=(proc, tail, log_path), daemon=True)
     reader.start()
     try:

@@ -1,26 +1,56 @@
 """The process one attempt of a rehearsed call runs in: `python -m remote.rehearsal.attempt CALL_DIR ATTEMPT_DIR`.
 
-It takes its mount of the volume, runs the function body of the app on the call's JSON input (paths
-under /data pointing into the mount, as the container's /data is its mount), and writes the result or
-the exception for the supervisor. SIGTERM is a cancelled input: the function sees InputCancellation.
+It takes its mount of the volume, installs the stand-ins of Modal's volume, claims Dict and call id into
+remote.container (the app never imports the rehearsal), runs the function body of the app on the call's
+JSON input (paths under /data pointing into the mount, as the container's /data is its mount) with only
+what the image ships importable, and writes the result or the exception for the supervisor. Its writes
+are committed in the background and when it exits, as Modal commits a container's. SIGTERM is a
+cancelled input: the function sees InputCancellation.
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import os
 import pickle
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
 
+from remote.contract import CLAIMS_DICT, ROOT, VOLUME_PATH
 from remote.rehearsal import faults
+from remote.rehearsal.calls import ENTERED, TRAINING
+from remote.rehearsal.dicts import RehearsalDict
 from remote.rehearsal.volume import mounted_volume
 
-MOUNT = "/data"
-TRAINING = ("train", "train_smoke")
+BACKGROUND_COMMIT_SECONDS = float(os.environ.get("MOTIONCOACH_REHEARSAL_BACKGROUND_COMMIT_S", "20"))
+
+
+class ImageOnly(importlib.abc.MetaPathFinder):
+    """Refuses the checkout's packages that no image ships (remote.images.SHIPPED_PACKAGES): a body that
+    imports tasks, flows or the CLI works here and fails on Modal."""
+
+    def __init__(self, shipped: tuple[str, ...]):
+        self.unshipped = {
+            p.name.removesuffix(".py") for p in ROOT.iterdir()
+            if (p.is_dir() and (p / "__init__.py").exists() or p.suffix == ".py") and p.name.removesuffix(".py")
+            not in shipped
+        }  # fmt: skip
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname.partition(".")[0] in self.unshipped:
+            raise ModuleNotFoundError(
+                f"No module named {fullname!r}: the Modal images ship only {', '.join(SHIPPED)} of the checkout",
+                name=fullname,
+            )
+        return None
+
+
+SHIPPED = ("motioncoach", "remote")
 # swift as a process that runs out of GPU memory: the oom@train fault puts it first on PYTHONPATH.
 OUT_OF_MEMORY = (
     "import sys\n"
@@ -64,22 +94,33 @@ def run(call_dir: Path, attempt_dir: Path) -> int:
 
     signal.signal(signal.SIGTERM, cancelled)
     request = json.loads((call_dir / "input.json").read_text())
-    mount = mounted_volume().mount  # the volume as of this attempt's start
+    volume = mounted_volume()  # the volume as of this attempt's start
+    mount = volume.mount
+    stop = threading.Event()
+    threading.Thread(target=_commit_in_background, args=(volume, stop), daemon=True).start()
     try:
-        from deployments import modal_app
+        from remote import container
+
+        container.install(volume=volume, claims=RehearsalDict(volume.root, CLAIMS_DICT), call_id=call_dir.name)
+        sys.meta_path.insert(0, ImageOnly(SHIPPED))
+        from remote import app
 
         warnings.filterwarnings("ignore", message=".*executing locally.*")
-        if request["function"] in TRAINING and faults.fire_once(mounted_volume().root, "oom@train"):
+        if request["function"] in TRAINING and faults.fire_once(volume.root, "oom@train"):
             _swift_out_of_memory(attempt_dir)
-        function = getattr(modal_app, request["function"])
-        args, kwargs = rebase(request["args"], MOUNT, str(mount)), rebase(request["kwargs"], MOUNT, str(mount))
+        function = getattr(app, request["function"])
+        args = rebase(request["args"], VOLUME_PATH, str(mount))
+        kwargs = rebase(request["kwargs"], VOLUME_PATH, str(mount))
+        (attempt_dir / ENTERED).touch()
         result = function.local(*args, **kwargs)
-        payload = json.dumps(rebase(json.loads(json.dumps(result)), str(mount), MOUNT))
+        payload = json.dumps(rebase(json.loads(json.dumps(result)), str(mount), VOLUME_PATH))
+        _commit_at_exit(volume, stop)
         partial = attempt_dir / ".result.json.partial"
         partial.write_text(payload)
         partial.replace(attempt_dir / "result.json")
         return 0
     except BaseException as error:  # noqa: BLE001 - every failure goes back to the caller, as Modal does
+        _commit_at_exit(volume, stop)
         traceback.print_exc()
         try:
             data = pickle.dumps(error)
@@ -90,6 +131,24 @@ def run(call_dir: Path, attempt_dir: Path) -> int:
             data = pickle.dumps(RemoteError("".join(traceback.format_exception(error))))
         (attempt_dir / "error.pickle").write_bytes(data)
         return 1
+
+
+def _commit_in_background(volume, stop: threading.Event) -> None:
+    """Modal commits a container's writes in the background now and then."""
+    while not stop.wait(BACKGROUND_COMMIT_SECONDS):
+        try:
+            volume.background_commit()
+        except Exception:  # noqa: BLE001 - a background commit that fails is simply made later
+            pass
+
+
+def _commit_at_exit(volume, stop: threading.Event) -> None:
+    """What the container wrote is committed when it exits, as Modal does."""
+    stop.set()
+    try:
+        volume.background_commit()
+    except Exception:  # noqa: BLE001 - nothing more to do for a container that is going
+        traceback.print_exc()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """modal.Function and modal.FunctionCall for the rehearsal: each call is supervised by a process of its own.
 
 A call's record lives in <root>/.rehearsal/calls/<id>/: input.json, the supervisor's pid, output.log,
-then result.json, error.pickle or cancelled. The supervisor (remote.rehearsal.supervisor) runs the
-attempts, with the function's retries and timeout, and restarts a preempted input.
+then result.json, error.pickle, cancelled or internal. The supervisor (remote.rehearsal.supervisor) runs
+the attempts, with the function's retries and timeout, and restarts a preempted input. from_id is lazy,
+as Modal's is: an id that names no call fails at its first use.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from remote.rehearsal import CALLS_DIR, faults
 
 POLL_SECONDS = 0.2
 STARTED_ORDER = "started_ns"  # in each call dir: when the call was made, to list calls in order
+ENTERED = "entered"  # in an attempt's dir: its function body has been entered
+INTERNAL = "internal"  # in a call dir: the call ended in Modal's INTERNAL_FAILURE
+TRAINING = ("train", "train_smoke")
+WARM_START_SECONDS = 120.0  # how long a warm spawn may wait for its body to be entered
 
 
 class RehearsalFunction:
@@ -35,7 +40,16 @@ class RehearsalFunction:
         return self.spawn(*args, **kwargs).result()
 
     def spawn(self, *args: Any, **kwargs: Any) -> RehearsalCall:
-        return RehearsalCall.start(self.root, self.name, list(args), kwargs)
+        """A new call. warm@train: a training call's body is entered before this returns, as on a warm
+        container; lost-spawn@train: the call is made, and its answer lost (modal's ConnectionError)."""
+        from modal.exception import ConnectionError as ModalConnectionError
+
+        call = RehearsalCall.start(self.root, self.name, list(args), kwargs)
+        if self.name in TRAINING and faults.fire_once(self.root, "warm@train") is not None:
+            call.wait_entered(WARM_START_SECONDS)
+        if self.name in TRAINING and faults.fire_once(self.root, "lost-spawn@train") is not None:
+            raise ModalConnectionError("rehearsed fault lost-spawn@train: the answer to the spawn was lost")
+        return call
 
     def map(
         self, *inputs: Iterable, kwargs: dict | None = None, order_outputs: bool = True, parallel: int | None = None
@@ -91,31 +105,50 @@ class RehearsalCall:
 
     @classmethod
     def from_id(cls, root: Path, object_id: str) -> RehearsalCall:
+        """A handle on the call; nothing is looked up until it is used."""
+        return cls(root, object_id)
+
+    def _exists(self) -> None:
         from modal.exception import NotFoundError
 
-        call = cls(root, object_id)
-        if not (call.dir / "input.json").is_file():
-            raise NotFoundError(f"Function call {object_id} not found")
-        return call
+        if not (self.dir / "input.json").is_file():
+            raise NotFoundError(f"Function call {self.object_id} not found")
+
+    def wait_entered(self, timeout: float) -> None:
+        """Until an attempt of the call has entered its function body (or the call has ended)."""
+        deadline = time.monotonic() + timeout
+        while not any(self.dir.glob(f"attempts/*/{ENTERED}")) and not self.finished():
+            if time.monotonic() > deadline:
+                return
+            time.sleep(POLL_SECONDS / 4)
 
     def finished(self) -> bool:
-        return any((self.dir / n).exists() for n in ("result.json", "error.pickle", "cancelled")) or not self._alive()
+        ended = ("result.json", "error.pickle", "cancelled", INTERNAL)
+        return any((self.dir / n).exists() for n in ended) or not self._alive()
 
     def get(self, timeout: float | None = None) -> Any:
         """FunctionCall.get: the result; the function's own exception if it raised; builtin TimeoutError while
-        it runs (connection@get:N makes the next N calls lose their connection to Modal)."""
+        it runs (connection@get:N makes the next N calls lose their connection to Modal; internal@get ends the
+        call in Modal's internal failure)."""
         from modal.exception import ConnectionError as ModalConnectionError
 
+        self._exists()
         if faults.fire(self.root, "connection@get"):
             raise ModalConnectionError("rehearsed fault: the connection to Modal was lost")
+        if not self._settled() and faults.fire_once(self.root, "internal@get") is not None:
+            (self.dir / INTERNAL).write_text("rehearsed fault internal@get")
+            self.cancel(terminate_containers=True)
         return self.result(timeout)
 
     def result(self, timeout: float | None = None) -> Any:
         """The call's outcome, as .remote() and .map() wait for it."""
-        from modal.exception import RemoteError
+        from modal.exception import InternalFailure, RemoteError
 
+        self._exists()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            if (self.dir / INTERNAL).exists():
+                raise InternalFailure(f"Function call {self.object_id} failed: an internal error of Modal's")
             if (self.dir / "result.json").exists():
                 return json.loads((self.dir / "result.json").read_text())
             if (self.dir / "error.pickle").exists():
@@ -131,6 +164,7 @@ class RehearsalCall:
 
     def cancel(self, terminate_containers: bool = False) -> None:
         """Ask the supervisor to stop the call, and return at once, as Modal does."""
+        self._exists()
         if self._settled():
             return
         (self.dir / "cancelled").write_text(json.dumps({"terminate_containers": terminate_containers}))
@@ -186,10 +220,3 @@ def calls_made(root: Path) -> list[tuple[str, str]]:
         request = json.loads((order.parent / "input.json").read_text())
         found.append((int(order.read_text()), request["function"], order.parent.name))
     return [(function, call_id) for _, function, call_id in sorted(found)]
-
-
-def clear_calls(root: Path) -> None:
-    """Forget finished calls' records (the volume's data is kept)."""
-    import shutil
-
-    shutil.rmtree(Path(root) / CALLS_DIR, ignore_errors=True)

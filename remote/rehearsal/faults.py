@@ -5,7 +5,12 @@
   input is restarted as Modal restarts a preempted input;
 - connection@get:N: the next N FunctionCall.get calls raise modal's ConnectionError;
 - error@volume-read:N: the next N client reads of a volume file raise a modal error;
-- stale@deploy: the deployed app reports an older version than the checkout's.
+- stale@deploy: the deployed app reports an older version than the checkout's;
+- lost-spawn@train: the next training spawn creates its call, and the answer to the spawn is lost (the
+  client sees modal's ConnectionError);
+- internal@get: the next FunctionCall.get finds its call ended in INTERNAL_FAILURE (modal's InternalFailure);
+- commit-fail@train:N: the next N volume commits in a training container fail;
+- warm@train: the next training call starts at once, on a warm container, before spawn returns.
 
 Each fault fires once: the rehearsal volume remembers what fired (.rehearsal/faults.json), so a rerun
 with the same variable does not see it again.
@@ -23,8 +28,11 @@ from pathlib import Path
 
 FAULTS_ENV = "MOTIONCOACH_REHEARSAL_FAULTS"
 FAULTS_FILE = ".rehearsal/faults.json"
-KNOWN = {"oom@train", "preempt@train", "connection@get", "error@volume-read", "stale@deploy"}
-_SPEC = re.compile(r"^(?P<fault>[a-z]+@[a-z-]+)(?::(?P<n>\d+))?$")
+KNOWN = {
+    "oom@train", "preempt@train", "connection@get", "error@volume-read", "stale@deploy", "lost-spawn@train",
+    "internal@get", "commit-fail@train", "warm@train",
+}  # fmt: skip
+_SPEC = re.compile(r"^(?P<fault>[a-z-]+@[a-z-]+)(?::(?P<n>\d+))?$")
 
 
 class FaultSpecError(ValueError):

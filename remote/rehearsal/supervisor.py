@@ -20,11 +20,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from remote.container import VOLUME_ROOT_VARIABLE
+from remote.contract import APP_VERSION_VARIABLE
 from remote.rehearsal import SECRETS_DIR, faults
 from remote.rehearsal.processes import become_subreaper, kill_below
-from remote.rehearsal.volume import MOUNT_ENV, ROOT_ENV
+from remote.rehearsal.volume import FUNCTION_ENV, MOUNT_ENV, ROOT_ENV
 
-MOUNT = "/data"  # where the functions mount the volume on Modal
 # What every process needs to start, whatever its function: the rest of the caller's environment stays out.
 PROCESS_VARIABLES = ("PATH", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "TERM", "TZ")
 # The caller's settings of the rehearsal itself, and of the processes' own housekeeping.
@@ -45,9 +46,9 @@ class Supervisor:
         self.call_dir = Path(call_dir)
         self.root = self.call_dir.parents[2]  # <root>/.rehearsal/calls/<id>
         self.request = json.loads((self.call_dir / "input.json").read_text())
-        from deployments import modal_app
+        from remote import app
 
-        self.spec = modal_app.SPECS[self.request["function"]]
+        self.spec = app.SPECS[self.request["function"]]
         self.stopping = False
         self.process: subprocess.Popen | None = None
         signal.signal(signal.SIGTERM, self._cancel)
@@ -161,16 +162,14 @@ class Supervisor:
                 env |= {str(key): str(value) for key, value in json.loads(stored.read_text()).items()}
             else:
                 env |= {key: caller[key] for key in secret.keys if key in caller}
-        from deployments import modal_app
-
         if self.request["function"] == "app_version" and faults.fire_once(self.root, "stale@deploy"):
-            env[modal_app.APP_VERSION_VARIABLE] = "0" * 16  # a deployment of older code
+            env[APP_VERSION_VARIABLE] = "0" * 16  # a deployment of older code
 
         env |= {
-            "MOTIONCOACH_VOLUME_ROOT": str(mount),  # read by modal_app.data_root()
-            modal_app.REHEARSED_CALL: self.call_dir.name,
+            VOLUME_ROOT_VARIABLE: str(mount),  # read by remote.container.data_root()
             ROOT_ENV: str(self.root),
             MOUNT_ENV: str(mount),
+            FUNCTION_ENV: self.request["function"],
             CHECKPOINT_POLL_VARIABLE: "0.5",  # commit checkpoints as they complete, at the CPU recipe's pace
             "PYTHONUNBUFFERED": "1",
         }

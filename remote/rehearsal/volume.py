@@ -5,8 +5,12 @@ A call's mount is a copy of the directory as of the call's start (large files ar
 are replaced, never written in place, by anything the app does). JSON files name volume paths as on
 Modal (/data/...) on the directory, and as the call's own mount inside it. Its writes reach the directory only
 at commit(): every file changed or added since the mount was taken or last synced is copied over
-(the last commit of a file wins, as on Modal), and every file it deleted is deleted. reload() commits
-what is pending, as Modal's may, then brings in what other calls committed.
+(the last commit of a file wins, as on Modal), and every file it deleted is deleted; what other calls
+committed stays out until reload(). reload() fails while a process of the container holds a file of the
+mount open, as Modal's does ("there are open files preventing the operation"), and so does the reload
+that Modal's commit() makes after committing; otherwise it commits what is pending, as Modal's may, then
+brings in what other calls committed. The attempt also commits in the background and when its
+container exits, as Modal does.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from remote.rehearsal import faults
+from remote.rehearsal.processes import descendants
 
 PRIVATE = ".rehearsal"  # the rehearsal's own records inside the directory: never part of the volume
 LINK_AT_BYTES = 8 << 20  # files this large are hard-linked into a mount instead of copied
@@ -27,8 +33,10 @@ VOLUME_PATH = "/data"  # where the functions mount the volume on Modal
 # Files that name volume paths (caches, records, configs): on the directory they read /data/..., as on
 # Modal, and in a call's mount that mount's own path, so a path one call writes opens in the next.
 PATH_FILES = (".json", ".jsonl")
-MOUNT_ENV = "MOTIONCOACH_REHEARSAL_MOUNT"  # the attempt's mount, and
-ROOT_ENV = "MOTIONCOACH_REHEARSAL_ROOT"  # the directory it syncs with, for mounted_volume()
+MOUNT_ENV = "MOTIONCOACH_REHEARSAL_MOUNT"  # the attempt's mount,
+ROOT_ENV = "MOTIONCOACH_REHEARSAL_ROOT"  # the directory it syncs with, for mounted_volume(),
+FUNCTION_ENV = "MOTIONCOACH_REHEARSAL_FUNCTION"  # and the function it runs
+TRAINING = ("train", "train_smoke")
 
 Manifest = dict[str, tuple[int, int, int]]  # relative path -> (inode, size, mtime_ns)
 
@@ -55,6 +63,15 @@ def _place(source: Path, target: Path, link: bool, paths: tuple[str, str]) -> No
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.rehearsal-partial")
     partial.unlink(missing_ok=True)
+    try:
+        _write_partial(source, partial, link, paths)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # the source went while it was copied: nothing half-made stays
+        raise
+    partial.replace(target)
+
+
+def _write_partial(source: Path, partial: Path, link: bool, paths: tuple[str, str]) -> None:
     if source.suffix in PATH_FILES:
         old, new = paths
         text = source.read_bytes()
@@ -67,7 +84,6 @@ def _place(source: Path, target: Path, link: bool, paths: tuple[str, str]) -> No
         os.link(source, partial)
     else:
         shutil.copy2(source, partial)
-    partial.replace(target)
 
 
 @contextmanager
@@ -83,48 +99,75 @@ def _committing(root: Path) -> Iterator[None]:
 class MountedVolume:
     """A call's private mount of the volume: commit() and reload() as modal.Volume offers them in a container."""
 
-    def __init__(self, root: Path, mount: Path):
-        self.root, self.mount = Path(root), Path(mount)
+    def __init__(self, root: Path, mount: Path, function: str = ""):
+        self.root, self.mount, self.function = Path(root), Path(mount), function
         self.mine: Manifest = {}  # the mount as last synced with the directory
         self.theirs: Manifest = {}  # the directory as last synced
+        self._lock = threading.Lock()  # the app's commits and the background ones, one at a time
 
     @classmethod
-    def take(cls, root: Path, mount: Path) -> MountedVolume:
+    def take(cls, root: Path, mount: Path, function: str = "") -> MountedVolume:
         """A new mount holding the directory's committed state."""
-        volume = cls(root, mount)
+        volume = cls(root, mount, function)
         Path(mount).mkdir(parents=True, exist_ok=True)
         with _committing(root):
             volume._bring_in(_files(volume.root))
         return volume
 
     def commit(self) -> None:
-        with _committing(self.root):
-            now = _files(self.mount)  # one snapshot: what the app writes or deletes meanwhile waits for the next
-            changed = [name for name, stat in now.items() if self.mine.get(name) != stat]
-            deleted = set(self.mine) - set(now)
-            for name in list(changed):
-                try:
-                    _place(self.mount / name, self.root / name, link=False, paths=(str(self.mount), VOLUME_PATH))
-                except FileNotFoundError:  # deleted since the snapshot: the next commit sees it gone
-                    changed.remove(name)
-                    del now[name]
-                    if name in self.mine:
-                        now[name] = self.mine[name]
-            for name in deleted:
-                (self.root / name).unlink(missing_ok=True)
-                _prune_empty_dirs(self.root, self.mount, PurePosixPath(name).parent)
-            theirs = _files(self.root)
-            for name in changed:  # what this call just wrote: the mount holds it already
-                if name in theirs:
-                    self.theirs[name] = theirs[name]
-            for name in deleted:
-                self.theirs.pop(name, None)
-            self.mine = now
-            self._bring_in(theirs)
+        """Publish this call's writes, then (as Modal's commit does) reload: which fails with files open."""
+        if self.function in TRAINING and faults.fire(self.root, "commit-fail@train"):
+            raise RuntimeError("rehearsed fault commit-fail@train: the volume commit failed")
+        self._publish()
         self._fire_preemption()
+        self._refuse_open_files()
 
     def reload(self) -> None:
-        self.commit()  # what is pending goes first, as Modal's reload may commit it
+        """Commit what is pending, then bring in what other calls committed; refused while files are open."""
+        self._refuse_open_files()
+        with self._lock, _committing(self.root):
+            self._publish_locked()
+            self._bring_in(_files(self.root))
+
+    def background_commit(self) -> None:
+        """What Modal's background commits do: publish, quietly; nothing to reload."""
+        self._publish()
+
+    def _publish(self) -> None:
+        with self._lock, _committing(self.root):
+            self._publish_locked()
+
+    def _refuse_open_files(self) -> None:
+        open_here = open_files_under(self.mount)
+        if open_here:
+            raise RuntimeError(
+                "there are open files preventing the operation: "
+                f"{open_here[0].relative_to(self.mount).as_posix()} is open"
+            )
+
+    def _publish_locked(self) -> None:
+        """Copy what this call changed or deleted since the last sync onto the directory (commit lock held)."""
+        now = _files(self.mount)  # one snapshot: what the app writes or deletes meanwhile waits for the next
+        changed = [name for name, stat in now.items() if self.mine.get(name) != stat]
+        deleted = set(self.mine) - set(now)
+        for name in list(changed):
+            try:
+                _place(self.mount / name, self.root / name, link=False, paths=(str(self.mount), VOLUME_PATH))
+            except FileNotFoundError:  # deleted since the snapshot: the next commit sees it gone
+                changed.remove(name)
+                del now[name]
+                if name in self.mine:
+                    now[name] = self.mine[name]
+        for name in deleted:
+            (self.root / name).unlink(missing_ok=True)
+            _prune_empty_dirs(self.root, self.mount, PurePosixPath(name).parent)
+        theirs = _files(self.root)
+        for name in changed:  # what this call just wrote: the mount holds it already
+            if name in theirs:
+                self.theirs[name] = theirs[name]
+        for name in deleted:
+            self.theirs.pop(name, None)
+        self.mine = now
 
     def _bring_in(self, theirs: Manifest) -> None:
         """Copy into the mount what the directory holds that differs from what this mount last saw of it.
@@ -160,6 +203,25 @@ def _prune_empty_dirs(root: Path, mount: Path, folder: PurePosixPath) -> None:
         folder = folder.parent
 
 
+def open_files_under(folder: Path) -> list[Path]:
+    """Files below folder that this process or one it started holds open (what a container would hold)."""
+    folder = Path(folder)
+    found = []
+    for pid in [os.getpid(), *descendants(os.getpid())]:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = Path(os.readlink(fd))
+            except OSError:
+                continue
+            if target.is_relative_to(folder) and target.is_file():
+                found.append(target)
+    return found
+
+
 _MOUNTED: MountedVolume | None = None
 
 
@@ -167,7 +229,9 @@ def mounted_volume() -> MountedVolume:
     """This attempt's mount (the process a rehearsed call runs in)."""
     global _MOUNTED
     if _MOUNTED is None:
-        _MOUNTED = MountedVolume.take(Path(os.environ[ROOT_ENV]), Path(os.environ[MOUNT_ENV]))
+        _MOUNTED = MountedVolume.take(
+            Path(os.environ[ROOT_ENV]), Path(os.environ[MOUNT_ENV]), os.environ.get(FUNCTION_ENV, "")
+        )
     return _MOUNTED
 
 
