@@ -6,6 +6,7 @@ the YAML metadata the Hub reads (base_model, library_name, tags, license).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,8 @@ from motioncoach.evaluation.gallery import GALLERY_DIR
 from motioncoach.prompts import system_prompt
 from motioncoach.publish.config import HubConfig
 from motioncoach.publish.rendering import pct, template
+from motioncoach.serving.photo import processor_size
+from motioncoach.serving.vllm import MAX_MODEL_LEN
 
 if TYPE_CHECKING:
     from huggingface_hub import DatasetCard, ModelCard
@@ -59,11 +62,23 @@ def model_card(lineage: Lineage, config: HubConfig, gallery: list[str] | None = 
         hub_base=hub_base,
         base_for_code=base if hub_base else "<the base model directory>",
         adapter_ref=repo_id or "<this adapter's directory>",
+        vllm_flags=vllm_flags(lineage),
         teachers=teachers_of(lineage),
         system_prompt=system_prompt(),
         gallery=gallery or [],
         lineage_markdown=lineage.to_markdown(),
     )
+
+
+def vllm_flags(lineage: Lineage) -> str:
+    """`vllm serve` flags that serve the release as trained: its context, one photo a prompt, and the
+    processor resizing to the training pixels (Qwen3-VL's default is 16.7 M pixels)."""
+    context = lineage.serving.max_model_len if lineage.serving else MAX_MODEL_LEN
+    flags = f"--max-model-len {context} --limit-mm-per-prompt '{json.dumps({'image': 1})}'"
+    pixels = lineage.training.config.get("max_pixels")
+    if pixels:
+        flags += f" --mm-processor-kwargs '{json.dumps({'size': processor_size(int(pixels))})}'"
+    return flags
 
 
 def write_model_card(adapter_dir: Path, lineage: Lineage, config: HubConfig) -> Path:

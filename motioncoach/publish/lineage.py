@@ -27,14 +27,13 @@ from motioncoach.publish.hub import HubStatus
 from motioncoach.publish.rendering import render_lineage_markdown
 from motioncoach.publish.sources import SourceSummary, summarize_sources
 from motioncoach.serving.merge import ADAPTER_WEIGHTS, LoraPlacement, lora_placement
-from motioncoach.serving.vllm import VLLM_VERSION
+from motioncoach.serving.release import LINEAGE_FILE
+from motioncoach.serving.vllm import MAX_MODEL_LEN, VLLM_VERSION
 from motioncoach.teachers.request import asked_version
 from motioncoach.teachers.store import STORE_FILE
 from motioncoach.training.base_model import hub_model_id
 from motioncoach.training.checkpoints import RunDirState, run_dir_state
 from motioncoach.training.session import TrainedAdapter
-
-LINEAGE_FILE = "lineage.json"
 
 
 class FilterYield(BaseModel):
@@ -101,6 +100,7 @@ class ServingSummary(BaseModel):
     served_as: str = Field(description="What answered as the fine-tuned model in the evaluation.")
     merged: str | None = Field(None, description="The merged release (base + LoRA folded in), where it is.")
     vllm_version: str = Field(VLLM_VERSION, description="The vLLM the serving image pins (it has the tower flag).")
+    max_model_len: int = Field(MAX_MODEL_LEN, gt=0, description="The context the release is served with.")
 
 
 class PoseModel(BaseModel):

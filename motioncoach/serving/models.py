@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 from motioncoach.errors import ConfigurationError
 from motioncoach.modal_release import MODAL_ADAPTER_FILE, read_modal_adapter
 from motioncoach.serving.backends import adapter_base_model, is_adapter
+from motioncoach.serving.release import read_lineage, recorded_max_pixels, recorded_pose
 
 log = logging.getLogger(__name__)
 
@@ -83,30 +83,21 @@ def _download(repo_id: str) -> Path:
 
 
 def training_max_pixels(choice: ModelChoice) -> int:
-    """MAX_PIXELS the model was trained with, from the release's lineage.json (beside an adapter, or carried
-    into a merged directory); the production recipe's when there is no record."""
+    """MAX_PIXELS the model was trained with, as the release records it (lineage.json beside an adapter or
+    carried into a merged directory, or the merge's record); the production recipe's when there is none."""
     from motioncoach.config import TrainConfig
 
-    for folder in (choice.adapter, Path(choice.model)):
-        try:
-            return int(json.loads((Path(folder) / "lineage.json").read_text())["training"]["config"]["max_pixels"])
-        except (OSError, TypeError, ValueError, KeyError):
-            continue
-    default = TrainConfig().max_pixels
-    log.warning("no lineage.json beside %s: showing photos at the production recipe's %d pixels", choice.label, default)
-    return default
+    recorded = recorded_max_pixels([choice.adapter, Path(choice.model)])
+    if recorded is None:
+        recorded = TrainConfig().max_pixels
+        log.warning("no record of MAX_PIXELS beside %s: photos are shown at the production recipe's %d", choice.label,
+                    recorded)  # fmt: skip
+    return recorded
 
 
 def _lineage(choice: ModelChoice) -> dict:
     """The release's lineage.json (beside an adapter, or carried into a merged directory), or {}."""
-    for folder in (choice.adapter, Path(choice.model)):
-        if folder is None:
-            continue
-        try:
-            return json.loads((Path(folder) / "lineage.json").read_text())
-        except (OSError, ValueError):
-            continue
-    return {}
+    return read_lineage([choice.adapter, Path(choice.model)])
 
 
 DEFAULT_POSE_WEIGHTS = "yolo11n-pose.pt"
@@ -114,10 +105,8 @@ DEFAULT_POSE_WEIGHTS = "yolo11n-pose.pt"
 
 def release_pose_weights(choice: ModelChoice | None) -> str:
     """The pose model the release's dataset was filtered with (its lineage says), else the shipped yolo11n."""
-    if choice is None:
-        return DEFAULT_POSE_WEIGHTS
-    pose = _lineage(choice).get("pose") or {}
-    return str(pose.get("weights") or DEFAULT_POSE_WEIGHTS)
+    pose = recorded_pose([choice.adapter, Path(choice.model)]) if choice else None
+    return str(pose["weights"]) if pose else DEFAULT_POSE_WEIGHTS
 
 
 @dataclass(frozen=True)

@@ -74,17 +74,29 @@ def decode_base64_image(text: str) -> bytes:
 
 # Qwen3-VL: 16-pixel patches merged 2 x 2, so one visual token per 32 x 32 pixels.
 PIXELS_PER_TOKEN_SIDE = 32
+MIN_TOKENS = 4  # qwen_vl_utils' IMAGE_MIN_TOKEN_NUM: the fewest visual tokens swift shows an image with
+
+
+def pixel_bounds(max_pixels: int) -> tuple[int, int]:
+    """The fewest and the most pixels a training image had: swift turns MAX_PIXELS into whole visual tokens
+    (IMAGE_MAX_TOKEN_NUM), then qwen_vl_utils back into pixels."""
+    tokens = PIXELS_PER_TOKEN_SIDE**2
+    return MIN_TOKENS * tokens, max(MIN_TOKENS, max_pixels // tokens) * tokens
+
+
+def processor_size(max_pixels: int) -> dict[str, int]:
+    """The Qwen3-VL image processor's `size` that resizes as training did (its edges are pixel counts)."""
+    fewest, most = pixel_bounds(max_pixels)
+    return {"longest_edge": most, "shortest_edge": fewest}
 
 
 def model_input(image: Image.Image, max_pixels: int) -> Image.Image:
     """An upright RGB image resized as MS-Swift resizes training images for Qwen3-VL: qwen_vl_utils'
     smart_resize to whole visual tokens, at most max_pixels (MAX_PIXELS), then PIL's resize."""
-    from qwen_vl_utils.vision_process import IMAGE_MIN_TOKEN_NUM, smart_resize
+    from qwen_vl_utils.vision_process import smart_resize
 
-    factor = PIXELS_PER_TOKEN_SIDE
-    # swift turns MAX_PIXELS into whole tokens (IMAGE_MAX_TOKEN_NUM), then qwen_vl_utils back into pixels.
+    fewest, most = pixel_bounds(max_pixels)
     height, width = smart_resize(
-        image.height, image.width, factor=factor, min_pixels=IMAGE_MIN_TOKEN_NUM * factor**2,
-        max_pixels=max(IMAGE_MIN_TOKEN_NUM, max_pixels // factor**2) * factor**2,
-    )  # fmt: skip
+        image.height, image.width, factor=PIXELS_PER_TOKEN_SIDE, min_pixels=fewest, max_pixels=most
+    )
     return image.convert("RGB").resize((width, height))
