@@ -7,7 +7,6 @@ weights, or a Hub repo of either) and go through motioncoach.serving, the path t
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +26,19 @@ BaseModelOption = Annotated[
     str | None, typer.Option(help="The adapter's base model (directory or Hub id), when not the one it records.")
 ]
 MaxNewTokensOption = Annotated[int, typer.Option(min=1, help="Tokens each answer may use (a full label is ~600).")]
-SERVE_TOKEN_VARIABLE = "MOTIONCOACH_SERVE_TOKEN"
+PoseWeightsOption = Annotated[
+    str | None,
+    typer.Option(
+        help="YOLO pose weights (default: those the release's dataset was filtered with, as its lineage says).",
+        show_default=False,
+    ),
+]
+MaxPixelsOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="Pixels photos are shown at (default: the release's training MAX_PIXELS).", show_default=False
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -41,18 +52,27 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _local_coach(adapter: str, base_model: str | None, max_new_tokens: int, batch_size: int, pose_weights: str):
-    """The coach over the transformers backend, on this machine."""
+def _say(notes: list[str]) -> None:
+    for note in notes:
+        typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
+
+
+def _local_coach(adapter: str, base_model: str | None, max_new_tokens: int, batch_size: int,
+                 pose_weights: str | None, max_pixels: int | None):  # fmt: skip
+    """The coach over the transformers backend, on this machine, with the release's pixels and pose model."""
     from motioncoach.config import PoseFilterConfig
     from motioncoach.serving.backends import TransformersBackend
     from motioncoach.serving.coach import Coach
-    from motioncoach.serving.models import choose_model, training_max_pixels
+    from motioncoach.serving.models import choose_model
+    from motioncoach.serving.release import serving_settings
 
     choice = choose_model(adapter, base_model)
+    settings = serving_settings([choice.adapter, Path(choice.model)], max_pixels=max_pixels, pose_weights=pose_weights)
+    _say(settings.notes)
     backend = TransformersBackend(
         choice.model, choice.adapter, max_new_tokens=max_new_tokens, batch_size=batch_size, name="transformers"
     )
-    return Coach(backend, training_max_pixels(choice), PoseFilterConfig(weights=pose_weights)), choice
+    return Coach(backend, settings.max_pixels, PoseFilterConfig(weights=settings.pose_weights)), choice.label
 
 
 def coach(
@@ -68,9 +88,8 @@ def coach(
     ] = None,
     max_new_tokens: MaxNewTokensOption = 1024,
     batch_size: Annotated[int, typer.Option(min=1, help="Photos per model call.")] = 4,
-    pose_weights: Annotated[
-        str, typer.Option(help="YOLO pose weights: those the dataset was filtered with.")
-    ] = "yolo11n-pose.pt",
+    pose_weights: PoseWeightsOption = None,
+    max_pixels: MaxPixelsOption = None,
 ) -> None:
     """Coach photos: one AnalysisResponse JSON object per photo per line, in order, on stdout."""
     from motioncoach.serving.coach import CoachRequest
@@ -93,7 +112,7 @@ def coach(
     if not requests:
         raise typer.Exit(1)
     try:
-        model, _ = _local_coach(adapter, base_model, max_new_tokens, batch_size, pose_weights)
+        model, _ = _local_coach(adapter, base_model, max_new_tokens, batch_size, pose_weights, max_pixels)
     except MotionCoachError as exc:
         raise _fail(str(exc)) from None
     results = model.coach(requests)
@@ -149,9 +168,19 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     max_new_tokens: MaxNewTokensOption = 1024,
     batch_size: Annotated[int, typer.Option(min=1, help="Requests coached in one model call.")] = 8,
-    pose_weights: Annotated[
-        str, typer.Option(help="YOLO pose weights (default: yolo11n-pose.pt here, yolo26x-pose.pt on Modal).")
-    ] = "",
+    pose_weights: PoseWeightsOption = None,
+    max_pixels: MaxPixelsOption = None,
+    openai_upstream: Annotated[
+        str | None,
+        typer.Option(
+            help="Coach with the model of this OpenAI-compatible server (vLLM, `swift deploy`), e.g. "
+            "http://127.0.0.1:8001, and expose its /v1 API too. Its key: MOTIONCOACH_SERVE_UPSTREAM_KEY.",
+            show_default=False,
+        ),
+    ] = None,
+    upstream_model: Annotated[
+        str | None, typer.Option(help="The upstream's model name (default: the one it lists).", show_default=False)
+    ] = None,
     profile: Annotated[
         Profile, typer.Option(help="local: serve here; modal: choose the release the Modal endpoint serves.")
     ] = Profile.local,
@@ -160,34 +189,76 @@ def serve(
     ),
     rehearse_volume: RehearseOption = None,
 ) -> None:
-    """Serve the coach over HTTP: GET /health, POST /v1/coach {"image": base64, "activity": "squat"}.
+    """Serve the coach over HTTP: the app's POST / (multipart, as the app sends it), POST /v1/coach
+    {"image": base64, "activity": "squat"}, GET /health, GET /metrics.
 
-    With MOTIONCOACH_SERVE_TOKEN set, /v1 requests must carry `Authorization: Bearer <token>`. With --profile
-    modal the release is served by the deployed app's endpoint (vLLM on one H200, scaling to zero): this
-    command chooses it, prints the URL and waits for the endpoint to answer.
+    With MOTIONCOACH_SERVE_TOKEN set, every route but /health needs `Authorization: Bearer <token>`. With
+    --openai-upstream the model answers from that server, whose OpenAI API is served under /v1 as well (the
+    Modal endpoint's own mode). With --profile modal the release is served by the deployed app's endpoint (vLLM
+    on one H200, scaling to zero): this command chooses it, prints the URL and waits until the endpoint serves it.
     """
     import uvicorn
 
-    from motioncoach.serving.http import create_app
-
     if profile is Profile.modal:
-        return _serve_on_modal(adapter, data_dir, pose_weights or "yolo26x-pose.pt", rehearse_volume, host, port)
+        return _serve_on_modal(adapter, data_dir, pose_weights, rehearse_volume, host, port)
+    from motioncoach.serving.http import create_app
+    from motioncoach.serving.settings import ServeSettings
+
+    secrets = ServeSettings()
     try:
-        model, choice = _local_coach(adapter, base_model, max_new_tokens, batch_size, pose_weights or "yolo11n-pose.pt")
+        if openai_upstream is None:
+            model, release = _local_coach(adapter, base_model, max_new_tokens, batch_size, pose_weights, max_pixels)
+            app = create_app(model, release=release, max_batch=batch_size, token=secrets.secret("token"))
+        else:
+            app, release = _upstream_app(openai_upstream, upstream_model, adapter, secrets, max_new_tokens, batch_size,
+                                         pose_weights, max_pixels)  # fmt: skip
     except MotionCoachError as exc:
         raise _fail(str(exc)) from None
-    token = os.environ.get(SERVE_TOKEN_VARIABLE) or None
-    app = create_app(model, model=choice.label, max_batch=batch_size, token=token)
-    typer.echo(f"serving {choice.label} on http://{host}:{port} (POST /v1/coach, GET /health)", err=True)
+    typer.echo(f"serving {release} on http://{host}:{port} (POST /, POST /v1/coach, GET /health)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
-def _serve_on_modal(adapter: str, data_dir: Path, pose_weights: str, rehearse: Path | None, host: str, port: int):
+def _upstream_app(url: str, model: str | None, adapter: str, secrets, max_new_tokens: int, batch_size: int,
+                  pose_weights: str | None, max_pixels: int | None):  # fmt: skip
+    """The coach in front of an OpenAI-compatible server; the release's pixels and pose model from --adapter's
+    folder when it is here (the served weights may be elsewhere), else said to be the recipe's."""
+    from motioncoach.config import PoseFilterConfig
+    from motioncoach.serving.backends import OpenAIChatBackend, served_model_id
+    from motioncoach.serving.coach import Coach
+    from motioncoach.serving.http import REQUEST_DEADLINE_S, create_app
+    from motioncoach.serving.release import serving_settings
+
+    root = url.rstrip("/").removesuffix("/v1")
+    key = secrets.secret("upstream_key")
+    model = model or served_model_id(f"{root}/v1", key)
+    folder = Path(adapter).expanduser()
+    settings = serving_settings([folder] if folder.is_dir() else [], max_pixels=max_pixels, pose_weights=pose_weights)
+    _say(settings.notes)
+    backend = OpenAIChatBackend(
+        f"{root}/v1", model, max_tokens=max_new_tokens, api_key=key, concurrency=batch_size,
+        timeout_s=REQUEST_DEADLINE_S - 30, name=f"{model} at {root}",
+    )  # fmt: skip
+    coach = Coach(backend, settings.max_pixels, PoseFilterConfig(weights=settings.pose_weights))
+    release = f"{model} at {root}"
+    app = create_app(coach, release=release, max_batch=batch_size, workers=4, token=secrets.secret("token"),
+                     upstream=root, upstream_key=key)  # fmt: skip
+    return app, release
+
+
+def _serve_on_modal(
+    adapter: str, data_dir: Path, pose_weights: str | None, rehearse: Path | None, host: str, port: int
+):
+    from motioncoach.serving.release import recorded_pose
+    from motioncoach.serving.wake import wait_until_serving
     from remote import client, serving
 
     _rehearse(rehearse)
+    folder = Path(adapter).expanduser()
+    recorded = (recorded_pose([folder]) or {}).get("weights") if folder.is_dir() else None
+    if pose_weights and recorded and Path(pose_weights).name != recorded:
+        _say([f"--pose-weights {pose_weights}: the release's dataset was filtered with {recorded}"])
     try:
-        config = serving.serving_config(adapter, pose_weights=pose_weights)
+        config = serving.serving_config(adapter, pose_weights=pose_weights or recorded or "yolo26x-pose.pt")
         client.check_modal_ready(data_dir)
         remote = client.connect(data_dir)
         serving.choose_release(remote, config)
@@ -205,7 +276,11 @@ def _serve_on_modal(adapter: str, data_dir: Path, pose_weights: str, rehearse: P
     except MotionCoachError as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"the endpoint serves {config.model} from its next container start: {url}", err=True)
-    typer.echo(f"cold start: {serving.wake(url, headers):.0f} s until /health answered", err=True)
+    try:
+        seconds = wait_until_serving(url, config.release, headers, limit_s=serving.COLD_START_LIMIT_S)
+    except MotionCoachError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"cold start: {seconds:.0f} s until /health reported {config.release}", err=True)
     typer.echo(url)
 
 
@@ -226,6 +301,7 @@ def merge(
     adapter: AdapterOption = "./lora-adapter",
     base_model: BaseModelOption = None,
     dtype: Annotated[str, typer.Option(help="'auto' keeps the checkpoint's dtype; 'float32' merges in full.")] = "auto",
+    max_pixels: MaxPixelsOption = None,
     profile: Annotated[Profile, typer.Option(help="local: merge here; modal: on the volume.")] = Profile.local,
     rehearse_volume: RehearseOption = None,
 ) -> None:
@@ -242,14 +318,15 @@ def merge(
         choice = choose_model(adapter, base_model)
         if choice.adapter is None:
             raise MotionCoachError(f"--adapter {adapter} is already a whole model: there is nothing to merge")
-        record = merge_adapter(choice.model, choice.adapter, out, dtype=dtype)
+        record = merge_adapter(choice.model, choice.adapter, out, dtype=dtype, max_pixels=max_pixels)
     except MotionCoachError as exc:
         raise _fail(str(exc)) from None
     placement = record.placement
     mergers = placement.merger + placement.deepstack_mergers
     typer.echo(
         f"merged {choice.adapter} into {choice.model}: {out} ({placement.language_model} LoRA modules on the "
-        f"language model, {placement.vision_tower} on the vision tower, {mergers} on the mergers)",
+        f"language model, {placement.vision_tower} on the vision tower, {mergers} on the mergers); its processor "
+        f"resizes photos to at most {record.max_pixels} pixels, as training did",
         err=True,
     )
 

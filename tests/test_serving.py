@@ -37,7 +37,7 @@ def release(tmp_path_factory, place_tiny_model):
     model = place_tiny_model(data_dir / "models" / "tiny-qwen3-vl")
     trained = tiny_adapter(data_dir, model)
     merged = root / "merged"
-    merge_adapter(str(model), trained.checkpoint, merged, dtype="float32")
+    merge_adapter(str(model), trained.checkpoint, merged, dtype="float32", max_pixels=trained.config.max_pixels)
     return SimpleNamespace(data=data, model=model, adapter=trained.checkpoint, merged=merged, trained=trained)
 
 
@@ -73,7 +73,8 @@ def test_merged_weights_give_the_logits_of_base_plus_adapter_on_a_real_image_row
 
 def test_a_merge_is_kept_when_its_adapter_is_the_same_and_replaced_when_not(release, tmp_path):
     before = {p.name: p.stat().st_mtime_ns for p in release.merged.iterdir()}
-    again = merge_adapter(str(release.model), release.adapter, release.merged, dtype="float32")
+    pixels = release.trained.config.max_pixels
+    again = merge_adapter(str(release.model), release.adapter, release.merged, dtype="float32", max_pixels=pixels)
     assert {p.name: p.stat().st_mtime_ns for p in release.merged.iterdir()} == before
     assert again == merged_from(release.merged)
     assert {"chat_template.jinja", "config.json", "model.safetensors"} <= set(before)
@@ -87,10 +88,39 @@ def test_a_merge_is_kept_when_its_adapter_is_the_same_and_replaced_when_not(rele
     weights = {k: v * 2 for k, v in load_file(release.adapter / "adapter_model.safetensors").items()}
     save_file(weights, other / "adapter_model.safetensors")
     copy = tmp_path / "merged"
-    merge_adapter(str(release.model), release.adapter, copy, dtype="float32")
+    merge_adapter(str(release.model), release.adapter, copy, dtype="float32", max_pixels=pixels)
     first = (copy / "model.safetensors").read_bytes()
-    record = merge_adapter(str(release.model), other, copy, dtype="float32")
+    record = merge_adapter(str(release.model), other, copy, dtype="float32", max_pixels=pixels)
     assert merged_from(copy) == record and (copy / "model.safetensors").read_bytes() != first
+
+
+def test_a_merged_release_resizes_photos_as_training_did_and_holds_what_vllm_and_transformers_load(release, tmp_path):
+    """The processor of a merged folder carries the run's MAX_PIXELS (from the lineage beside the adapter, or
+    given), not the base's: Qwen3-VL's own is 16.7 M pixels, about 12k visual tokens for a phone photo."""
+    import shutil
+
+    from transformers import AutoProcessor
+
+    def saved_size(folder: Path) -> tuple[dict, dict, dict]:
+        nested = json.loads((folder / "processor_config.json").read_text())["image_processor"]["size"]
+        flat = json.loads((folder / "preprocessor_config.json").read_text())["size"]
+        loaded = AutoProcessor.from_pretrained(folder).image_processor.size
+        return nested, flat, {"longest_edge": loaded.longest_edge, "shortest_edge": loaded.shortest_edge}
+
+    trained = {"longest_edge": release.trained.config.max_pixels, "shortest_edge": 4096}
+    assert saved_size(release.merged) == (trained, trained, trained)
+    files = {p.name for p in release.merged.iterdir()}
+    assert {"config.json", "generation_config.json", "model.safetensors", "chat_template.jinja", "tokenizer.json",
+            "tokenizer_config.json", "processor_config.json", "preprocessor_config.json",
+            "video_preprocessor_config.json", "motioncoach-merge.json"} <= files  # fmt: skip
+
+    released = tmp_path / "lora-adapter"  # a release folder: the adapter and its lineage.json
+    shutil.copytree(release.adapter, released)
+    (released / "lineage.json").write_text(json.dumps({"training": {"config": {"max_pixels": 1003520}}}))
+    record = merge_adapter(str(release.model), released, tmp_path / "merged", dtype="float32")
+    production = {"longest_edge": 1003520, "shortest_edge": 4096}
+    assert record.max_pixels == 1003520 and saved_size(tmp_path / "merged") == (production,) * 3
+    assert json.loads((tmp_path / "merged" / "lineage.json").read_text())["training"]["config"]["max_pixels"] == 1003520
 
 
 def _b64(path: Path) -> str:
@@ -151,7 +181,7 @@ def server(release):
 
     backend = TransformersBackend(release.model, release.adapter, max_new_tokens=12, batch_size=4)
     coach = Coach(backend, release.trained.config.max_pixels)
-    app = create_app(coach, model="tiny + adapter", max_batch=4, wait_s=0.5)
+    app = create_app(coach, release="tiny + adapter", max_batch=4, wait_s=0.5)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

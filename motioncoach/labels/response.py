@@ -89,3 +89,31 @@ def _reason(reason: str, function: str) -> str:
     if not isinstance(reason, str) or not reason.strip():
         raise ValueError(f"{function}(reason=...) needs a non-empty sentence saying why, got {reason!r}")
     return reason.strip()
+
+
+# The app's overlay (SVGOverlay.tsx) draws a correction's arc only between vectors marked `is_correction` in
+# exactly these colours, paired when they start within SAME_START of each other; its backend sends them so.
+APP_COLORS = {"red": "#FF3B30", "green": "#34C759"}
+
+
+def app_payload(
+    response: AnalysisResponse, *, timestamp_ms: int = 0, body_parts: list[str | None] | None = None
+) -> dict:
+    """The JSON the app's own route answers with: the response, each vector in the app's colours and marked
+    `is_correction` (with the joint's name, which the app writes above the arc), each feedback point at the
+    moment of the clip it is about, and the fields the app types as optional left out rather than null."""
+    payload = response.model_dump(mode="json")
+    for number, point in enumerate(payload["feedback_points"]):
+        point["mistake_timestamp_ms"] = timestamp_ms
+        if point.get("positive_note") is None:
+            point.pop("positive_note", None)
+        part = body_parts[number] if body_parts and number < len(body_parts) else None
+        for vector in point["visuals"]["vectors"]:
+            vector["color"] = APP_COLORS[vector["color"]]
+            vector["is_correction"] = True
+            if part:
+                vector["body_part"] = part
+    for optional in ("error_message", "improvement_delta"):
+        if payload[optional] is None:
+            del payload[optional]
+    return payload

@@ -120,7 +120,8 @@ class OpenAIChatBackend:
 
     Each prompt is one chat completion at temperature 0; up to `concurrency` are in flight at once, so
     the server batches them (vLLM schedules continuously). Photos go as lossless PNG data URLs, already
-    resized as training resized them.
+    resized as training resized them. timeout_s and max_retries bound one answer's wait: a server in front
+    of this backend keeps them inside its own request deadline.
     """
 
     def __init__(
@@ -131,17 +132,15 @@ class OpenAIChatBackend:
         max_tokens: int,
         api_key: str | None = None,
         concurrency: int = 64,
-        timeout_s: float = 900.0,
+        timeout_s: float = 300.0,
+        max_retries: int = 2,
         name: str = "openai-chat",
     ):
-        from openai import OpenAI
-
         self.name = name
         self.model = model
         self.max_tokens = max_tokens
         self.concurrency = concurrency
-        # vLLM accepts any key unless started with --api-key; the SDK insists on one being set.
-        self.client = OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=2)
+        self.client = openai_client(base_url, api_key, timeout_s=timeout_s, max_retries=max_retries)
 
     def generate(self, prompts: Sequence[Prompt]) -> list[str]:
         if not prompts:
@@ -159,6 +158,27 @@ class OpenAIChatBackend:
             model=self.model, messages=messages, temperature=0.0, max_tokens=self.max_tokens, seed=0
         )
         return completion.choices[0].message.content or ""
+
+
+def openai_client(base_url: str, api_key: str | None, *, timeout_s: float = 30.0, max_retries: int = 2):
+    """The OpenAI SDK's client for a server's /v1 base URL."""
+    from openai import OpenAI
+
+    # vLLM accepts any key unless started with --api-key; the SDK insists on one being set.
+    return OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=max_retries)
+
+
+def served_model_id(base_url: str, api_key: str | None = None) -> str:
+    """The model an OpenAI-compatible server serves (the first it lists: vLLM serves one per process)."""
+    import openai
+
+    try:
+        models = openai_client(base_url, api_key, max_retries=0).models.list().data
+    except openai.APIError as exc:
+        raise ConfigurationError(f"{base_url}/models did not list the served model: {exc}") from None
+    if not models:
+        raise ConfigurationError(f"{base_url}/models lists no model: start the server with one")
+    return models[0].id
 
 
 def png_data_url(image) -> str:

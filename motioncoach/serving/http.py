@@ -1,32 +1,45 @@
-"""The HTTP face of the coach: `GET /health`, `POST /v1/coach`, and, in front of a vLLM server, its
-OpenAI-compatible API for clients that bring their own prompt.
+"""The HTTP face of the coach, the same for `motioncoach serve` and the Modal endpoint:
 
-Requests that arrive together are coached together (one backend call per batch). A body that is not a
-photo is a 422 with a one-line reason; a failure inside the model answers that request with a 500 and
-the server goes on serving.
+- `GET /health`: the release served and whether its model server answers (open without the token);
+- `POST /v1/coach`: `{"image": base64 or data: URL, "activity": ...}` -> AnalysisResponse;
+- `POST /` and `/analyze`: the MotionCoach app's multipart form -> AnalysisResponse, always HTTP 200;
+- `GET /metrics`: Prometheus counters;
+- `/v1/models`, `/v1/chat/completions`, `/v1/completions`: the upstream OpenAI-compatible server's own API.
+
+A photo that needs no model call is answered at once; the others wait in a bounded queue (429 with
+Retry-After when it is full) and each request has a deadline below Modal's request timeout. A body that is
+not a photo is a 422 with a one-line reason; a failure inside the model answers that request and the server
+goes on serving. Every answer carries its request id (X-Request-ID), which the log lines name.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` in this module: FastAPI reads the handlers' annotations to inject
+# `Request` and to validate the body, and string annotations of names imported inside create_app would not
+# resolve (FastAPI then takes `request` for a query parameter: 422 on every call).
 
 import asyncio
 import logging
-import queue
-import secrets
-import threading
+import math
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from motioncoach.labels.response import AnalysisResponse, error_response
-from motioncoach.serving.coach import Coach, Coached, CoachRequest
+from motioncoach.serving.app_route import APP_PATHS, MAX_UPLOAD_BYTES, add_app_route, upload_too_large
+from motioncoach.serving.batcher import Busy, Expired
+from motioncoach.serving.coach import Coach, CoachRequest
+from motioncoach.serving.door import FrontDoor
+from motioncoach.serving.metrics import Metrics
 from motioncoach.serving.photo import MAX_PHOTO_BYTES, PhotoError, decode_base64_image, read_photo
+from motioncoach.serving.service import CoachService
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = MAX_PHOTO_BYTES * 4 // 3 + 64 * 1024  # a photo at the limit, base64-encoded, and its JSON
-FORWARDED = ("chat/completions", "completions", "models")  # vLLM's OpenAI-compatible routes
+# The Modal endpoint's request timeout is 600 s (its `timeout=10 * MINUTES`); a request ends before Modal ends it.
+REQUEST_DEADLINE_S = 540.0
+
+Activity = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 class CoachBody(BaseModel):
@@ -35,66 +48,38 @@ class CoachBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     image: str = Field(min_length=1, description="The photo: base64 (standard or URL-safe) or a data: URL.")
-    activity: str = Field(min_length=1, max_length=100, description="The activity, e.g. 'squat' or 'warrior ii'.")
-
-
-class Batcher:
-    """Coaches requests in batches: what arrives within `wait_s` of a first request, up to `max_batch`,
-    goes to the model in one call, on `workers` threads (one for an in-process model)."""
-
-    def __init__(self, coach: Callable[[Sequence[CoachRequest]], list[Coached]], max_batch: int, wait_s: float,
-                 workers: int = 1):  # fmt: skip
-        self.coach, self.max_batch, self.wait_s = coach, max_batch, wait_s
-        self.batches: list[int] = []  # sizes of the batches sent, oldest first (for /health and tests)
-        self._queue: queue.Queue[tuple[CoachRequest, Future]] = queue.Queue()
-        for number in range(workers):
-            threading.Thread(target=self._work, name=f"coach-batcher-{number}", daemon=True).start()
-
-    async def submit(self, request: CoachRequest) -> Coached:
-        future: Future = Future()
-        self._queue.put((request, future))
-        return await asyncio.wrap_future(future)
-
-    def _work(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            deadline = time.monotonic() + self.wait_s
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
-            self.batches.append(len(batch))
-            try:
-                results = self.coach([request for request, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - one failed batch answers its requests, never the server
-                log.exception("coaching a batch of %d failed", len(batch))
-                for _, future in batch:
-                    future.set_exception(exc)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                future.set_result(result)
+    activity: Activity = Field(description="The activity, e.g. 'squat' or 'warrior ii' (spaces around are dropped).")
 
 
 def create_app(
     coach: Coach,
     *,
-    model: str,
+    release: str,
     max_batch: int = 8,
     wait_s: float = 0.05,
     workers: int = 1,
+    max_queue: int = 64,
+    deadline_s: float = REQUEST_DEADLINE_S,
     token: str | None = None,
     upstream: str | None = None,
+    upstream_key: str | None = None,
 ):
-    """The FastAPI app. token: a bearer token every /v1 request must carry; upstream: a vLLM server's
-    base URL whose OpenAI-compatible API is exposed under /v1 too."""
+    """The FastAPI app. release: what /health reports as served (a volume path, a Hub id, a folder); token:
+    the bearer token every route but /health needs; upstream: the root URL of the OpenAI-compatible server
+    the backend talks to, whose API is exposed under /v1 and asked by /health (upstream_key: its own key)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
 
     app = FastAPI(title="MotionCoach", description="Coaching feedback on a photo, as the MotionCoach app reads it.")
-    batcher = Batcher(coach.coach, max_batch=max_batch, wait_s=wait_s, workers=workers)
-    app.state.batcher = batcher
+    metrics = Metrics(queue_depth=lambda: service.batcher.waiting)
+    service = CoachService(coach, max_batch=max_batch, wait_s=wait_s, workers=workers, max_queue=max_queue,
+                           metrics=metrics)  # fmt: skip
+    app.state.batcher = service.batcher
+    app.state.metrics = metrics
+
+    def answered(status: str) -> None:
+        metrics.answers.labels(status=status).inc()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -102,73 +87,57 @@ def create_app(
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
         return JSONResponse(status_code=422, content={"detail": f"{where}: {first.get('msg', 'invalid')}"})
 
-    @app.middleware("http")
-    async def _guard(request: Request, call_next):
-        if request.url.path.startswith("/v1/") and token is not None:
-            sent = request.headers.get("authorization", "")
-            if not secrets.compare_digest(sent, f"Bearer {token}"):
-                needed = {"detail": "a valid 'Authorization: Bearer' token is needed"}
-                return JSONResponse(status_code=401, content=needed)
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse(status_code=413, content={"detail": f"the body is over {MAX_BODY_BYTES} bytes"})
-        return await call_next(request)
-
     @app.get("/health")
-    async def health() -> dict:
-        return {"status": "ok", "model": model, "backend": coach.backend.name}
+    async def health():
+        from motioncoach.serving.proxy import answers
+
+        ok, said = (True, "in this process") if upstream is None else await answers(upstream, upstream_key)
+        content = {
+            "status": "ok" if ok else "unavailable", "release": release, "backend": coach.backend.name,
+            "model_server": {"answers": ok, "said": said}, "max_pixels": coach.max_pixels,
+            "pose_weights": coach.weights.name,
+        }  # fmt: skip
+        return JSONResponse(status_code=200 if ok else 503, content=content)
+
+    @app.get("/metrics")
+    async def prometheus():
+        body, media_type = metrics.render()
+        return Response(content=body, media_type=media_type)
 
     @app.post("/v1/coach", response_model=AnalysisResponse)
-    async def coach_photo(body: CoachBody):
+    async def coach_photo(body: CoachBody, request: Request):
+        request_id = request.state.request_id
+        deadline = time.monotonic() + deadline_s
         try:
-            photo = await asyncio.to_thread(read_photo, decode_base64_image(body.image), "photo")
+            photo = await asyncio.to_thread(read_photo, decode_base64_image(body.image), request_id)
         except PhotoError as exc:
-            return JSONResponse(status_code=422, content={"detail": str(exc).removeprefix("photo: ")})
+            return JSONResponse(status_code=422, content={"detail": str(exc).removeprefix(f"{request_id}: ")})
+
+        def failed(status: int, reason: str, headers: dict | None = None):
+            answered("error")
+            return JSONResponse(status_code=status, content=error_response(reason).model_dump(mode="json"),
+                                headers=headers)  # fmt: skip
+
         try:
-            result = await batcher.submit(CoachRequest(photo=photo, activity=body.activity.strip()))
-        except Exception:  # noqa: BLE001 - logged by the batcher; the app gets the contract's error status
-            failed = error_response("The coach failed on this photo; try again.")
-            return JSONResponse(status_code=500, content=failed.model_dump(mode="json"))
+            result = await service.coach_photo(CoachRequest(photo=photo, activity=body.activity), deadline, request_id)
+        except Busy as exc:
+            return failed(429, f"The coach is busy ({exc}).", {"Retry-After": str(exc.retry_after_s)})
+        except Expired:
+            return failed(504, f"The coach took longer than {math.floor(deadline_s)} s on this photo; try again.")
+        except Exception:  # noqa: BLE001 - logged by the batcher; the client gets the contract's error status
+            return failed(500, "The coach failed on this photo; try again.")
+        answered(result.response.status)
         return result.response
 
+    add_app_route(app, service, deadline_s, answered)
     if upstream is not None:
-        _forward_openai_api(app, upstream.rstrip("/"))
+        from motioncoach.serving.proxy import forward_openai_api
+
+        forward_openai_api(app, upstream, api_key=upstream_key, timeout_s=deadline_s)
+
+    routes = frozenset(route.path for route in app.routes)
+    app.add_middleware(
+        FrontDoor, token=token, body_limit=lambda path: MAX_UPLOAD_BYTES if path in APP_PATHS else MAX_BODY_BYTES,
+        app_paths=APP_PATHS, too_large=upload_too_large, routes=routes, on_answer=metrics.request,
+    )  # fmt: skip
     return app
-
-
-def _forward_openai_api(app, upstream: str) -> None:
-    """Expose the vLLM server's OpenAI-compatible routes (streaming included) behind this app's auth."""
-    import httpx
-    from fastapi import Request
-    from fastapi.responses import StreamingResponse
-
-    client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(900.0, connect=10.0))
-
-    async def forward(request: Request, route: str):
-        sent = client.build_request(
-            request.method, f"/v1/{route}", content=await request.body(),
-            headers={"content-type": request.headers.get("content-type", "application/json")},
-        )  # fmt: skip
-        answer = await client.send(sent, stream=True)
-        return StreamingResponse(
-            answer.aiter_raw(), status_code=answer.status_code,
-            media_type=answer.headers.get("content-type"), background=_closing(answer),
-        )  # fmt: skip
-
-    for route in FORWARDED:
-        app.add_api_route(f"/v1/{route}", _bound(forward, route), methods=["GET", "POST"], include_in_schema=False)
-
-
-def _bound(forward, route: str):
-    from fastapi import Request
-
-    async def handler(request: Request):
-        return await forward(request, route)
-
-    return handler
-
-
-def _closing(answer):
-    from starlette.background import BackgroundTask
-
-    return BackgroundTask(answer.aclose)
