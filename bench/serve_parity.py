@@ -10,12 +10,17 @@ answers the same validation prompts with:
   lora-plain    base + adapter in vLLM with plain --enable-lora, as the app's backend loads it today:
                 vLLM drops the tower and merger LoRA, so its answers drift from the measured ones
 
-and prints, for each, how many answers are identical to PEFT's and the requests per second. The inputs are
+and prints, for each, how many answers are identical to PEFT's, the requests per second with every row in
+flight at once, and for the vLLM setups the cold start (process start to /health answering). The inputs are
 what `uv run motioncoach run` leaves: the tiny Qwen3-VL in data/models, ./lora-adapter trained by swift
 (ViT and aligner unfrozen, so it has tower LoRA) and data/splits/val.jsonl.
 
-    uv run python bench/serve_parity.py            # on a machine with a CUDA GPU and vLLM (the serve image)
-    uv run python bench/serve_parity.py --dry      # the transformers half, on the CPU
+One prepared run where a GPU is lent (the serving image's vLLM installed, nothing to download): it checks
+what it needs first and says what is missing, writes every figure with the date and the GPU to --out, and
+prints the row docs/serving.md records.
+
+    uv run python bench/serve_parity.py --out serve-parity.json   # a CUDA GPU and vLLM (the serve image)
+    uv run python bench/serve_parity.py --dry                     # the transformers half, on the CPU
 """
 
 from __future__ import annotations
@@ -30,11 +35,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from motioncoach.config import local_train_config  # noqa: E402
 from motioncoach.evaluation.items import load_items  # noqa: E402
 from motioncoach.serving.backends import OpenAIChatBackend, TransformersBackend, adapter_base_model  # noqa: E402
 from motioncoach.serving.merge import lora_placement, merge_adapter  # noqa: E402
+from motioncoach.serving.release import recorded_max_pixels  # noqa: E402
 
 REFERENCE = "peft"
+LOCAL_MAX_PIXELS = local_train_config(Path("tiny")).max_pixels  # `motioncoach run`'s recipe on the tiny model
 
 
 def answer(backend, prompts) -> tuple[list[str], float]:
@@ -42,6 +50,21 @@ def answer(backend, prompts) -> tuple[list[str], float]:
     started = time.perf_counter()
     texts = backend.generate(prompts)
     return texts, len(prompts) / max(time.perf_counter() - started, 1e-9)
+
+
+def preflight(args: argparse.Namespace) -> str:
+    """The device the run measures on; SystemExit naming what is missing for a full (not --dry) run."""
+    import importlib.util
+
+    import torch
+
+    if args.dry:
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: the vLLM half needs a GPU (run with --dry for the transformers half)")
+    if importlib.util.find_spec("vllm") is None:
+        raise SystemExit("vllm is not installed: run in the serving image (remote/requirements/serve.txt)")
+    return torch.cuda.get_device_name(0)
 
 
 def vllm_setups(model: str, adapter: Path, merged: Path) -> dict[str, dict]:
@@ -53,8 +76,10 @@ def vllm_setups(model: str, adapter: Path, merged: Path) -> dict[str, dict]:
 
 
 def run(args: argparse.Namespace) -> dict:
+    device = preflight(args)
     data_dir, adapter = Path(args.data_dir), Path(args.adapter)
     model = args.model or adapter_base_model(adapter)
+    args.max_pixels = args.max_pixels or recorded_max_pixels([adapter]) or LOCAL_MAX_PIXELS
     items, skipped = load_items(data_dir / "splits" / "val.jsonl", data_dir, args.rows)
     if not items:
         raise SystemExit(f"no validation rows in {data_dir}/splits/val.jsonl: run `uv run motioncoach run` first")
@@ -62,10 +87,11 @@ def run(args: argparse.Namespace) -> dict:
     placement = lora_placement(adapter)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="serve-parity-"))
     merged = work / "merged"
-    merge_adapter(model, adapter, merged, dtype="float32" if args.dry else "auto")
+    merge_adapter(model, adapter, merged, dtype="float32" if args.dry else "auto", max_pixels=args.max_pixels)
 
     answers: dict[str, list[str]] = {}
     speed: dict[str, float] = {}
+    cold: dict[str, float] = {}
     answers[REFERENCE], speed[REFERENCE] = answer(
         TransformersBackend(model, adapter, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size), prompts
     )
@@ -76,7 +102,11 @@ def run(args: argparse.Namespace) -> dict:
         from motioncoach.serving.vllm import VLLM_VERSION, VLLMServer
 
         for name, setup in vllm_setups(model, adapter, merged).items():
-            with VLLMServer(**setup, log_path=work / f"{name}.log", max_model_len=args.max_model_len) as server:
+            started = time.perf_counter()
+            server = VLLMServer(**setup, log_path=work / f"{name}.log", max_model_len=args.max_model_len,
+                                max_pixels=args.max_pixels, cache_dir=work / "vllm-cache")  # fmt: skip
+            with server:
+                cold[name] = round(time.perf_counter() - started, 1)
                 backend = OpenAIChatBackend(
                     server.base_url, server.served_model, max_tokens=args.max_new_tokens,
                     concurrency=len(prompts), name=f"vLLM {VLLM_VERSION}",
@@ -86,6 +116,7 @@ def run(args: argparse.Namespace) -> dict:
     reference = answers[REFERENCE]
     results = {
         "date": date.today().isoformat(),
+        "device": device,
         "rows": len(prompts),
         "skipped": len(skipped),
         "lora_modules": placement.model_dump(),
@@ -94,6 +125,7 @@ def run(args: argparse.Namespace) -> dict:
             name: {
                 "same_as_peft": sum(a == b for a, b in zip(texts, reference, strict=True)),
                 "requests_per_s": round(speed[name], 3),
+                **({"cold_start_s": cold[name]} if name in cold else {}),
             }
             for name, texts in answers.items()
         },
@@ -111,17 +143,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", help="the base model (default: the adapter's base_model_name_or_path)")
     parser.add_argument("--rows", type=int, default=None, help="validation rows to answer (default: all)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--max-pixels", type=int, default=64 * 64)
+    parser.add_argument("--max-pixels", type=int, help="the training MAX_PIXELS (default: the adapter's lineage)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-model-len", type=int, default=8192)
     parser.add_argument("--work-dir", help="where the merged model and vLLM logs go (default: a temporary folder)")
     parser.add_argument("--answers-out", help="write every setup's answers to this JSON file")
+    parser.add_argument("--out", help="write the figures (with the date and the device) to this JSON file")
     args = parser.parse_args(argv)
     results = run(args)
     rows = results["rows"]
     print(f"{rows} validation rows, {args.max_new_tokens} new tokens, greedy; LoRA modules {results['lora_modules']}")
     for name, figures in results["setups"].items():
-        print(f"{name:12s} same as peft {figures['same_as_peft']:4d}/{rows}   {figures['requests_per_s']:8.2f} req/s")
+        cold = f"   cold start {figures['cold_start_s']:6.1f} s" if "cold_start_s" in figures else ""
+        same, speed = f"{figures['same_as_peft']:4d}/{rows}", f"{figures['requests_per_s']:8.2f} req/s"
+        print(f"{name:12s} same as peft {same}   {speed}{cold}")
+    print("| date | device | " + " | ".join(results["setups"]) + " |")  # the row docs/serving.md records
+    cells = [f"{f['same_as_peft']}/{rows}, {f['requests_per_s']:.2f} req/s" for f in results["setups"].values()]
+    print(f"| {results['date']} | {results['device']} | " + " | ".join(cells) + " |")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results))
     return results
 

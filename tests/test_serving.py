@@ -364,6 +364,10 @@ def test_the_coach_command_answers_every_readable_photo_and_names_the_rest(relea
     assert answers[0].error_message.startswith("The model's answer could not be used")
     assert answers[1].error_message == "The photo shows 2 people: the coach needs exactly one person in the frame."
     assert f"error: {missing}: no such file" in result.stderr
+    # A bare training checkpoint records neither its pixels nor its pose model: the command says what it uses.
+    assert f"note: {release.adapter.resolve()} records no pose model: poses are detected with yolo11n-pose.pt" in (
+        result.stderr
+    )
     drawn = sorted(p.name for p in overlays.iterdir())
     assert drawn == ["astronaut.png", "zidane.png"]
     with Image.open(overlays / "zidane.png") as overlay:
