@@ -272,7 +272,7 @@ def _serve_on_modal(
             uvicorn.run(endpoint.app, host=host, port=port, log_level="info")
             return
         url = serving.endpoint_url(remote)
-        headers = serving.proxy_headers()
+        headers = _endpoint_headers(serving.PROXY_KEY, serving.PROXY_SECRET)
     except MotionCoachError as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"the endpoint serves {config.model} from its next container start: {url}", err=True)
@@ -282,6 +282,19 @@ def _serve_on_modal(
         raise _fail(str(exc)) from None
     typer.echo(f"cold start: {seconds:.0f} s until /health reported {config.release}", err=True)
     typer.echo(url)
+
+
+def _endpoint_headers(proxy_key: str, proxy_secret: str) -> dict[str, str]:
+    """The endpoint's token (MOTIONCOACH_SERVE_TOKEN), and Modal's proxy auth headers where they are set."""
+    import os
+
+    from motioncoach.serving.settings import ServeSettings
+
+    token = ServeSettings().secret("token")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if os.environ.get(proxy_key) and os.environ.get(proxy_secret):
+        headers |= {"Modal-Key": os.environ[proxy_key], "Modal-Secret": os.environ[proxy_secret]}
+    return headers
 
 
 def _rehearse(folder: Path | None) -> None:
