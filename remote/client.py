@@ -142,22 +142,32 @@ class Remote:
         return Path(self.data_dir) / PAID_CALLS_FILE if self.data_dir is not None else None
 
     def read(self, path: str) -> bytes:
-        """A small file's bytes from the volume (records, logs); fetch() streams anything larger to disk."""
-        return b"".join(self._chunks(path))
+        """A small file's bytes from the volume (records, logs); fetch() streams anything larger to disk. A read
+        that Modal fails with an outage of its own is made again."""
+        return self._again(f"reading {path}", lambda: b"".join(self._chunks(path)))
 
     def fetch(self, path: str, dest: Path) -> Path:
-        """Copy a volume file to dest, streamed in chunks, atomically."""
+        """Copy a volume file to dest, streamed in chunks, atomically (again from the start after an outage)."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(f".{dest.name}.partial")
-        try:
+
+        def copy() -> None:
             with open(partial, "wb") as out:
                 for chunk in self._chunks(path):
                     out.write(chunk)
+
+        try:
+            self._again(f"fetching {path}", copy)
             partial.replace(dest)
         finally:
             partial.unlink(missing_ok=True)
         return dest
+
+    def _again(self, what: str, attempt: Callable[[], Any]) -> Any:
+        from remote.outcomes import reaching_modal
+
+        return reaching_modal(what, attempt, self.settings.outage_wait_seconds)
 
     def _chunks(self, path: str):
         from modal.exception import NotFoundError

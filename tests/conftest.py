@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,9 @@ apply_local_defaults()
 
 
 def pytest_collection_modifyitems(config, items):
-    """`gpu` tests skip cleanly without a CUDA device."""
+    """Tests that need the Prefect server run after the others (it starts in the background meanwhile), each
+    group in its collection order; `gpu` tests skip cleanly without a CUDA device."""
+    items[:] = sorted(items, key=_needs_prefect_server)  # stable: False (no server) first
     if not any(item.get_closest_marker("gpu") for item in items):
         return
     import torch
@@ -62,16 +65,68 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if _PREFECT_SERVER is not None and _PREFECT_SERVER.failure is None:
+        import logging
+
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)  # the runs' last logs reach the server before it goes
+        logging.disable(logging.INFO)  # its "Stopping" line would go to a console pytest has closed
+        try:
+            _PREFECT_SERVER.server.stop()
+        finally:
+            logging.disable(logging.NOTSET)
     shutil.rmtree(SESSION_ROOT, ignore_errors=True)
+
+
+class BackgroundPrefectServer:
+    """The session's Prefect server (SQLite in the hermetic PREFECT_HOME), started in the background as soon as
+    the tests are collected, so it is up by the time the first test that runs flows needs it."""
+
+    def __init__(self):
+        from prefect.server.api.server import SubprocessASGIServer
+
+        self.server = SubprocessASGIServer()
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._start, name="prefect-test-server", daemon=True)
+        self.thread.start()
+
+    def _start(self) -> None:
+        try:
+            self.server.start(timeout=180)
+        except BaseException as exc:  # noqa: BLE001 - raised in the test that needs the server
+            self.failure = exc
+
+    def ready(self):
+        self.thread.join()
+        if self.failure is not None:
+            raise RuntimeError(f"the Prefect test server did not start: {self.failure}") from self.failure
+        return self.server
+
+
+_PREFECT_SERVER: BackgroundPrefectServer | None = None
+
+
+def _needs_prefect_server(item) -> bool:
+    return "prefect_server" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_finish(session):
+    """Start the Prefect server while the tests that do not need it run first."""
+    global _PREFECT_SERVER
+    if _PREFECT_SERVER is None and any(_needs_prefect_server(item) for item in session.items):
+        _PREFECT_SERVER = BackgroundPrefectServer()
 
 
 @pytest.fixture(scope="session")
 def prefect_server():
     """A temporary Prefect server with SQLite, shared by every test that runs flows."""
-    from prefect.testing.utilities import prefect_test_harness
+    import prefect.settings
 
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
+    background = _PREFECT_SERVER or BackgroundPrefectServer()
+    server = background.ready()
+    with prefect.settings.temporary_settings(updates={prefect.settings.PREFECT_API_URL: server.api_url}):
+        yield  # the server stops at the end of the session (pytest_sessionfinish)
 
 
 @pytest.fixture(scope="session")

@@ -301,10 +301,9 @@ def test_metrics_over_mixed_answers_are_the_shares_counted_by_hand():
         0.6,
         0.6,
     )
-    # Only the lighter severity moves the app's score: by its penalty less a minor's 2 points.
-    from motioncoach.labels.schema import SEVERITY_PENALTY
-
-    lighter_error = SEVERITY_PENALTY[teacher.feedback_points[0].severity] - SEVERITY_PENALTY["minor"]
+    # Only the lighter severity moves the app's score: the app takes 12 for a major, 5 for an intermediate, 2
+    # for a minor, so a major or intermediate read as minor moves it by 10 or 3.
+    lighter_error = {"major": 10, "intermediate": 3}[teacher.feedback_points[0].severity]
     assert [s.score_error for s in scores[:3]] == [0, 0, lighter_error]
     assert metrics.score_mae == round(lighter_error / 3, 2)
     assert (metrics.focus_joint_agreement, metrics.side_agreement, metrics.agreement) == (0.6, 0.6, 0.6)
@@ -357,3 +356,13 @@ def test_the_gate_interval_is_the_spread_a_paired_bootstrap_gives_on_varied_rows
     low, high = even.comparisons[0]["interval"]
     assert even.comparisons[0]["difference"] == 0.0 and low < -0.1 and high > 0.1
     assert not even.passed and "does not beat the base model" in even.reason
+
+
+def test_the_gate_needs_min_rows_rows_and_decides_at_exactly_that_many():
+    """An adapter right where the base model is wrong on every row: passed at 20 rows with min_rows=20, and
+    refused at 19 (too few to tell the models apart), naming the rule."""
+    at_the_limit = decide(_report_of([(True, False)] * 20), GateConfig(min_rows=20))
+    assert at_the_limit.passed and at_the_limit.rows == 20
+    one_short = decide(_report_of([(True, False)] * 19), GateConfig(min_rows=20))
+    assert not one_short.passed
+    assert one_short.reason.startswith("only 19 validation rows were evaluated, fewer than the 20 the gate needs")

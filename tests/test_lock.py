@@ -27,11 +27,9 @@ def test_a_second_run_is_refused_while_the_first_holds_the_data_dir(tmp_path):
         with pytest.raises(DataDirBusy, match=r"in use by build-dataset run 'brave-fox' \(pid \d+"):
             with data_dir_lock(tmp_path, "motioncoach run"):
                 pass
-        started = time.monotonic()
-        with pytest.raises(DataDirBusy):
-            with data_dir_lock(tmp_path, "motioncoach run", wait_s=1.0):
+        with pytest.raises(DataDirBusy, match=r"in use by build-dataset run 'brave-fox' .*\(waited 1 s\)"):
+            with data_dir_lock(tmp_path, "motioncoach run", wait_s=1.0):  # waited, then refused saying so
                 pass
-        assert time.monotonic() - started >= 1.0
     finally:
         holder.kill()  # like kill -9: the kernel drops the lock with the process
         holder.wait()
@@ -40,7 +38,14 @@ def test_a_second_run_is_refused_while_the_first_holds_the_data_dir(tmp_path):
             pass
 
 
-def test_a_second_run_asked_to_wait_queues_behind_the_first(tmp_path, monkeypatch):
+def _wait_until_logged_waiting(caplog, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not any("waiting up to" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, "the second run never said it was waiting"
+        time.sleep(0.05)
+
+
+def test_a_second_run_asked_to_wait_queues_behind_the_first(tmp_path, monkeypatch, caplog):
     """The waiting run gets the data dir when, and only when, the first run lets it go."""
     import threading
 
@@ -49,6 +54,7 @@ def test_a_second_run_asked_to_wait_queues_behind_the_first(tmp_path, monkeypatc
         [sys.executable, "-c", until_told, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     acquired = threading.Event()
+    caplog.set_level("WARNING", logger="motioncoach.lock")
 
     def second_run() -> None:
         with data_dir_lock(tmp_path, "relabel run 'calm-owl'"):
@@ -59,7 +65,8 @@ def test_a_second_run_asked_to_wait_queues_behind_the_first(tmp_path, monkeypatc
         monkeypatch.setenv("MOTIONCOACH_LOCK_WAIT_S", "120")  # what the deployments and --wait-for-lock set
         waiting = threading.Thread(target=second_run)
         waiting.start()
-        assert not acquired.wait(timeout=1.0)  # still queued while the first run holds the data dir
+        _wait_until_logged_waiting(caplog)  # the second run is queued, and says so
+        assert not acquired.is_set()  # still queued while the first run holds the data dir
         holder.stdin.write("done\n")
         holder.stdin.flush()
         assert holder.wait(timeout=30) == 0

@@ -12,7 +12,6 @@ batch_upload).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
 import sqlite3
@@ -24,7 +23,6 @@ from types import SimpleNamespace
 
 import modal
 import pytest
-from modal._utils.async_utils import synchronizer
 
 from motioncoach.config import (
     MODAL_POSE_WEIGHTS,
@@ -343,6 +341,7 @@ def test_checkpoints_are_committed_as_they_complete_and_nothing_else_is_seen(tmp
     """In a rehearsed call (its own mount of the volume), a complete checkpoint reaches the volume by the
     commit watcher; a checkpoint still being written does not, until it completes."""
     from remote.rehearsal.volume import MOUNT_ENV, ROOT_ENV
+    from remote.rehearsal.volume import _committing as committing
 
     root, signal = tmp_path / "volume", tmp_path / "signal"
     (root / "data").mkdir(parents=True)
@@ -357,10 +356,20 @@ def test_checkpoints_are_committed_as_they_complete_and_nothing_else_is_seen(tmp
         _wait_for(lambda: (committed / "checkpoint-25" / "trainer_state.json").exists(), timeout=60)
         (signal / "go").touch()
         _wait_for(lambda: (signal / "50-partial").exists(), timeout=60)
-        time.sleep(0.5)  # ten polls of the watcher
-        assert not (committed / "checkpoint-50").exists()  # nothing complete to commit: nothing seen
         (signal / "finish").touch()
-        _wait_for(lambda: (committed / "checkpoint-50" / "trainer_state.json").exists(), timeout=60)
+
+        def first_seen_complete() -> bool | None:
+            """Once checkpoint-50 is on the volume (read between commits): whether it came complete."""
+            with committing(root):
+                if (committed / "checkpoint-50").exists():
+                    return (committed / "checkpoint-50" / "trainer_state.json").exists()
+            return None
+
+        deadline = time.monotonic() + 60
+        while (seen := first_seen_complete()) is None:
+            assert time.monotonic() < deadline, "checkpoint-50 never reached the volume"
+            time.sleep(0.01)
+        assert seen  # a checkpoint still being written is never what a commit is made for
     finally:
         call.wait(timeout=60)
     assert call.returncode == 0
@@ -398,9 +407,8 @@ def test_app_module_imports_without_gpu_libraries_or_credentials(tmp_path):
     code = "\n".join(
         [
             "import inspect, json, sys",
-            "from modal._utils.async_utils import synchronizer",
             "import remote.app as m",
-            "options = inspect.getclosurevars(synchronizer._translate_in(m.filter_pose_shard)._load).nonlocals",
+            "options = m.SPECS['filter_pose_shard'].options",
             f"heavy = sorted(set(sys.modules) & set({sorted(HEAVY)!r}))",
             "print(json.dumps({'heavy': heavy, 'max_containers': options['max_containers']}))",
         ]
@@ -410,9 +418,9 @@ def test_app_module_imports_without_gpu_libraries_or_credentials(tmp_path):
     assert json.loads(result.stdout.splitlines()[-1]) == {"heavy": [], "max_containers": 3}
 
 
-def _options(function) -> dict:
-    """The options Modal recorded for a function (the loader's closure holds what info() leaves out)."""
-    return inspect.getclosurevars(synchronizer._translate_in(function)._load).nonlocals
+def _options(name: str) -> dict:
+    """The options the app passes to app.function for a function (what info() leaves out)."""
+    return modal_app.SPECS[name].options
 
 
 # What each function needs, as the paid run requires it: a GPU only where a model runs, a secret only where
@@ -457,17 +465,18 @@ def test_training_and_evaluation_time_limits_fit_their_work():
 
 
 def test_scale_out_options():
-    pose, train = _options(modal_app.filter_pose_shard), _options(modal_app.train)
-    assert _options(modal_app.train_smoke)["gpu"] == "L40S:2"  # two processes: the DDP launch, proven cheaply
+    pose, train = _options("filter_pose_shard"), _options("train")
+    assert _options("train_smoke")["gpu"] == "L40S:2"  # two processes: the DDP launch, proven cheaply
     assert pose["max_containers"] == 8 and pose["gpu"] == "L4"
     assert train["gpu"] == "H200:8" and train["cpu"] == 32.0
     # Modal restarts a preempted run itself; one retry covers infrastructure errors, and the rerun
     # resumes from its checkpoint (run_sft finds it). swift's own failures are returned, not retried.
-    assert train["retry_policy"].retries == 1 and train["retry_policy"].initial_delay_ms == 30_000
+    retries = modal_app.SPECS["train"].retries
+    assert retries.max_retries == 1 and retries.initial_delay.total_seconds() == 30
     assert repr(modal_app.volume) == "modal.Volume.from_name('qwen-finetune-data')"
     # A GPU container goes within a minute of its last input: no idle H200s billed after a call.
     for name in GPU_FUNCTIONS:
-        assert _options(getattr(modal_app, name))["scaledown_window"] <= 60, name
+        assert _options(name)["scaledown_window"] <= 60, name
 
 
 def test_images_install_exactly_the_lock():
@@ -515,8 +524,15 @@ def test_an_image_that_disagrees_with_the_lock_is_caught(tmp_path):
 
 
 def test_images_ship_the_prompt_templates_and_the_pose_weights_where_they_are_looked_for():
-    _, mount = synchronizer._translate_in(images.CPU.image)._deps()
-    files = {str(remote) for entry in mount._entries for _, remote in entry.get_files_to_upload()}
+    # What add_local_python_source ships: the packages' files, less what the image's ignore patterns match
+    # (matched by Modal's own FilePatternMatcher), at /root/<package>/...
+    ignored = modal.FilePatternMatcher(*images.SOURCE_IGNORE)
+    files = {
+        f"/root/{path.relative_to(ROOT).as_posix()}"
+        for package in images.SHIPPED_PACKAGES
+        for path in (ROOT / package).rglob("*")
+        if path.is_file() and not ignored(path.relative_to(ROOT / package))
+    }
     assert {"/root/motioncoach/prompts/coach_system.txt", "/root/motioncoach/prompts/teacher_user.txt"} <= files
     assert {"/root/remote/app.py", "/root/remote/container.py", "/root/remote/contract.py"} <= files
     assert not any(f.startswith(("/root/tasks/", "/root/flows/", "/root/cli/")) for f in files)

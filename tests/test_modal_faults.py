@@ -70,58 +70,53 @@ def _output(done: subprocess.CompletedProcess) -> str:
     return done.stdout[-6000:] + done.stderr[-6000:]
 
 
-def test_a_lost_spawn_answer_with_a_warm_start_trains_in_one_call_and_the_run_finishes(prepared):
-    """The training call is created and starts at once on a warm container, and the answer to the spawn is lost:
-    the client follows the call that claimed the run dir instead of paying for a twin."""
-    done = motioncoach_train(prepared, "lost-spawn@train,warm@train")
-    assert done.returncode == 0, _output(done)
-    calls = training_calls(prepared.volume)
-    trained = [call_id for call_id in calls if trained_in(prepared.volume, call_id)]
-    assert len(trained) == 1, calls  # swift trained in one call only
-    claims = json.loads((prepared.volume / ".rehearsal" / "dicts" / "motioncoach-claims.json").read_text())
-    (run_claim,) = [value for key, value in claims.items() if key.startswith("run:")]
-    assert run_claim["call_id"] == trained[0]
-    assert "the answer to the training spawn was lost" in done.stderr
-    assert (prepared.adapter_dir / "adapter_model.safetensors").is_file()
+def test_internal_failure_then_out_of_memory_then_a_lost_spawn_and_a_failed_commit_and_the_run_finishes(prepared):
+    """One data dir through four runs of `motioncoach train --profile modal`, each meeting what a paid run may.
 
-
-def test_modals_internal_failure_ends_the_run_at_once_naming_it(prepared):
-    done = motioncoach_train(prepared, "internal@get", timeout=240)
-    assert done.returncode != 0
-    assert "Modal reported an internal failure of the training call" in done.stderr, _output(done)
-    assert "rerun, and a new call resumes from the latest one" in done.stderr
-    (call_id,) = training_calls(prepared.volume)
-    call = RehearsalCall.from_id(prepared.volume, call_id)
+    1. internal@get: Modal ends the training call in an internal failure; the run ends at once, naming it.
+    2. oom@train: swift runs out of memory; the run fails saying what to change, and is not retried.
+    3. The rerun, with lost-spawn@train, warm@train and commit-fail@train:1: the new call starts at once and
+       the answer to its spawn is lost, then its first commit fails. It spawns one new call, which alone
+       trains; the checkpoints after the failed commit reach the volume; the run finishes, merged release
+       included, with an adapter small enough to download.
+    """
+    failed = motioncoach_train(prepared, "internal@get", timeout=300)
+    assert failed.returncode != 0
+    assert "Modal reported an internal failure of the training call" in failed.stderr, _output(failed)
+    assert "rerun, and a new call resumes from the latest one" in failed.stderr
+    (internal,) = training_calls(prepared.volume)
+    call = RehearsalCall.from_id(prepared.volume, internal)
     deadline = time.monotonic() + 60
     while call._alive() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not call._alive()  # Modal ended the call: nothing is left running
 
+    oom = motioncoach_train(prepared, "oom@train")
+    assert oom.returncode != 0 and "Training ran out of GPU memory. It was not retried" in oom.stderr, _output(oom)
+    assert "per_device_train_batch_size" in oom.stderr and "rehearsed fault oom@train" in oom.stderr
+    out_of_memory = training_calls(prepared.volume)[-1]
+    attempts = prepared.volume / ".rehearsal" / "calls" / out_of_memory / "attempts"
+    assert len(list(attempts.iterdir())) == 1  # returned, not retried
 
-def test_checkpoints_after_a_failed_commit_reach_the_volume(prepared):
-    done = motioncoach_train(prepared, "commit-fail@train:1")
+    done = motioncoach_train(prepared, "lost-spawn@train,warm@train,commit-fail@train:1")
     assert done.returncode == 0, _output(done)
+    assert "the answer to the training spawn was lost" in done.stderr
+    calls = training_calls(prepared.volume)
+    assert calls[:2] == [internal, out_of_memory] and len(calls) == 3  # one new call: no twin
+    assert [c for c in calls if trained_in(prepared.volume, c)] == [calls[2]]  # swift trained in it alone
+    claims = json.loads((prepared.volume / ".rehearsal" / "dicts" / "motioncoach-claims.json").read_text())
+    (run_claim,) = [value for key, value in claims.items() if key.startswith("run:")]
+    assert run_claim["call_id"] == calls[2]
+
     faults = json.loads((prepared.volume / ".rehearsal" / "faults.json").read_text())
     assert faults["armed"]["commit-fail@train:1"]["left"] == 0  # the commit did fail
-    (call_id,) = training_calls(prepared.volume)
-    log = (prepared.volume / ".rehearsal" / "calls" / call_id / "output.log").read_text()
-    assert "rehearsed fault commit-fail@train" in log  # logged, and the watcher went on
+    log = (prepared.volume / ".rehearsal" / "calls" / calls[2] / "output.log").read_text()
+    assert "rehearsed fault commit-fail@train" in log  # logged, and the container went on
     (run,) = (prepared.volume / "data" / "runs").iterdir()
-    mount_runs = list((prepared.volume / ".rehearsal" / "calls" / call_id).glob("attempts/*/mount"))
-    assert not mount_runs  # the container is gone: what is on the volume is what it committed
     checkpoints = sorted(int(p.parent.name.split("-")[1]) for p in run.glob("checkpoint-*/trainer_state.json"))
     assert checkpoints and max(checkpoints) == 4  # the last checkpoint, written after the failed commit
     assert (run / "swift.log").read_text().strip()  # the trainer's log, copied from local disk at each commit
 
-
-def test_a_rerun_after_out_of_memory_spawns_one_new_call_and_finishes_with_the_merged_release(prepared):
-    first = motioncoach_train(prepared, "oom@train")
-    assert first.returncode != 0 and "Training ran out of GPU memory" in first.stderr, _output(first)
-    (failed,) = training_calls(prepared.volume)
-    again = motioncoach_train(prepared)
-    assert again.returncode == 0, _output(again)
-    calls = training_calls(prepared.volume)
-    assert len(calls) == 2 and calls[0] == failed  # the failed call gave way to exactly one new call
     adapter = prepared.adapter_dir
     assert (adapter / "adapter_model.safetensors").is_file()  # small enough: downloaded
     record = json.loads((adapter / "modal-adapter.json").read_text())

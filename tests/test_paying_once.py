@@ -8,6 +8,7 @@ import hashlib
 import json
 import random
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -415,11 +416,11 @@ def test_the_store_is_copied_back_as_answers_arrive_and_made_durable_on_demand(t
     with store_on_local_disk(home, scratch, lambda: synced.append(home_rows()), every_s=3600) as working:
         store = LabelStore.in_data_dir(working)
         store.put(keys[0], reason="invalid answer: x", asks=1)
-        for _ in range(200):  # the copy thread wakes on the write, not after every_s
-            if home_rows() == 1:
-                break
-            asyncio.run(asyncio.sleep(0.02))
-        assert home_rows() == 1 and synced
+        deadline = time.monotonic() + 60
+        while not synced:  # the copy thread wakes on the write, not after every_s, and commits after copying
+            assert time.monotonic() < deadline, "the write was never copied home"
+            time.sleep(0.02)
+        assert synced[0] == 1 and home_rows() == 1  # the commit came after the copy, which held the write
         store.put(keys[1], reason="invalid answer: y", asks=1)
         store.make_durable()  # returns once the write is home
         assert home_rows() == 2

@@ -182,12 +182,9 @@ def test_eval_json_and_the_card_carry_the_real_numbers(release, tmp_path):
     front, body = card.split("---\n", 2)[1:]
     assert "base_model: Qwen/Qwen3-VL-32B-Instruct" in front and "library_name: peft" in front
     assert "license: apache-2.0" in front and "- lora" in front and "pipeline_tag: image-text-to-text" in front
-    for model in saved["models"]:
-        cells = [f"{model[k]:.3f}" if model[k] is not None else "n/a" for k in (
-            "json_valid_rate", "schema_valid_rate", "grounded_rate", "score_mae",
-            "focus_joint_agreement", "side_agreement", "agreement", "severity_agreement",
-        )]  # fmt: skip
-        assert f"| {model['model']} | {' | '.join(cells)} |" in body
+    # json, schema, grounded, score error, focus joint, side, agreement, severity: as worked out for this release
+    for perfect in ("adapter", "rules"):
+        assert f"| {perfect} | 1.000 | 1.000 | 1.000 | 0.000 | 1.000 | 1.000 | 1.000 | 1.000 |" in body
     assert "| base | 0.333 | 0.000 | 0.000 | n/a |" in body
     # Training configuration, dataset size and sources with their terms, teacher and prompt version.
     assert "| lora_rank | 256 |" in body and "eval_loss 0.812" in body

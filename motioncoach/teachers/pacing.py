@@ -14,15 +14,18 @@ class RateLimiter:
         self._next = 0.0
         self._lock = asyncio.Lock()
 
+    def reserve(self, now: float) -> float:
+        """Take the next free slot at or after `now`; the seconds to wait for it."""
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        return slot - now
+
     async def wait(self) -> None:
         if not self.interval:
             return
-        loop = asyncio.get_running_loop()
         async with self._lock:
-            now = loop.time()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        await asyncio.sleep(slot - now)
+            delay = self.reserve(asyncio.get_running_loop().time())
+        await asyncio.sleep(delay)
 
 
 def retry_delay(attempt: int, initial: float, maximum: float, retry_after: float | None, rng: random.Random) -> float:

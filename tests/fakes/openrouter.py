@@ -43,6 +43,7 @@ class OpenRouterFake(FakeTeacherServer):
         self.base_path = "/" + base_path.strip("/")
         self.retry_after_header = retry_after_header
         self.usd_per_million = usd_per_million  # what usage.cost bills per million input, output tokens
+        self.last_completion: dict | None = None  # the body of the latest chat.completion answered
 
     @property
     def base_url(self) -> str:
@@ -63,7 +64,8 @@ class OpenRouterFake(FakeTeacherServer):
         self.wait(fault)
         if fault in ERROR_FAULTS:
             return self._fault_error(fault)
-        return Reply(200, self._completion(request["model"], call, fault))
+        completion = self.last_completion = self._completion(request["model"], call, fault)
+        return Reply(200, completion)
 
     def _fault_error(self, fault: str) -> Reply:
         code, message = _ERRORS[fault]
