@@ -197,7 +197,12 @@ def tiny_adapter(data_dir: Path, model_dir: Path) -> TrainedAdapter:
     with Image.open(data_dir / row["images"][0]) as image:
         inputs = processor(text=[text], images=[image.convert("RGB").resize((64, 64))], return_tensors="pt")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    loss = model(**inputs, labels=inputs["input_ids"]).loss
+    # The loss over the answer's last tokens only: the logits of every position (a 150k-word vocabulary
+    # over thousands of tokens) would cost gigabytes for the same one step of every LoRA module.
+    kept = 64
+    logits = model(**inputs, logits_to_keep=kept).logits
+    targets = inputs["input_ids"][:, -kept:]
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), targets[:, 1:].flatten())
     loss.backward()
     optimizer.step()
     run = data_dir / "runs" / "tiny-lora"

@@ -171,31 +171,18 @@ def test_a_folder_source_is_uploaded_to_the_volume(runs, tmp_path):
     assert (runs.volume / records[0].path.relative_to("/data")).read_bytes() == photo.read_bytes()
 
 
-def test_teacher_labels_land_in_the_store_on_the_volume(runs, monkeypatch):
-    key = "test-key"
-    with GeminiFake(api_key=key, retry_after=0.05) as fake:
-        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
-        monkeypatch.setenv("GEMINI_API_KEY", key)
-        config = LabelConfig(labeler="gemini", concurrency=4)
-        first = modal_steps.label_poses(runs.remote, runs.m_poses.kept, config)
-        assert len(first.labeled) == len(runs.m_poses.kept) == fake.requests
-        assert (runs.volume / "data" / "labels.sqlite").is_file()
-        fake.reset_counters()
-        again = modal_steps.label_poses(runs.remote, runs.m_poses.kept, config)
-        assert fake.requests == 0  # a retried or repeated call is answered by the store on the volume
-        assert [o.label for o in again.labeled] == [o.label for o in first.labeled]
-
-
-def test_labeling_fans_out_over_containers_that_share_the_store_on_the_volume(runs, monkeypatch):
-    """40 images over four label_shard containers: one answer per image, all in the volume's store, the
-    day's requests counted once, the shards' own stores gone, and a rerun answered without a request."""
+def test_teacher_labels_fan_out_over_containers_that_share_the_store_on_the_volume(runs, monkeypatch):
+    """The pose filter's photos and 40 more over four label_shard containers: one answer per image, all in the
+    volume's store, the day's requests counted once, the shards' own stores gone, and a rerun answered by the
+    store on the volume without a request."""
     from tests.test_labeling import make_samples
 
     photos = runs.volume / "data" / "raw" / "fan-out"
-    samples = [
+    samples = list(runs.m_poses.kept) + [
         s.model_copy(update={"source_path": VOLUME_DATA_DIR / "raw" / "fan-out" / s.source_path.name})
         for s in make_samples(photos, 40, seed=7)
     ]
+    total = len(samples)
     key = "test-key"
     with GeminiFake(api_key=key, latency=0.05) as fake:
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
@@ -205,14 +192,14 @@ def test_labeling_fans_out_over_containers_that_share_the_store_on_the_volume(ru
         seen = []
         report = modal_steps.label_poses(runs.remote, samples, config, lambda done, total: seen.append((done, total)))
         assert rehearsal_calls(runs.volume)[before:] == ["label_shard"] * 4 + ["merge_label_shards"]
-        assert len(report.labeled) == 40 == fake.requests and set(fake.requests_per_image.values()) == {1}
+        assert len(report.labeled) == total == fake.requests and set(fake.requests_per_image.values()) == {1}
         assert [o.sample.sha256 for o in report.outcomes] == [s.sha256 for s in samples]
-        assert report.usage[0]["requests"] == 40 and seen[-1] == (40, 40)
+        assert report.usage[0]["requests"] == total and seen[-1] == (total, total)
         with sqlite3.connect(runs.volume / "data" / "labels.sqlite") as db:
             shas = {row[0] for row in db.execute("SELECT sha256 FROM labels WHERE status = 'labeled'")}
-        assert {s.sha256 for s in samples} <= shas and _gemini_requests_today(runs.volume) == counted + 40
+        assert {s.sha256 for s in samples} <= shas and _gemini_requests_today(runs.volume) == counted + total
         assert not list((runs.volume / "data" / "label-shards").glob("*"))
-        assert (runs.volume / "data" / "labels.jsonl").read_text().count("\n") == 40
+        assert (runs.volume / "data" / "labels.jsonl").read_text().count("\n") == total
         fake.reset_counters()
         again = modal_steps.label_poses(runs.remote, samples, config)
         assert fake.requests == 0 and [o.label for o in again.labeled] == [o.label for o in report.labeled]

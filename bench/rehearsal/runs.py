@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import statistics
-import threading
 import time
 from pathlib import Path
 
@@ -79,27 +76,21 @@ def train(
 
 
 def _interrupted(config: TrainConfig, run_dir: Path, kwargs: dict, step: int) -> None:
-    """Start the run and send SIGINT to ourselves once checkpoint-<step> is complete."""
-    marker = Path(run_dir) / f"checkpoint-{step}" / "trainer_state.json"  # written last
-    done = threading.Event()
+    """Start the run and stop it, as a preemption would, at the first step logged after checkpoint-<step> is
+    complete (its trainer_state.json is written last): the interrupt comes from the run's own progress, so a
+    fast or a slow machine meets it at the same point."""
+    marker = Path(run_dir) / f"checkpoint-{step}" / "trainer_state.json"
 
-    def watch() -> None:
-        while not done.is_set():
-            if marker.exists():
-                os.kill(os.getpid(), signal.SIGINT)
-                return
-            time.sleep(0.2)
+    def preempt(record: dict) -> None:
+        if marker.exists():
+            raise KeyboardInterrupt(f"preempted after checkpoint-{step}")
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
     try:
-        run_sft(config, **kwargs)
+        run_sft(config, **kwargs, on_log=preempt)
     except KeyboardInterrupt:
         pass
     else:
         raise RuntimeError(f"the run finished before checkpoint-{step} could be interrupted")
-    finally:
-        done.set()
     resumable = latest_resumable_checkpoint(Path(run_dir))
     if resumable is None or resumable.name != f"checkpoint-{step}":
         raise RuntimeError(f"after the interruption the latest resumable checkpoint is {resumable}")
