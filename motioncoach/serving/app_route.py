@@ -52,18 +52,17 @@ def add_app_route(app, service: CoachService, deadline_s: float, on_answer) -> N
             form = await request.form(max_files=4, max_fields=32)
         except Exception as exc:  # noqa: BLE001 - any unreadable form is the app's error answer, never a 4xx
             log.info("%s: the form could not be read: %s", request_id, exc)
-            return answer(
-                error_response("The upload is not a multipart form with video_file: send it as the app does.")
-            )
-        upload = form.get("video_file")
-        if upload is None or isinstance(upload, str):
-            return failed("Missing video_file in form data.")
-        activity = str(form.get("activity_type") or "").replace("_", " ").strip()
-        if not activity or len(activity) > MAX_ACTIVITY_CHARS:
-            return answer(
-                error_response(f"activity_type must name the activity in 1 to {MAX_ACTIVITY_CHARS} characters.")
-            )
-        data = await upload.read()
+            return failed("The upload is not a multipart form with video_file: send it as the app does.")
+        try:
+            upload = form.get("video_file")
+            if upload is None or isinstance(upload, str):
+                return failed("Missing video_file in form data.")
+            activity = str(form.get("activity_type") or "").replace("_", " ").strip()
+            if not activity or len(activity) > MAX_ACTIVITY_CHARS:
+                return failed(f"activity_type must name the activity in 1 to {MAX_ACTIVITY_CHARS} characters.")
+            data = await upload.read()
+        finally:
+            await form.close()  # the spooled upload's temporary file
         try:
             frames = await asyncio.to_thread(read_upload, data, request_id)
         except UploadError as exc:
@@ -73,17 +72,13 @@ def add_app_route(app, service: CoachService, deadline_s: float, on_answer) -> N
         except Busy as exc:
             return failed(f"The coach is busy ({exc}).", {"Retry-After": str(exc.retry_after_s)})
         except Expired:
-            return answer(
-                error_response(f"The coach took longer than {math.floor(deadline_s)} s on this take; try again.")
-            )
+            return failed(f"The coach took longer than {math.floor(deadline_s)} s on this take; try again.")
         except Exception:  # noqa: BLE001 - logged by the batcher; the app gets the contract's error status
             return failed("The coach failed on this take; try again.")
-        coached = take.coached
-        timestamp = take.frame.time_ms if take.frame else 0
-        parts = [
-            _body_part(point.visuals.vectors[0].start, coached.sample) for point in coached.response.feedback_points
-        ]
-        return answer(coached.response, app_payload(coached.response, timestamp_ms=timestamp, body_parts=parts))
+        response, sample = take.coached.response, take.coached.sample
+        parts = [_body_part(point.visuals.vectors[0].start, sample) for point in response.feedback_points]
+        at = take.frame.time_ms if take.frame else 0
+        return answer(response, app_payload(response, timestamp_ms=at, body_parts=parts))
 
     for path in sorted(APP_PATHS):
         app.add_api_route(path, analyze, methods=["POST"], summary="The app's own route (multipart)")
