@@ -254,7 +254,7 @@ def test_a_photo_needing_no_model_is_answered_while_a_batch_waits_and_a_full_que
 def test_a_request_past_its_deadline_is_answered_and_never_sent_to_the_model(chat):
     chat.hold = threading.Event()
     one = {"image": _b64(_photo_bytes(_astronaut())), "activity": "standing"}
-    with running(_app(chat, max_batch=1, deadline_s=1.5)) as url:
+    with running(_app(chat, max_batch=1, deadline_s=1.0)) as url:
         late = httpx.post(f"{url}/v1/coach", json=one, timeout=60)  # the model holds its answer
         assert late.status_code == 504
         assert late.json()["error_message"] == "The coach took longer than 1 s on this photo; try again."
