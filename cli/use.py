@@ -272,7 +272,7 @@ def _serve_on_modal(
             uvicorn.run(endpoint.app, host=host, port=port, log_level="info")
             return
         url = serving.endpoint_url(remote)
-        headers = _endpoint_headers(serving.PROXY_KEY, serving.PROXY_SECRET)
+        headers = _endpoint_headers()
     except MotionCoachError as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"the endpoint serves {config.model} from its next container start: {url}", err=True)
@@ -284,17 +284,12 @@ def _serve_on_modal(
     typer.echo(url)
 
 
-def _endpoint_headers(proxy_key: str, proxy_secret: str) -> dict[str, str]:
-    """The endpoint's token (MOTIONCOACH_SERVE_TOKEN), and Modal's proxy auth headers where they are set."""
-    import os
-
+def _endpoint_headers() -> dict[str, str]:
+    """The endpoint's token (MOTIONCOACH_SERVE_TOKEN), the same as in its secret motioncoach-serve-secret."""
     from motioncoach.serving.settings import ServeSettings
 
     token = ServeSettings().secret("token")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    if os.environ.get(proxy_key) and os.environ.get(proxy_secret):
-        headers |= {"Modal-Key": os.environ[proxy_key], "Modal-Secret": os.environ[proxy_secret]}
-    return headers
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def _rehearse(folder: Path | None) -> None:
@@ -322,7 +317,7 @@ def merge(
     from motioncoach.serving.merge import merge_adapter
 
     if profile is Profile.modal:
-        return _merge_on_modal(adapter, rehearse_volume)
+        return _merge_on_modal(adapter, rehearse_volume, max_pixels)
     if out is None:
         raise _fail("--out is needed: the directory the merged model is written to")
     from motioncoach.serving.models import choose_model
@@ -344,24 +339,20 @@ def merge(
     )
 
 
-def _merge_on_modal(adapter: str, rehearse: Path | None) -> None:
+def _merge_on_modal(adapter: str, rehearse: Path | None, max_pixels: int | None) -> None:
     """The release of a modal-profile run merged where its weights are: on the volume."""
-    from remote import client
+    from motioncoach.modal_release import read_modal_adapter
+    from remote import client, steps
 
     _rehearse(rehearse)
     folder = Path(adapter).expanduser()
-    try:
-        record = json.loads((folder / "modal-adapter.json").read_text())
-    except FileNotFoundError:
-        raise _fail(f"--adapter {adapter} was not released by the modal profile (no modal-adapter.json)") from None
+    record = read_modal_adapter(folder)
+    if record is None:
+        raise _fail(f"--adapter {adapter} was not released by the modal profile (no modal-adapter.json)")
     try:
         remote = client.connect(Path(record["data_dir"]))
         client.check_deployed_version(remote)
-        out = f"{record['data_dir']}/merged/{Path(record['path']).parent.name}"
-        with client.modal_errors():
-            merged = remote.function("merge_adapter").remote(record["path"], record["base_model"], out)
+        merged = steps.merge_on_volume(remote, folder, max_pixels)
     except MotionCoachError as exc:
         raise _fail(str(exc)) from None
-    record["merged"] = {"path": merged["path"], "bytes": merged["bytes"]}
-    (folder / "modal-adapter.json").write_text(json.dumps(record, indent=2) + "\n")
-    typer.echo(f"merged on the volume: /data/{merged['path']} ({merged['bytes'] / 1e9:.1f} GB)", err=True)
+    typer.echo(f"merged on the volume: {merged['path']} ({merged['bytes'] / 1e9:.1f} GB)", err=True)

@@ -365,4 +365,5 @@ MODAL_SECRETS = {
     "kaggle-secret": "modal secret create kaggle-secret KAGGLE_USERNAME=... KAGGLE_KEY=...",
     "gemini-api-key": "modal secret create gemini-api-key GEMINI_API_KEY=... [OPENROUTER_API_KEY=...]",
     "huggingface-secret": "modal secret create huggingface-secret HF_TOKEN=... [HF_ADAPTER_REPO_ID=...]",
+    "motioncoach-serve-secret": "modal secret create motioncoach-serve-secret MOTIONCOACH_SERVE_TOKEN=...",
 }

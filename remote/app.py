@@ -37,6 +37,7 @@ from remote.contract import (
     SERVING_FILE,
     SETTINGS,
     TRAINER_LOG,
+    VLLM_LOGS_DIR,
     container_version,
     run_claim,
 )
@@ -72,6 +73,10 @@ HUB_SECRET = SecretSpec(
     ("HF_TOKEN", "HF_ADAPTER_REPO_ID", "HF_DATASET_REPO_ID", "HF_MERGED_REPO_ID", "HF_ENDPOINT", "HF_HUB_DISABLE_XET"),
     required=("HF_TOKEN",),
 )
+# The endpoint's API token: with it, the endpoint is open to the app (no Modal proxy auth, which the app's
+# client cannot send); without it the endpoint would not start, so the secret requires it.
+SERVE_TOKEN = "MOTIONCOACH_SERVE_TOKEN"
+SERVE_SECRET = SecretSpec("motioncoach-serve-secret", (SERVE_TOKEN,), required=(SERVE_TOKEN,))
 
 # ---- Constants ----
 
@@ -99,6 +104,7 @@ SMOKE_TIMEOUT = 1 * HOURS
 EVAL_RETRIES = modal.Retries(max_retries=1, initial_delay=10.0, backoff_coefficient=1.0)
 # A GPU container stays up this long after its last input (Modal's default bills idle H200s for minutes).
 GPU_IDLE = 60
+RELEASE_CHECK_SECONDS = 60.0  # how often an endpoint container looks for another chosen release
 
 app = modal.App(SETTINGS.app_name)
 
@@ -544,14 +550,17 @@ def package_adapter(run_dir: str, name: str, folder: str) -> dict:
 
 
 @function(TRAIN, volumes=VOLUMES, timeout=2 * HOURS, retries=RETRIES, cpu=16.0, memory=192 * 1024)
-def merge_adapter(adapter_folder: str, base_model: str, out_folder: str, dtype: str = "auto") -> dict:
+def merge_adapter(
+    adapter_folder: str, base_model: str, out_folder: str, dtype: str = "auto", max_pixels: int | None = None
+) -> dict:
     """Fold a packaged adapter into its base model on the volume: a release vLLM and transformers load
-    whole. A folder already merged from the same adapter is kept."""
+    whole, whose processor resizes photos to the run's max_pixels. A folder already merged from the same
+    adapter, base and pixels is kept."""
     from motioncoach.serving.merge import merge_adapter as merge
 
     container.reload()
     out = on_volume(out_folder)
-    record = merge(str(on_volume(base_model)), on_volume(adapter_folder), out, dtype=dtype)
+    record = merge(str(on_volume(base_model)), on_volume(adapter_folder), out, dtype=dtype, max_pixels=max_pixels)
     container.commit()
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {"path": relative(out), "bytes": size, "record": record.model_dump(mode="json")}
@@ -614,31 +623,64 @@ def upload_dataset(name: str, lineage: dict, repo_id: str, hub: dict) -> dict:
     image=SERVE.image,
     gpu=SERVE_GPU,
     volumes={**VOLUMES, SERVE_CACHE_PATH: serve_cache},
-    secrets=[HUB_SECRET.secret()],
-    timeout=10 * MINUTES,  # per request
+    secrets=[HUB_SECRET.secret(), SERVE_SECRET.secret()],
+    timeout=10 * MINUTES,  # per request: the app's route answers within its deadline, 9 minutes
     scaledown_window=5 * MINUTES,  # then back to zero containers: no GPU bill while nobody asks
     startup_timeout=20 * MINUTES,  # vLLM loads 64 GB of weights from the volume
 )
 @modal.concurrent(max_inputs=64)
 class CoachEndpoint:
     """The coach on one H200: vLLM serving the release named in /data/serving.json, behind the same
-    HTTP app as `motioncoach serve` (POST /v1/coach), with vLLM's OpenAI-compatible API under /v1 too.
-    Reached through Modal's proxy auth: requests carry Modal-Key and Modal-Secret headers."""
+    HTTP app as `motioncoach serve` (the app's route, POST /v1/coach), with vLLM's OpenAI-compatible API
+    under /v1 too. Every route but /health needs the token of the secret motioncoach-serve-secret.
+
+    vLLM's log of each start is kept on the volume (logs/vllm/), committed when a start fails. A container
+    that sees another release chosen (serving.json, read through the volume's API every minute) stops
+    taking requests and goes: the next one starts on the chosen release."""
 
     @modal.enter()
     def start(self) -> None:
-        from motioncoach.serving.endpoint import start_endpoint
+        import threading
+
+        from motioncoach.serving.endpoint import read_serving_config, start_endpoint
 
         container.reload()
-        self.endpoint = start_endpoint(data_root() / SERVING_FILE, data_root())
+        root = data_root()
+        self.serving = read_serving_config(root / SERVING_FILE).release
+        try:
+            self.endpoint = start_endpoint(
+                root / SERVING_FILE, root, log_dir=root / VLLM_LOGS_DIR, cache_dir=Path(SERVE_CACHE_PATH)
+            )
+        except BaseException:
+            container.commit_soon("the failed start's vLLM log", tries=1)
+            raise
+        threading.Thread(target=self._retire_for_another_release, name="release-watch", daemon=True).start()
 
-    @modal.asgi_app(requires_proxy_auth=True)
+    @modal.asgi_app()
     def web(self):
         return self.endpoint.app
 
     @modal.exit()
     def stop(self) -> None:
         self.endpoint.stop()
+
+    def _retire_for_another_release(self) -> None:
+        from modal.experimental import stop_fetching_inputs
+
+        from motioncoach.serving.endpoint import ServingConfig
+
+        while True:
+            time.sleep(RELEASE_CHECK_SECONDS)
+            try:
+                chosen = ServingConfig.model_validate_json(b"".join(volume.read_file(SERVING_FILE))).release
+            except Exception as exc:  # noqa: BLE001 - looked at again in a minute; serving goes on
+                print(f"could not read {SERVING_FILE} ({exc}); serving {self.serving} on", flush=True)
+                continue
+            if chosen != self.serving:
+                print(f"{chosen} was chosen while this container serves {self.serving}: it takes no more "
+                      "requests, and the next container starts on the chosen release", flush=True)  # fmt: skip
+                stop_fetching_inputs()
+                return
 
 
 # ---- Helpers ----

@@ -22,6 +22,7 @@ MODELS_DIR = "models"
 ADAPTERS_DIR = "adapters"
 MERGED_DIR = "merged"
 SERVING_FILE = "serving.json"  # what the coach endpoint serves (written by `motioncoach serve --profile modal`)
+VLLM_LOGS_DIR = "logs/vllm"  # the endpoint's vLLM log of each start
 
 # ---- Beside a training run's checkpoints ----
 

@@ -294,15 +294,27 @@ def _save_modal_adapter(adapter_dir: Path, record: dict) -> None:
 
 def merge_release(remote: Remote, trained: TrainedAdapter, adapter_dir: Path) -> str:
     """Fold the packaged adapter into its base model on the volume (merged/<run>): the release vLLM loads
-    whole. Recorded in adapter_dir/modal-adapter.json; returns its path as the functions see it."""
+    whole, at the run's pixels. Recorded in adapter_dir/modal-adapter.json; its path as the functions see it."""
+    return merge_on_volume(remote, adapter_dir, trained.config.max_pixels)["path"]
+
+
+def merge_on_volume(remote: Remote, adapter_dir: Path, max_pixels: int | None = None) -> dict:
+    """The merge of a modal-profile release where its weights are (merge_adapter, 192 GiB of memory): the
+    record in adapter_dir names the package and base; max_pixels defaults to the release's lineage. Returns
+    the merged folder's path (as the functions see it) and size, and records them in modal-adapter.json."""
+    from motioncoach.serving.release import recorded_max_pixels
+
     record = modal_adapter(adapter_dir)
     if record is None:
-        raise RuntimeError(f"{adapter_dir} holds no {MODAL_ADAPTER_FILE}: place the adapter first")
-    out = f"{remote.name}/{MERGED_DIR}/{trained.run_dir.name}"
-    with PaidCalls(remote, "merge") as paid:  # 192 GiB of memory for an hour: cancelled if the step stops
-        merged = paid.wait(paid.spawn("merge_adapter", record["path"], str(trained.config.base_model), out))
+        raise ConfigurationError(
+            f"{adapter_dir} was not released by the modal profile (no {MODAL_ADAPTER_FILE}): place the adapter first"
+        )
+    pixels = max_pixels or recorded_max_pixels([Path(adapter_dir)])
+    out = f"{record['data_dir']}/{MERGED_DIR}/{Path(record['path']).parent.name}"
+    with PaidCalls(remote, "merge") as paid:  # cancelled if the step stops
+        merged = paid.wait(paid.spawn("merge_adapter", record["path"], record["base_model"], out, "auto", pixels))
     _save_modal_adapter(adapter_dir, record | {"merged": {"path": merged["path"], "bytes": merged["bytes"]}})
-    return f"{remote.settings.volume_path}/{merged['path']}"
+    return {"path": f"{remote.settings.volume_path}/{merged['path']}", "bytes": merged["bytes"]}
 
 
 def upload_merged_from_volume(remote: Remote, folder: str, repo_id: str, hub: HubConfig) -> HubStatus:

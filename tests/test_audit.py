@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import shutil
 import threading
@@ -141,11 +142,13 @@ def test_a_run_with_audit_4_waits_is_resumed_through_the_api_and_keeps_the_rejec
     photos = single_person_photos(tmp_path / "audit-photos", 6, activities=("squat", "yoga"))
     data = tmp_path / "data"
     outcome = {}
-    run = threading.Thread(
-        target=lambda: outcome.update(
-            state=build_dataset(source=str(photos), data_dir=data, audit=4, return_state=True)
-        )  # fmt: skip
-    )
+    # In a thread of its own, with this test's Prefect settings (a thread starts with an empty context).
+    settings = contextvars.copy_context()
+
+    def audited_run() -> None:
+        outcome["state"] = build_dataset(source=str(photos), data_dir=data, audit=4, return_state=True)
+
+    run = threading.Thread(target=settings.run, args=(audited_run,))
     run.start()
     try:
         paused = _paused_run("audit-photos-rules")

@@ -63,10 +63,13 @@ def test_merged_weights_give_the_logits_of_base_plus_adapter_on_a_real_image_row
     assert inputs["pixel_values"].numel() > 0  # the photo is in the forward pass: the vision LoRA counts
 
     base = AutoModelForImageTextToText.from_pretrained(release.model, dtype=torch.float32)
+    kept = 64  # the logits of the answer's last positions: every LoRA module and the photo still go into them
     with torch.no_grad():
-        plain = base(**inputs).logits
-        adapted = PeftModel.from_pretrained(base, release.adapter).eval()(**inputs).logits
-        merged = AutoModelForImageTextToText.from_pretrained(release.merged, dtype=torch.float32)(**inputs).logits
+        plain = base(**inputs, logits_to_keep=kept).logits
+        adapted = PeftModel.from_pretrained(base, release.adapter).eval()(**inputs, logits_to_keep=kept).logits
+        merged = AutoModelForImageTextToText.from_pretrained(release.merged, dtype=torch.float32)(
+            **inputs, logits_to_keep=kept
+        ).logits
     assert (adapted - plain).abs().max() > 1e-3  # the adapter changes the answer: the comparison means something
     assert torch.allclose(merged, adapted, atol=1e-5, rtol=1e-4), (merged - adapted).abs().max()
 
