@@ -240,18 +240,16 @@ def test_the_server_answers_health_a_photo_and_refuses_a_body_that_is_no_photo(s
     assert httpx.get(f"{server.url}/health", timeout=30).status_code == 200  # still serving
 
 
-def test_requests_that_arrive_together_are_coached_in_one_model_call(server, release):
-    from concurrent.futures import ThreadPoolExecutor
+def test_photos_coached_in_one_batch_get_the_answers_each_gets_alone(release):
+    """The transformers backend answers a batch of prompts (left-padded together) as it answers each alone."""
+    from motioncoach.serving.backends import TransformersBackend
 
-    import httpx
-
-    body = {"image": _b64(_photo(release, "astronaut.png")), "activity": "standing"}
-    sent = len(server.app.state.batcher.batches)
-    with ThreadPoolExecutor(3) as pool:
-        answers = list(pool.map(lambda _: httpx.post(f"{server.url}/v1/coach", json=body, timeout=300), range(3)))
-    assert [a.status_code for a in answers] == [200, 200, 200]
-    assert len({a.text for a in answers}) == 1  # greedy: the same photo gets the same answer
-    assert max(server.app.state.batcher.batches[sent:]) > 1  # at least two of them shared a model call
+    rows = read_jsonl(release.data.splits.val.path) + read_jsonl(release.data.splits.train.path)
+    prompts = [row_prompt(row, release.data.data_dir, release.trained.config.max_pixels) for row in rows[:3]]
+    backend = TransformersBackend(release.merged, max_new_tokens=12, batch_size=3)
+    together = backend.generate(prompts)
+    assert len(together) == 3
+    assert together == [backend.generate([prompt])[0] for prompt in prompts]
 
 
 def test_the_parity_bench_dry_run_finds_peft_and_the_merged_release_answer_alike(release, tmp_path):

@@ -251,6 +251,25 @@ def test_a_photo_needing_no_model_is_answered_while_a_batch_waits_and_a_full_que
     assert 'motioncoach_answers_total{status="low_confidence"} 1.0' in metrics
 
 
+def test_photos_that_wait_together_are_coached_in_one_model_call(chat):
+    """While the model answers one photo, the two that arrive meanwhile wait, and go together in the next call."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    chat.hold = threading.Event()
+    one = {"image": _b64(_photo_bytes(_astronaut())), "activity": "standing"}
+    app = _app(chat, max_batch=4, workers=1)
+    batcher = app.state.batcher
+    with running(app) as url, ThreadPoolExecutor(3) as pool:
+        first = pool.submit(httpx.post, f"{url}/v1/coach", json=one, timeout=120)
+        _until(lambda: chat.waiting == 1)  # the first photo is with the model
+        later = [pool.submit(httpx.post, f"{url}/v1/coach", json=one, timeout=120) for _ in range(2)]
+        _until(lambda: batcher.waiting == 2)  # the other two wait for it
+        chat.hold.set()
+        answers = [f.result() for f in (first, *later)]
+    assert [a.json()["status"] for a in answers] == ["success"] * 3
+    assert batcher.batches == [1, 2]
+
+
 def test_a_request_past_its_deadline_is_answered_and_never_sent_to_the_model(chat):
     chat.hold = threading.Event()
     one = {"image": _b64(_photo_bytes(_astronaut())), "activity": "standing"}
@@ -262,8 +281,11 @@ def test_a_request_past_its_deadline_is_answered_and_never_sent_to_the_model(cha
         queued.start()  # waits behind the held call, past its own deadline
         queued.join()
         chat.hold.set()
-        time.sleep(0.3)
-    assert len(chat.calls) == 1  # the second photo's deadline passed in the queue: the model never saw it
+        # A third photo, after the model is free: the queue is first in, first out, so by its answer the
+        # second photo has been taken from the queue, and dropped or sent.
+        after = httpx.post(f"{url}/v1/coach", json=one, timeout=60)
+        assert after.status_code == 200
+    assert len(chat.calls) == 2  # the first and the third: the second's deadline passed in the queue, unasked
 
 
 def test_bodies_are_bounded_however_they_are_sent_and_activity_is_checked_after_trimming(chat):
