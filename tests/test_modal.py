@@ -172,7 +172,7 @@ def test_a_folder_source_is_uploaded_to_the_volume(runs, tmp_path):
 
 
 def test_teacher_labels_fan_out_over_containers_that_share_the_store_on_the_volume(runs, monkeypatch):
-    """The pose filter's photos and 40 more over four label_shard containers: one answer per image, all in the
+    """The pose filter's photos and 40 more over two label_shard containers: one answer per image, all in the
     volume's store, the day's requests counted once, the shards' own stores gone, and a rerun answered by the
     store on the volume without a request."""
     from tests.test_labeling import make_samples
@@ -187,11 +187,11 @@ def test_teacher_labels_fan_out_over_containers_that_share_the_store_on_the_volu
     with GeminiFake(api_key=key, latency=0.05) as fake:
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
         monkeypatch.setenv("GEMINI_API_KEY", key)
-        config = LabelConfig(labeler="gemini", concurrency=4, containers=4, rpm=60_000)
+        config = LabelConfig(labeler="gemini", concurrency=4, containers=2, rpm=60_000)
         before, counted = len(rehearsal_calls(runs.volume)), _gemini_requests_today(runs.volume)
         seen = []
         report = modal_steps.label_poses(runs.remote, samples, config, lambda done, total: seen.append((done, total)))
-        assert rehearsal_calls(runs.volume)[before:] == ["label_shard"] * 4 + ["merge_label_shards"]
+        assert rehearsal_calls(runs.volume)[before:] == ["label_shard"] * 2 + ["merge_label_shards"]
         assert len(report.labeled) == total == fake.requests and set(fake.requests_per_image.values()) == {1}
         assert [o.sample.sha256 for o in report.outcomes] == [s.sha256 for s in samples]
         assert report.usage[0]["requests"] == total and seen[-1] == (total, total)

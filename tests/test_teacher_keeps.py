@@ -230,14 +230,13 @@ def test_cached_prompt_tokens_are_counted_at_the_cached_price(tmp_path, gemini):
     samples = make_samples(tmp_path / "photos", 3)
     report = label_with_teachers(samples, GEMINI.model_copy(update={"concurrency": 1}), tmp_path / "data")
     usage = report.usage[0]
-    if usage["cached_tokens"] == 0:
-        pytest.skip("the system prompt is under the implicit cache's minimum")
+    assert usage["cached_tokens"] > 0  # the instructions are past the implicit cache's minimum of 1,024 tokens
     answers = [a.answer for per in stored_answers(tmp_path / "data", samples) for a in per]
     full, out, cached = (0.50, 3.00, 0.05)
     expected = sum(((a.input_tokens - a.cached_tokens) * full + a.cached_tokens * cached + a.output_tokens * out) / 1e6
                    for a in answers)  # fmt: skip
     assert usage["cost_usd"] == pytest.approx(expected, rel=1e-4)
-    assert [a.cached_tokens > 0 for a in answers] == [False, True, True]  # the first one filled the cache
+    assert sorted(a.cached_tokens > 0 for a in answers) == [False, True, True]  # the first to arrive filled it
 
 
 def test_the_estimate_sends_nothing_and_prices_what_a_run_would_ask(tmp_path, gemini):

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ WARM_START_SECONDS = 120.0  # how long a warm spawn may wait for its body to be 
 
 
 class RehearsalFunction:
-    """modal.Function for one function of the app: remote, spawn, map."""
+    """modal.Function for one function of the app: remote and spawn."""
 
     def __init__(self, root: Path, name: str) -> None:
         self.root, self.name = Path(root), name
@@ -51,31 +50,6 @@ class RehearsalFunction:
             raise ModalConnectionError("rehearsed fault lost-spawn@train: the answer to the spawn was lost")
         return call
 
-    def map(
-        self, *inputs: Iterable, kwargs: dict | None = None, order_outputs: bool = True, parallel: int | None = None
-    ) -> Iterator[Any]:
-        """One call per input, a few at a time; results as they finish unless order_outputs. A failing input
-        raises its error here while the other inputs go on, as Modal's do."""
-        pending = [list(args) for args in zip(*inputs, strict=True)]
-        limit = parallel or max(1, min(4, os.cpu_count() or 1))
-        running: list[tuple[int, RehearsalCall]] = []
-        done: dict[int, Any] = {}
-        next_out = index = 0
-        while pending or running:
-            while pending and len(running) < limit:
-                running.append((index, RehearsalCall.start(self.root, self.name, pending.pop(0), kwargs or {})))
-                index += 1
-            for item in list(running):
-                if item[1].finished():
-                    running.remove(item)
-                    done[item[0]] = item[1].result()
-                    if not order_outputs:
-                        yield done.pop(item[0])
-            while order_outputs and next_out in done:
-                yield done.pop(next_out)
-                next_out += 1
-            time.sleep(POLL_SECONDS)
-
 
 class RehearsalCall:
     """modal.FunctionCall for a rehearsed call: get, cancel, from_id."""
@@ -88,7 +62,8 @@ class RehearsalCall:
     def start(cls, root: Path, name: str, args: list, kwargs: dict) -> RehearsalCall:
         call = cls(root, f"fc-rehearsal-{uuid.uuid4().hex[:16]}")
         call.dir.mkdir(parents=True)
-        (call.dir / "input.json").write_text(json.dumps({"function": name, "args": args, "kwargs": kwargs}))
+        request = {"function": name, "args": args, "kwargs": kwargs, "spec": function_spec(name)}
+        (call.dir / "input.json").write_text(json.dumps(request))
         (call.dir / STARTED_ORDER).write_text(str(time.time_ns()))
         with open(call.dir / "output.log", "ab") as log:
             process = subprocess.Popen(
@@ -141,7 +116,7 @@ class RehearsalCall:
         return self.result(timeout)
 
     def result(self, timeout: float | None = None) -> Any:
-        """The call's outcome, as .remote() and .map() wait for it."""
+        """The call's outcome, as .remote() waits for it."""
         from modal.exception import InternalFailure, RemoteError
 
         self._exists()
@@ -196,6 +171,26 @@ class RehearsalCall:
         if process is not None:
             return process.poll() is None
         return pid_alive(self._pid())
+
+
+def function_spec(name: str) -> dict:
+    """What the app declares for a function (its image's variables, secrets, timeout, retries), as the
+    supervisor schedules it: read here, where the app is imported once, and handed over with the input."""
+    from remote.app import SPECS
+
+    spec = SPECS[name]
+    retries = spec.retries
+    return {
+        "env": spec.env,
+        "secrets": [{"name": secret.name, "keys": list(secret.keys)} for secret in spec.secrets],
+        "timeout": spec.timeout,
+        "retries": None if retries is None else {
+            "max_retries": retries.max_retries,
+            "initial_delay_s": retries.initial_delay.total_seconds(),
+            "backoff_coefficient": retries.backoff_coefficient,
+            "max_delay_s": retries.max_delay.total_seconds(),
+        },
+    }  # fmt: skip
 
 
 def pid_alive(pid: int | None) -> bool:

@@ -46,9 +46,7 @@ class Supervisor:
         self.call_dir = Path(call_dir)
         self.root = self.call_dir.parents[2]  # <root>/.rehearsal/calls/<id>
         self.request = json.loads((self.call_dir / "input.json").read_text())
-        from remote import app
-
-        self.spec = app.SPECS[self.request["function"]]
+        self.spec = self.request["spec"]  # what the app declares for the function (calls.function_spec)
         self.stopping = False
         self.process: subprocess.Popen | None = None
         signal.signal(signal.SIGTERM, self._cancel)
@@ -73,13 +71,12 @@ class Supervisor:
                 print(f"attempt {attempt - 1} was preempted: restarting the input", flush=True)
                 continue
             failures += 1
-            retries = self.spec.retries
-            if retries is None or failures > retries.max_retries:
+            retries = self.spec["retries"]
+            if retries is None or failures > retries["max_retries"]:
                 (self.call_dir / "error.pickle").write_bytes(_pickled(outcome.error))
                 return 1
             delay = min(
-                retries.initial_delay.total_seconds() * retries.backoff_coefficient ** (failures - 1),
-                retries.max_delay.total_seconds(),
+                retries["initial_delay_s"] * retries["backoff_coefficient"] ** (failures - 1), retries["max_delay_s"]
             )
             print(f"attempt {attempt - 1} failed ({outcome.kind}); retry {failures} in {delay:.0f} s", flush=True)
             if self._sleep(delay):
@@ -97,7 +94,8 @@ class Supervisor:
                 [sys.executable, "-m", "remote.rehearsal.attempt", str(self.call_dir), str(attempt_dir)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
             )  # fmt: skip
-        deadline = time.monotonic() + self.spec.timeout
+        timeout = self.spec["timeout"]
+        deadline = time.monotonic() + timeout
         try:
             while self.process.poll() is None:
                 if time.monotonic() > deadline:
@@ -105,7 +103,7 @@ class Supervisor:
                     from modal.exception import FunctionTimeoutError
 
                     name = self.request["function"]
-                    return Outcome("timeout", FunctionTimeoutError(f"{name} timed out after {self.spec.timeout} s"))
+                    return Outcome("timeout", FunctionTimeoutError(f"{name} timed out after {timeout} s"))
                 if self.stopping:
                     return self._stop_attempt()
                 time.sleep(POLL_SECONDS)
@@ -154,14 +152,14 @@ class Supervisor:
         env["HOME"] = home
         # The image's variables, their paths under the caller's home standing for the container's /root.
         env |= {
-            k: v.replace("/root/", f"{home}/", 1) if v.startswith("/root/") else v for k, v in self.spec.env.items()
+            k: v.replace("/root/", f"{home}/", 1) if v.startswith("/root/") else v for k, v in self.spec["env"].items()
         }
-        for secret in self.spec.secrets:
-            stored = self.root / SECRETS_DIR / f"{secret.name}.json"
+        for secret in self.spec["secrets"]:
+            stored = self.root / SECRETS_DIR / f"{secret['name']}.json"
             if stored.is_file():  # what the workspace's secret holds, whatever this machine's variables say
                 env |= {str(key): str(value) for key, value in json.loads(stored.read_text()).items()}
             else:
-                env |= {key: caller[key] for key in secret.keys if key in caller}
+                env |= {key: caller[key] for key in secret["keys"] if key in caller}
         if self.request["function"] == "app_version" and faults.fire_once(self.root, "stale@deploy"):
             env[APP_VERSION_VARIABLE] = "0" * 16  # a deployment of older code
 
